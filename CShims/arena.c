@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "CShims.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+size_t cshim_host_page_size(void) {
+    long v = sysconf(_SC_PAGESIZE);
+    return v > 0 ? (size_t)v : 4096;
+}
+
+static int is_pow2(size_t v) { return v != 0 && (v & (v - 1)) == 0; }
+
+int cshim_arena_acquire(size_t bytes, size_t alignment, int source, int huge_pages,
+                        struct cshim_arena *out) {
+    size_t page = cshim_host_page_size();
+    if (out == NULL || bytes == 0 || !is_pow2(alignment) || alignment % page != 0 ||
+        bytes % page != 0) {
+        return EINVAL;
+    }
+    struct cshim_arena a;
+    memset(&a, 0, sizeof a);
+    a.bytes = bytes;
+    a.source = source;
+    if (source == CSHIM_ARENA_MMAP) {
+        // Reserve enough to align, then give back the ends (the usual trick).
+        if (bytes > SIZE_MAX - alignment) return ENOMEM;
+        size_t reserve = bytes + (alignment > page ? alignment - page : 0);
+        void *p = mmap(NULL, reserve, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) return errno;
+        uintptr_t start = (uintptr_t)p;
+        uintptr_t aligned = (start + alignment - 1) & ~(uintptr_t)(alignment - 1);
+        size_t head = aligned - start;
+        size_t tail = reserve - head - bytes;
+        if (head != 0 && munmap(p, head) != 0) {
+            int e = errno;
+            munmap(p, reserve);
+            return e;
+        }
+        if (tail != 0 && munmap((void *)(aligned + bytes), tail) != 0) {
+            int e = errno;
+            munmap((void *)aligned, bytes + tail);
+            return e;
+        }
+        a.base = (void *)aligned;
+        a.reservation = (void *)aligned;
+        a.reserved = bytes;
+        a.is_zero = 1;
+#ifdef MADV_HUGEPAGE
+        if (huge_pages) a.huge_pages = madvise(a.base, bytes, MADV_HUGEPAGE) == 0;
+#endif
+    } else if (source == CSHIM_ARENA_POSIX_MEMALIGN) {
+        void *p = NULL;
+        int rc = posix_memalign(&p, alignment, bytes);
+        if (rc != 0) return rc;
+        a.base = p;
+        a.reservation = p;
+        a.reserved = 0;
+        a.is_zero = 0;
+    } else {
+        return EINVAL;
+    }
+    *out = a;
+    return 0;
+}
+
+int cshim_arena_release(struct cshim_arena *arena) {
+    if (arena == NULL || arena->reservation == NULL) return EINVAL;
+    int rc = 0;
+    if (arena->source == CSHIM_ARENA_MMAP) {
+        if (munmap(arena->reservation, arena->reserved) != 0) rc = errno;
+    } else {
+        free(arena->reservation);
+    }
+    arena->reservation = NULL;
+    arena->base = NULL;
+    return rc;
+}
+
+int cshim_host_mmap_touch(size_t bytes) {
+    size_t page = cshim_host_page_size();
+    volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if ((void *)p == MAP_FAILED) return errno;
+    for (size_t off = 0; off < bytes; off += page) p[off] = 1;
+    if (munmap((void *)p, bytes) != 0) return errno;
+    return 0;
+}
+
+int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes) {
+    void *p = NULL;
+    int rc = posix_memalign(&p, alignment, bytes);
+    if (rc != 0) return rc;
+    memset(p, 0, bytes);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    free(p);
+    return 0;
+}
+
+int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        void *p = NULL;
+        int rc = posix_memalign(&p, alignment, bytes);
+        if (rc != 0) return rc;
+        __asm__ volatile("" : : "r"(p) : "memory");
+        free(p);
+    }
+    return 0;
+}
+
+void cshim_memset(void *p, int value, size_t bytes) {
+    memset(p, value, bytes);
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+uint64_t cshim_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}

@@ -1,0 +1,125 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// CShims: the only C in nommu's core. It talks to the host and nothing else.
+//
+// Contract (mimalloc's "prim" contract):
+//  - Every function that can fail returns 0 on success or an errno value. It never
+//    leaves the answer in the global `errno` for Swift to read later.
+//  - Out-parameters are written only on success.
+//  - Sizes passed in are non-zero; alignments are powers of two that are multiples of
+//    the host page size (the Swift layer checks this before calling).
+//  - Memory from cshim_arena_acquire is reported as known-zero (`*is_zero = 1`) only when
+//    the host guarantees it: fresh anonymous mmap does, posix_memalign does not.
+//
+// Besides the arena this header offers two things Swift lacks: relaxed atomic loads and
+// stores on plain memory (for allocator metadata that several threads read), and a small
+// block of thread-local slots with an exit hook (the per-CPU page lists live there).
+#ifndef CSHIMS_H
+#define CSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Host arena
+
+/// Where the arena comes from.
+enum cshim_arena_source {
+    /// mmap(MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE): lazily backed, known zero.
+    CSHIM_ARENA_MMAP = 0,
+    /// posix_memalign: touched by the C library's allocator, not known to be zero.
+    CSHIM_ARENA_POSIX_MEMALIGN = 1,
+};
+
+/// What the host handed back.
+struct cshim_arena {
+    void *base;          ///< first byte of the usable, aligned arena
+    size_t bytes;        ///< usable bytes (as asked)
+    void *reservation;   ///< what to give back (mmap start or malloc pointer)
+    size_t reserved;     ///< bytes reserved (mmap only)
+    int source;          ///< enum cshim_arena_source
+    int is_zero;         ///< 1 when every byte is known to be zero
+    int huge_pages;      ///< 1 when MADV_HUGEPAGE was asked for and accepted
+};
+
+/// The host's page size (sysconf(_SC_PAGESIZE)).
+size_t cshim_host_page_size(void);
+
+/// Takes `bytes` from the host, aligned to `alignment`. Returns 0 or an errno
+/// (ENOMEM, EINVAL for bad sizes, or whatever mmap / posix_memalign reported).
+int cshim_arena_acquire(size_t bytes, size_t alignment, int source, int huge_pages,
+                        struct cshim_arena *out);
+
+/// Gives an arena back. Returns 0 or the errno munmap reported.
+int cshim_arena_release(struct cshim_arena *arena);
+
+// MARK: - Baselines measured beside nommu (never used by the allocator itself)
+
+/// Host kernel mmap of `bytes`, a write to every host page, munmap. Returns 0 or errno.
+int cshim_host_mmap_touch(size_t bytes);
+/// glibc posix_memalign(alignment, bytes), memset to zero, free. Returns 0 or errno.
+int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes);
+/// glibc posix_memalign(alignment, bytes) then free, `count` times. Returns 0 or errno.
+int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count);
+/// memset(p, value, bytes) through the C library (never folded away).
+void cshim_memset(void *p, int value, size_t bytes);
+/// Monotonic clock in nanoseconds.
+uint64_t cshim_now_ns(void);
+
+// MARK: - Relaxed atomics on plain memory
+//
+// Page descriptors are plain memory; one byte of each is read by threads that do not own
+// the page. Relaxed atomic access compiles to plain loads and stores on x86-64 and
+// AArch64 and keeps the thread sanitizer's model exact.
+
+static inline uint8_t cshim_load_relaxed_u8(const uint8_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void cshim_store_relaxed_u8(uint8_t *p, uint8_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline int64_t cshim_load_relaxed_i64(const int64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+static inline void cshim_store_relaxed_i64(int64_t *p, int64_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+
+// MARK: - Thread-local slots (per-CPU page lists)
+
+/// One thread's entry for one allocator: the allocator's never-reused id and that
+/// allocator's per-thread cache. A slot whose owner is no longer alive is never followed.
+struct cshim_tls_slot {
+    uint64_t owner;
+    void *cache;
+};
+
+#define CSHIM_TLS_SLOTS 4
+
+struct cshim_tls_block {
+    struct cshim_tls_slot slots[CSHIM_TLS_SLOTS];
+    int armed;
+};
+
+extern __thread struct cshim_tls_block cshim_tls __attribute__((tls_model("initial-exec")));
+
+/// The calling thread's slots (initial-exec TLS: one instruction, no call).
+static inline struct cshim_tls_slot *cshim_tls_slots(void) {
+    return cshim_tls.slots;
+}
+
+/// Called once per thread, at its exit, with its slot array, when the thread was armed.
+typedef void (*cshim_tls_exit_hook)(struct cshim_tls_slot *slots, int count);
+
+/// Installs the process-wide exit hook (first call wins) and arms the calling thread so
+/// that the hook runs when it exits. Returns 0 or an errno from pthread_key_create.
+int cshim_tls_arm(cshim_tls_exit_hook hook);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

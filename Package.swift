@@ -1,0 +1,85 @@
+// swift-tools-version:6.1
+// SPDX-License-Identifier: Apache-2.0
+//
+// nommu: Linux's no-MMU memory mapping, in user space.
+//
+// Layers (each a target; a layer sees only the ones below it):
+//   CShims (C: host memory, thread-local slots, relaxed atomics)
+//     -> NommuBase (Errno, PageFrameNumber, Order, check flags)
+//     -> HostArena (the arena taken from the host)
+//     -> PageAllocator (the buddy allocator)
+//     -> NommuBench (measurement engine) -> nommu (CLI)
+//
+// Checking levels (compile-time, off by default, never in benchmarks):
+//   NOMMU_INTERNAL_CHECKS   every mutating allocator operation ends with a full
+//                           `_checkInvariants()` walk (O(free blocks)), and freed /
+//                           uninitialised runs are poisoned with distinct patterns.
+//                           Voids every complexity claim in the docs.
+//   NOMMU_EXPENSIVE_CHECKS  adds O(arena) scans: every page the allocator believes
+//                           to be zero is read back and must be zero.
+// Turn them on with `swift test -Xswiftc -DNOMMU_INTERNAL_CHECKS -Xcc -DNOMMU_INTERNAL_CHECKS`
+// (and the same for NOMMU_EXPENSIVE_CHECKS); `.ci/run` does both.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "nommu",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator"]),
+        .executable(name: "nommu", targets: ["nommu"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .target(
+            name: "CShims",
+            path: "CShims",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        .target(name: "NommuBase", swiftSettings: swiftSettings),
+        .target(name: "HostArena", dependencies: ["CShims", "NommuBase"], swiftSettings: swiftSettings),
+        .target(
+            name: "PageAllocator",
+            dependencies: ["CShims", "NommuBase", "HostArena"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NommuBench",
+            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "nommu",
+            dependencies: [
+                "NommuBase", "PageAllocator", "NommuBench",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NommuTestSupport",
+            dependencies: ["NommuBase", "PageAllocator"],
+            path: "Tests/NommuTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "NommuBaseTests", dependencies: ["NommuBase"], swiftSettings: swiftSettings),
+        .testTarget(name: "HostArenaTests", dependencies: ["HostArena", "NommuBase"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "PageAllocatorTests",
+            dependencies: ["PageAllocator", "NommuBase", "HostArena", "NommuTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NommuBenchTests",
+            dependencies: ["NommuBench", "NommuBase"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

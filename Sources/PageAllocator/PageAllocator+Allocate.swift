@@ -1,0 +1,268 @@
+// SPDX-License-Identifier: Apache-2.0
+internal import CShims
+public import NommuBase
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension PageAllocator {
+    /// Allocates one block of 2^order pages.
+    ///
+    /// Orders 0–3 come from the calling thread's per-CPU lists when they are enabled: no
+    /// lock, no atomic read-modify-write; the lists refill from the buddy lists in
+    /// batches. Larger orders take the smallest free block that fits and split it.
+    ///
+    /// - Parameters:
+    ///   - order: Block order, 0…`maxOrder`.
+    ///   - initialization: `.zeroed` clears the pages not known to be zero;
+    ///     `.uninitialized` leaves them as they are.
+    /// - Returns: The run (`pages == 2^order`).
+    /// - Throws: `EINVAL` for a negative order; `ENOMEM` for an order above `maxOrder`
+    ///   or when no free block of that order or larger exists (after handing the calling
+    ///   thread's per-CPU lists back). Nothing changes on failure.
+    /// - Complexity: O(1) from a per-CPU list; O(maxOrder) otherwise, plus clearing.
+    ///
+    /// Models `alloc_pages()` (`rmqueue_pcplist` / `__rmqueue_smallest`) in mm/page_alloc.c.
+    public func allocate(order: Order, _ initialization: Initialization = .zeroed) throws(Errno) -> PageRun {
+        let k = order.rawValue
+        guard k >= 0 else { throw .invalidArgument }
+        guard k <= maxOrder else {
+            core.lock.withLock { _ in zone.s.pointee.failedAllocations += 1 }
+            throw .noMemory
+        }
+        let bytes = 1 << (k + zone.pageShift)
+        if perCPU && k <= PerCPUPages.maxOrder, let cache = localCache() {
+            let pfn: Int
+            if let p = cache.pop(k, zone) { pfn = p } else { pfn = try refill(cache, order: k) }
+            zone.setState(pfn, .allocated)
+            if initialization == .zeroed {
+                let r = zone.clear(pfn, k, limit: bytes, dryRun: false)
+                cache.add(PerCPUPages.bytesZeroedSlot, Int64(r.zeroed))
+                cache.add(PerCPUPages.bytesKnownZeroSlot, Int64(r.skipped))
+            } else {
+                cache.add(PerCPUPages.bytesUninitializedSlot, Int64(bytes))
+                poisonUninitialized(pfn, bytes: bytes)
+            }
+            cache.add(PerCPUPages.allocationsSlot, 1)
+            _checkInvariants()
+            return PageRun(start: PageFrameNumber(pfn), pages: 1 << k, order: order, keptPages: 1 << k, isExact: false)
+        }
+        let pfn = try core.lock.withLock { _ throws(Errno) -> Int in
+            let p = try takeLocked(order: k)
+            zone.d[p].order = UInt8(truncatingIfNeeded: k)
+            zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 << k)
+            zone.setState(p, .allocated)
+            account(p, order: k, bytes: bytes, initialization)
+            zone.s.pointee.allocations += 1
+            return p
+        }
+        finishInitialization(pfn, order: k, bytes: bytes, initialization)
+        _checkInvariants()
+        return PageRun(start: PageFrameNumber(pfn), pages: 1 << k, order: order, keptPages: 1 << k, isExact: false)
+    }
+
+    /// Frees a run made by `allocate(order:)` or `allocateExact`, whichever made it.
+    /// - Throws: `EINVAL` when it is not an allocated run of that shape; nothing changes.
+    public func free(_ run: PageRun) throws(Errno) {
+        if run.isExact {
+            try freeExact(run.start, pages: run.pages)
+        } else {
+            try free(run.start, order: run.order)
+        }
+    }
+
+    /// Frees the block of 2^order pages at `start`, merging it with free buddies.
+    ///
+    /// - Throws: `EINVAL` when `start` is not the first page of a block allocated with
+    ///   `allocate(order:)` of exactly this order: a double free, a page inside a run, a
+    ///   run from `allocateExact`, a page outside the arena, a wrong order. Nothing changes.
+    /// - Complexity: O(1) onto a per-CPU list; O(maxOrder) otherwise.
+    ///
+    /// Models `__free_pages()` → `free_unref_page` / `__free_one_page` in mm/page_alloc.c.
+    public func free(_ start: PageFrameNumber, order: Order) throws(Errno) {
+        let p = start.rawValue
+        let k = order.rawValue
+        guard p >= 0, p < totalPages, k >= 0, k <= maxOrder else { throw .invalidArgument }
+        if perCPU && k <= PerCPUPages.maxOrder {
+            // The caller owns an allocated run, so its descriptor is stable; anything else
+            // reads as another state and is refused before anything is written.
+            guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k,
+                let cache = localCache()
+            else { throw .invalidArgument }
+            poisonFreed(p, bytes: 1 << (k + zone.pageShift))
+            zone.setZeroState(p, k, .dirty)
+            zone.setState(p, .perCPU)
+            cache.push(p, k, zone)
+            cache.add(PerCPUPages.freesSlot, 1)
+            if cache.count(k) > Int64(high(order: k)) { drainBatch(cache, order: k) }
+            _checkInvariants()
+            return
+        }
+        try core.lock.withLock { _ throws(Errno) in
+            guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k else {
+                throw .invalidArgument
+            }
+            poisonFreed(p, bytes: 1 << (k + zone.pageShift))
+            zone.setZeroState(p, k, .dirty)
+            zone.s.pointee.frees += 1
+            zone.freeBlock(p, k)
+        }
+        _checkInvariants()
+    }
+
+    // MARK: Per-CPU lists
+
+    /// Blocks taken from the buddy lists per refill, for `order`.
+    @inline(__always)
+    func batch(order: Int) -> Int { max(1, batch0 >> order) }
+
+    /// Blocks a per-CPU list holds before a batch goes back to the buddy lists.
+    @inline(__always)
+    func high(order: Int) -> Int { 4 * batch(order: order) }
+
+    /// The calling thread's lists for this allocator, made on first use.
+    @inline(__always)
+    func localCache() -> PerCPUPages? {
+        let slots = cshim_tls_slots()!
+        if slots[0].owner == id, let c = slots[0].cache { return PerCPUPages(c) }
+        return localCacheSlow()
+    }
+
+    /// The calling thread's lists if it has any (never makes them).
+    func existingLocalCache() -> PerCPUPages? {
+        guard perCPU else { return nil }
+        let slots = cshim_tls_slots()!
+        for i in 0..<Int(CSHIM_TLS_SLOTS) where slots[i].owner == id {
+            if let c = slots[i].cache { return PerCPUPages(c) }
+        }
+        return nil
+    }
+
+    @inline(never)
+    func localCacheSlow() -> PerCPUPages? {
+        let slots = cshim_tls_slots()!
+        let n = Int(CSHIM_TLS_SLOTS)
+        for i in 1..<n where slots[i].owner == id {
+            let found = slots[i]
+            var j = i
+            while j > 0 {
+                slots[j] = slots[j - 1]
+                j -= 1
+            }
+            slots[0] = found
+            return found.cache.map { PerCPUPages($0) }
+        }
+        // Without the exit hook the lists would outlive the thread: use the zone instead.
+        guard cshim_tls_arm(PerCPURegistry.exitHook) == 0 else { return nil }
+        let cache = PerCPUPages.allocate()
+        core.lock.withLock { _ in _ = core.caches.insert(cache.rawPointer) }
+        let evicted = slots[n - 1]
+        var j = n - 1
+        while j > 0 {
+            slots[j] = slots[j - 1]
+            j -= 1
+        }
+        slots[0] = cshim_tls_slot(owner: id, cache: cache.rawPointer)
+        if evicted.owner != 0, let c = evicted.cache { PerCPURegistry.retire(owner: evicted.owner, cache: c) }
+        return cache
+    }
+
+    /// Refills the list for `order` and pops one block. Kernel: `rmqueue_bulk`.
+    @inline(never)
+    func refill(_ cache: PerCPUPages, order k: Int) throws(Errno) -> Int {
+        try core.lock.withLock { _ throws(Errno) -> Int in
+            var got = 0
+            for _ in 0..<batch(order: k) {
+                guard let p = zone.takeSmallest(order: k) else { break }
+                enterPerCPU(p, order: k, cache)
+                got += 1
+            }
+            if got == 0 {
+                // Hand our own cached blocks back so they can merge, then try once more.
+                core.drainLocked(cache)
+                guard let p = zone.takeSmallest(order: k) else {
+                    zone.s.pointee.failedAllocations += 1
+                    throw .noMemory
+                }
+                enterPerCPU(p, order: k, cache)
+            }
+            return cache.pop(k, zone)!
+        }
+    }
+
+    @inline(__always)
+    func enterPerCPU(_ p: Int, order k: Int, _ cache: PerCPUPages) {
+        zone.d[p].order = UInt8(truncatingIfNeeded: k)
+        zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 << k)
+        zone.setState(p, .perCPU)
+        cache.push(p, k, zone)
+    }
+
+    /// Sends `batch` blocks of `order` back to the buddy lists. Kernel: `free_pcppages_bulk`.
+    @inline(never)
+    func drainBatch(_ cache: PerCPUPages, order k: Int) {
+        core.lock.withLock { _ in
+            for _ in 0..<batch(order: k) {
+                guard let p = cache.pop(k, zone) else { break }
+                zone.freeBlock(p, k)
+            }
+        }
+    }
+
+    /// Hands every block on the calling thread's per-CPU lists back to the buddy lists
+    /// (the kernel's `drain_local_pages`). Other threads' lists go back when they exit.
+    public func drainLocalPerCPULists() {
+        guard let cache = existingLocalCache() else { return }
+        core.lock.withLock { _ in core.drainLocked(cache) }
+        _checkInvariants()
+    }
+
+    // MARK: Locked helpers
+
+    /// Takes a block of `order` from the buddy lists, handing the calling thread's per-CPU
+    /// blocks back first if nothing fits. Lock held.
+    func takeLocked(order k: Int) throws(Errno) -> Int {
+        if let p = zone.takeSmallest(order: k) { return p }
+        if let cache = existingLocalCache(), cache.pages > 0 {
+            core.drainLocked(cache)
+            if let p = zone.takeSmallest(order: k) { return p }
+        }
+        zone.s.pointee.failedAllocations += 1
+        throw .noMemory
+    }
+
+    /// Records what initialising the first `bytes` of block (pfn, order) will cost. Lock held.
+    func account(_ pfn: Int, order k: Int, bytes: Int, _ initialization: Initialization) {
+        if initialization == .zeroed {
+            let r = zone.clear(pfn, k, limit: bytes, dryRun: true)
+            zone.s.pointee.bytesZeroed += Int64(r.zeroed)
+            zone.s.pointee.bytesKnownZero += Int64(r.skipped)
+        } else {
+            zone.s.pointee.bytesUninitialized += Int64(bytes)
+        }
+    }
+
+    /// Clears (or, in checked builds, poisons) a block the caller now owns. No lock: the
+    /// block's zero-state slots are inside it and nobody else writes them.
+    func finishInitialization(_ pfn: Int, order k: Int, bytes: Int, _ initialization: Initialization) {
+        if initialization == .zeroed {
+            _ = zone.clear(pfn, k, limit: bytes, dryRun: false)
+        } else {
+            poisonUninitialized(pfn, bytes: bytes)
+        }
+    }
+
+    @inline(__always)
+    func poisonUninitialized(_ pfn: Int, bytes: Int) {
+        #if NOMMU_INTERNAL_CHECKS
+        memset(zone.address(pfn), Int32(ConsistencyChecks.uninitializedPoison), bytes)
+        #endif
+    }
+
+    @inline(__always)
+    func poisonFreed(_ pfn: Int, bytes: Int) {
+        #if NOMMU_INTERNAL_CHECKS
+        memset(zone.address(pfn), Int32(ConsistencyChecks.freedPoison), bytes)
+        #endif
+    }
+}

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: Apache-2.0
+internal import CShims
+import HostArena
+import NommuBase
+import Synchronization
+
+/// Owns everything one allocator holds: the host arena, the descriptors, the free areas,
+/// the zone lock and every per-CPU list made for it.
+///
+/// It is separate from `PageAllocator` so that a thread that is exiting can keep it alive
+/// while it hands its per-CPU lists back, even if the allocator itself is being released
+/// at that moment (see `PerCPURegistry`).
+final class ZoneCore: @unchecked Sendable {
+    let arena: HostArena
+    let zone: Zone
+    let lock = Mutex<Void>(())
+    /// Per-CPU lists made for this zone and not yet handed back (guarded by `lock`).
+    nonisolated(unsafe) var caches: Set<UnsafeMutableRawPointer> = []
+
+    init(arena: consuming HostArena, zone: Zone) {
+        self.arena = arena
+        self.zone = zone
+    }
+
+    /// Returns every block on `cache` to the buddy lists. Lock held.
+    func drainLocked(_ cache: PerCPUPages) {
+        for o in 0...PerCPUPages.maxOrder {
+            while let pfn = cache.pop(o, zone) {
+                zone.freeBlock(pfn, o)
+            }
+        }
+    }
+
+    /// Hands back and forgets a per-CPU list whose thread is exiting or evicting it.
+    func retire(_ raw: UnsafeMutableRawPointer) {
+        lock.withLock { _ in
+            guard caches.remove(raw) != nil else { return }
+            let cache = PerCPUPages(raw)
+            drainLocked(cache)
+            foldCounters(of: cache)
+            cache.deallocate()
+        }
+    }
+
+    /// Counters of retired lists, kept so totals never go backwards. Guarded by `lock`.
+    nonisolated(unsafe) var retired = (zeroed: Int64(0), knownZero: Int64(0), uninit: Int64(0), allocs: Int64(0), frees: Int64(0))
+
+    func foldCounters(of cache: PerCPUPages) {
+        retired.zeroed += cache.load(PerCPUPages.bytesZeroedSlot)
+        retired.knownZero += cache.load(PerCPUPages.bytesKnownZeroSlot)
+        retired.uninit += cache.load(PerCPUPages.bytesUninitializedSlot)
+        retired.allocs += cache.load(PerCPUPages.allocationsSlot)
+        retired.frees += cache.load(PerCPUPages.freesSlot)
+    }
+
+    deinit {
+        for raw in caches { PerCPUPages(raw).deallocate() }
+        zone.s.deinitialize(count: 1)
+        zone.s.deallocate()
+        zone.d.deallocate()
+        zone.heads.deallocate()
+        zone.counts.deallocate()
+    }
+}
+
+/// Which allocators are alive, by their never-reused id, so that a thread's exit hook
+/// follows a per-CPU slot only while its allocator's memory still exists.
+enum PerCPURegistry {
+    static let live = Mutex<[UInt64: ZoneCore]>([:])
+    static let nextID = Atomic<UInt64>(1)
+
+    /// Runs on every armed thread as it exits: hands each of its lists back.
+    static let exitHook: cshim_tls_exit_hook = { slots, count in
+        guard let slots else { return }
+        for i in 0..<Int(count) {
+            let owner = slots[i].owner
+            let cache = slots[i].cache
+            slots[i].owner = 0
+            slots[i].cache = nil
+            if owner != 0, let cache { PerCPURegistry.retire(owner: owner, cache: cache) }
+        }
+    }
+
+    static func retire(owner: UInt64, cache: UnsafeMutableRawPointer) {
+        // The strong reference keeps the core's memory alive while we drain into it.
+        guard let core = live.withLock({ $0[owner] }) else { return }
+        core.retire(cache)
+    }
+}
