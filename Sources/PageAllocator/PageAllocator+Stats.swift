@@ -36,6 +36,30 @@ extension PageAllocator {
         public var merges: Int64
         public var failedAllocations: Int64
 
+        public init(
+            pageSize: Int, totalPages: Int, maxOrder: Int, freePages: Int, perCPUPages: Int, allocatedPages: Int,
+            slackPages: Int, freeBlocks: [Int], bytesZeroed: Int64, bytesKnownZero: Int64, bytesUninitialized: Int64,
+            pagesTrimmed: Int64, allocations: Int64, frees: Int64, splits: Int64, merges: Int64, failedAllocations: Int64
+        ) {
+            self.pageSize = pageSize
+            self.totalPages = totalPages
+            self.maxOrder = maxOrder
+            self.freePages = freePages
+            self.perCPUPages = perCPUPages
+            self.allocatedPages = allocatedPages
+            self.slackPages = slackPages
+            self.freeBlocks = freeBlocks
+            self.bytesZeroed = bytesZeroed
+            self.bytesKnownZero = bytesKnownZero
+            self.bytesUninitialized = bytesUninitialized
+            self.pagesTrimmed = pagesTrimmed
+            self.allocations = allocations
+            self.frees = frees
+            self.splits = splits
+            self.merges = merges
+            self.failedAllocations = failedAllocations
+        }
+
         /// Pages free to anyone (buddy lists plus per-CPU lists).
         public var availablePages: Int { freePages + perCPUPages }
 
