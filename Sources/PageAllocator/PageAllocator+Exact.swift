@@ -8,8 +8,10 @@ extension PageAllocator {
     /// (`order = get_order(len)`). If `vm.nr_trim_pages` (or `trimThreshold`) is non-zero
     /// and the excess is at least that many pages, the excess goes back to the free lists
     /// at once, as the few aligned blocks that tile it; otherwise the whole block stays
-    /// with the run and the excess is slack. With `.zeroed`, exactly the first `bytes`
-    /// bytes are cleared (skipping pages known to be zero); slack is never cleared.
+    /// with the run and the excess is slack. With `.zeroed`, exactly the pages asked for
+    /// are cleared, [start, start + PAGE_ALIGN(bytes)), as `do_mmap` clears
+    /// [vm_start, vm_end) (skipping pages known to be zero); slack is never cleared. Not
+    /// clearing the tail of the last page would leave a previous owner's bytes readable.
     ///
     /// - Parameters:
     ///   - bytes: Bytes asked for, > 0.
@@ -39,7 +41,7 @@ extension PageAllocator {
         }
         let (pfn, kept) = try core.lock.withLock { _ throws(Errno) -> (Int, Int) in
             let p = try takeLocked(order: k)
-            account(p, order: k, bytes: bytes, initialization)
+            account(p, order: k, bytes: n << zone.pageShift, initialization)
             let total = 1 << k
             let excess = total - n
             let threshold = trimThreshold ?? zone.s.pointee.nrTrimPages
@@ -56,7 +58,7 @@ extension PageAllocator {
             zone.s.pointee.allocations += 1
             return (p, kept)
         }
-        finishInitialization(pfn, order: k, bytes: bytes, initialization)
+        finishInitialization(pfn, order: k, bytes: n << zone.pageShift, initialization)
         _checkInvariants()
         return PageRun(start: PageFrameNumber(pfn), pages: n, order: Order(k), keptPages: kept, isExact: true)
     }

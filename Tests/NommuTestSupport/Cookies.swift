@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 // SPDX-License-Identifier: Apache-2.0
 
 /// Fills and checks memory with a pattern derived from an owner's id, in the style of
@@ -31,15 +34,27 @@ public enum Cookie {
         return bytes[bytes.count - 1] == byte(owner, bytes.count - 1)
     }
 
-    /// Whether every byte is zero.
+    nonisolated(unsafe) private static let zeroChunk = UnsafeMutableRawPointer.allocate(byteCount: 65536, alignment: 64)
+        .initializeMemory(as: UInt8.self, repeating: 0, count: 65536)
+
+    /// Whether every byte is zero (memcmp against a zero chunk: fast in debug builds too).
     public static func isZero(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        // Word-at-a-time: these buffers can be megabytes in debug builds.
-        let words = bytes.count / 8
-        if words > 0 {
-            let w = bytes.baseAddress!.assumingMemoryBound(to: UInt64.self)
-            for i in 0..<words where w[i] != 0 { return false }
+        isFilled(bytes, with: 0)
+    }
+
+    /// Whether every byte equals `value`.
+    public static func isFilled(_ bytes: UnsafeRawBufferPointer, with value: UInt8) -> Bool {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return true }
+        if value == 0 {
+            var off = 0
+            while off < bytes.count {
+                let n = min(65536, bytes.count - off)
+                if memcmp(base + off, UnsafeRawPointer(zeroChunk), n) != 0 { return false }
+                off += n
+            }
+            return true
         }
-        for i in (words * 8)..<bytes.count where bytes[i] != 0 { return false }
-        return true
+        // Compare the buffer with itself shifted by one byte after checking the first.
+        return base.load(as: UInt8.self) == value && (bytes.count == 1 || memcmp(base, base + 1, bytes.count - 1) == 0)
     }
 }

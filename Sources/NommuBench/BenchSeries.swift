@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+
+/// One thing `nommu bench` measures. The raw value is the series name used in every output.
+public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringConvertible {
+    /// `memset` of an already written buffer from a `HostArena`: the baseline of the sized series.
+    case memset
+    /// `allocateExact(bytes:, .zeroed)` + `free` of pages that were written before.
+    case allocZeroedDirty = "alloc_zeroed_dirty"
+    /// `allocateExact(bytes:, .zeroed)` of pages known to be zero (fresh arena), no free in between.
+    case allocZeroedFresh = "alloc_zeroed_fresh"
+    /// `allocateExact(bytes:, .uninitialized)` + `free`.
+    case allocUninit = "alloc_uninit"
+    /// Host kernel `mmap`, a write to every host page, `munmap`.
+    case hostMmapTouch = "host_mmap_touch"
+    /// glibc `posix_memalign(4096, size)`, `memset`, `free`.
+    case glibcPosixMemalign = "glibc_posix_memalign"
+    /// `allocate(order: 0, .uninitialized)` + `free` through the per-CPU lists.
+    case order0Pair = "order0_pair"
+    /// `allocate(order: 0, .uninitialized)` + `free` splitting and merging a whole order-10 block.
+    case order0PairWorst = "order0_pair_worst"
+    /// glibc `posix_memalign(4096, 4096)` + `free`: the baseline of the pair series.
+    case glibcPair4k = "glibc_pair_4k"
+
+    public var description: String { rawValue }
+
+    /// Whether the series is measured at every size (otherwise it is a size-independent
+    /// pair series, reported with `bytes == BenchSeries.pairBytes`).
+    public var isSized: Bool {
+        switch self {
+        case .memset, .allocZeroedDirty, .allocZeroedFresh, .allocUninit, .hostMmapTouch, .glibcPosixMemalign:
+            true
+        case .order0Pair, .order0PairWorst, .glibcPair4k:
+            false
+        }
+    }
+
+    /// The series whose median at the same size is the denominator of this series' ratio.
+    public var baseline: BenchSeries { isSized ? .memset : .glibcPair4k }
+
+    /// The bytes reported for the pair series.
+    public static let pairBytes = 4096
+
+    /// The sized series, in output order.
+    public static var sizedSeries: [BenchSeries] { allCases.filter(\.isSized) }
+
+    /// The pair series, in output order.
+    public static var pairSeries: [BenchSeries] { allCases.filter { !$0.isSized } }
+}

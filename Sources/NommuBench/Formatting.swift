@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Text outputs: the aligned table, JSON and CSV. All numbers are formatted here by hand
+// (fixed decimals, '.' separator) so that outputs do not depend on the locale.
+
+// MARK: - Numbers and sizes
+
+/// `x` with exactly `decimals` digits after the point (no exponent, no locale).
+func fixed(_ x: Double, _ decimals: Int) -> String {
+    guard x.isFinite else { return x.isNaN ? "nan" : (x < 0 ? "-inf" : "inf") }
+    var scale: UInt64 = 1
+    for _ in 0..<decimals { scale *= 10 }
+    let scaled = (abs(x) * Double(scale)).rounded()
+    guard scaled < 9.0e18 else { return String(x) }
+    let n = UInt64(scaled)
+    var s = (x < 0 && n != 0 ? "-" : "") + String(n / scale)
+    if decimals > 0 {
+        let f = String(n % scale)
+        s += "." + String(repeating: "0", count: decimals - f.count) + f
+    }
+    return s
+}
+
+/// A duration with three significant digits and a unit: `12.3 ns`, `45.6 µs`, `7.89 ms`, `1.23 s`.
+public func formatNanoseconds(_ ns: Double) -> String {
+    guard ns.isFinite else { return fixed(ns, 0) + " ns" }
+    let units: [(String, Double)] = [("ns", 1), ("µs", 1e3), ("ms", 1e6), ("s", 1e9)]
+    var i = 0
+    while i < units.count - 1 && abs(ns) >= units[i + 1].1 * 0.9995 { i += 1 }
+    let v = ns / units[i].1
+    let a = abs(v)
+    let decimals = a < 9.995 ? 2 : a < 99.95 ? 1 : 0
+    return fixed(v, decimals) + " " + units[i].0
+}
+
+/// A size in binary units: `4 KiB`, `1 MiB`, `1536 KiB`, `100 B`.
+public func formatBytes(_ bytes: Int) -> String {
+    if bytes > 0 && bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+    if bytes > 0 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+    if bytes > 0 && bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+    return "\(bytes) B"
+}
+
+/// A short size label for plot axes: `4K`, `64M`, `1G`.
+public func shortSizeLabel(_ bytes: Int) -> String {
+    if bytes > 0 && bytes % (1 << 30) == 0 { return "\(bytes >> 30)G" }
+    if bytes > 0 && bytes % (1 << 20) == 0 { return "\(bytes >> 20)M" }
+    if bytes > 0 && bytes % (1 << 10) == 0 { return "\(bytes >> 10)K" }
+    return "\(bytes)"
+}
+
+// MARK: - Table
+
+/// The aligned text table: a header line with the machine facts, then one row per
+/// (series, size) with median, p10, p90 and the ratio to the baseline, then a legend line.
+public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> String {
+    let ratios = computeRatios(results)
+    let header = ["series", "size", "median", "p10", "p90", "ratio"]
+    var rows: [[String]] = []
+    var groupStarts: Set<Int> = []
+    var last: String?
+    for r in results {
+        if let l = last, l != r.name { groupStarts.insert(rows.count) }
+        last = r.name
+        let q = ratio(for: r, in: ratios).map { fixed($0, 2) } ?? "-"
+        rows.append([
+            r.name, formatBytes(r.bytes), formatNanoseconds(r.medianNs), formatNanoseconds(r.p10Ns),
+            formatNanoseconds(r.p90Ns), q,
+        ])
+    }
+    var widths = header.map(\.count)
+    for row in rows {
+        for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) }
+    }
+    func line(_ cells: [String]) -> String {
+        var parts: [String] = []
+        for (i, cell) in cells.enumerated() {
+            let pad = String(repeating: " ", count: widths[i] - cell.count)
+            parts.append(i == 0 ? cell + pad : pad + cell)
+        }
+        return parts.joined(separator: "  ")
+    }
+    var out = "nommu bench: " + machine.summary + "\n"
+    out += line(header) + "\n"
+    for (i, row) in rows.enumerated() {
+        if groupStarts.contains(i) { out += "\n" }
+        out += line(row) + "\n"
+    }
+    out += "\ntimes are per operation (median and 10th/90th percentiles of the samples); "
+    out += "ratio = median / memset median at the same size (sized series), "
+    out += "/ glibc_pair_4k median (pair series)\n"
+    return out
+}
+
+// MARK: - JSON
+
+/// JSON: `{"results":[{"name","bytes","median_ns","p10_ns","p90_ns","iterations"}…],
+/// "ratios":[{"name","bytes","baseline","ratio"}…], "machine":{…}, "unit":"…"}`.
+public func formatJSON(_ results: [BenchResult], machine: MachineInfo) -> String {
+    var out = "{\n  \"results\": [\n"
+    out += results.map { r in
+        "    {\"name\": \(jsonString(r.name)), \"bytes\": \(r.bytes), \"median_ns\": \(fixed(r.medianNs, 3)), "
+            + "\"p10_ns\": \(fixed(r.p10Ns, 3)), \"p90_ns\": \(fixed(r.p90Ns, 3)), \"iterations\": \(r.iterations)}"
+    }.joined(separator: ",\n")
+    out += "\n  ],\n  \"ratios\": [\n"
+    out += computeRatios(results).map { q in
+        "    {\"name\": \(jsonString(q.name)), \"bytes\": \(q.bytes), \"baseline\": \(jsonString(q.baseline)), "
+            + "\"ratio\": \(fixed(q.ratio, 4))}"
+    }.joined(separator: ",\n")
+    out += "\n  ],\n  \"machine\": {\n"
+    let fields: [(String, String)] = [
+        ("host_page_size", String(machine.hostPageSize)),
+        ("cpu_count", String(machine.cpuCount)),
+        ("cpu_model", machine.cpuModel.map(jsonString) ?? "null"),
+        ("transparent_hugepages", machine.transparentHugePages.map(jsonString) ?? "null"),
+        ("arena_backing", jsonString(machine.arenaBacking)),
+        ("allocator_page_size", String(machine.allocatorPageSize)),
+        ("max_order", String(machine.maxOrder)),
+        ("arena_bytes", String(machine.arenaBytes)),
+        ("nr_trim_pages", String(machine.nrTrimPages)),
+        ("build", jsonString(machine.build)),
+        ("quick", machine.quick ? "true" : "false"),
+    ]
+    out += fields.map { "    \(jsonString($0.0)): \($0.1)" }.joined(separator: ",\n")
+    out += "\n  },\n  \"unit\": \"nanoseconds per operation\"\n}\n"
+    return out
+}
+
+/// `s` as a JSON string literal.
+func jsonString(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        default:
+            if u.value < 0x20 {
+                let hex = String(u.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+    }
+    return out + "\""
+}
+
+// MARK: - CSV
+
+/// CSV: header `name,bytes,median_ns,p10_ns,p90_ns,iterations,ratio`, one line per result
+/// (ratio empty when the result has no baseline).
+public func formatCSV(_ results: [BenchResult]) -> String {
+    let ratios = computeRatios(results)
+    var out = "name,bytes,median_ns,p10_ns,p90_ns,iterations,ratio\n"
+    for r in results {
+        let q = ratio(for: r, in: ratios).map { fixed($0, 4) } ?? ""
+        out += "\(csvField(r.name)),\(r.bytes),\(fixed(r.medianNs, 3)),\(fixed(r.p10Ns, 3)),"
+        out += "\(fixed(r.p90Ns, 3)),\(r.iterations),\(q)\n"
+    }
+    return out
+}
+
+private func csvField(_ s: String) -> String {
+    guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return s }
+    return "\"" + s.replacingAll("\"", with: "\"\"") + "\""
+}
+
+extension String {
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var out = ""
+        for c in self { if c == target { out += replacement } else { out.append(c) } }
+        return out
+    }
+}

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+import Foundation
+import NommuBench
+
+/// `nommu bench`: measures the page allocator against memset, the host kernel and glibc.
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the page allocator against memset, host mmap and glibc.",
+        discussion: """
+            Series: \(BenchSeries.allCases.map(\.rawValue).joined(separator: ", ")).
+            Times are per operation. Progress goes to stderr; stdout gets only the report.
+            Build with -c release before trusting any number.
+            """
+    )
+
+    enum Format: String, ExpressibleByArgument, CaseIterable {
+        case table, json, csv
+    }
+
+    @Option(help: "Output format: table, json or csv.")
+    var format: Format = .table
+
+    @Option(help: "Sizes for the sized series, e.g. 4K,1M,64M (K/M/G suffixes or plain bytes; multiples of 4096).")
+    var sizes: String?
+
+    @Option(help: "Only these series (comma-separated names); baselines needed for ratios are added.")
+    var series: String?
+
+    @Option(help: "Also write bench.svg, bench.json and bench.csv into this directory (created if missing).")
+    var output: String?
+
+    @Flag(help: "A fast smoke run: few samples, small batches (numbers are rough).")
+    var quick = false
+
+    mutating func validate() throws {
+        do {
+            if let sizes { _ = try parseSizes(sizes) }
+            if let series { _ = try parseSeries(series) }
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func run() throws {
+        do {
+            var configuration = BenchConfiguration(quick: quick)
+            if let sizes { configuration.sizes = try parseSizes(sizes) }
+            if let series { configuration.series = try parseSeries(series) }
+            let machine = MachineInfo.current(for: configuration)
+            if machine.build == "debug" {
+                printError("bench: warning: this is a debug build; its numbers mean nothing (use -c release)")
+            }
+            let results = try runBench(configuration) { line in printError(line) }
+            let text: String
+            switch format {
+            case .table: text = formatTable(results, machine: machine)
+            case .json: text = formatJSON(results, machine: machine)
+            case .csv: text = formatCSV(results)
+            }
+            FileHandle.standardOutput.write(Data(text.utf8))
+            if let output {
+                for path in try writeBenchFiles(results, machine: machine, to: output) {
+                    printError("bench: wrote \(path)")
+                }
+            }
+        } catch {
+            printError("nommu bench: error: \(error.description)")
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Writes `line` and a newline to stderr.
+func printError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: Apache-2.0
+import ArgumentParser
+
+/// The `nommu` command line: tools around the no-MMU memory model.
+@main
+struct Nommu: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nommu",
+        abstract: "Linux's no-MMU memory mapping, in user space.",
+        subcommands: [BenchCommand.self]
+    )
+}
