@@ -10,8 +10,10 @@ public struct BenchConfiguration: Sendable, Hashable {
     public static let maximumSize = 1 << 30
     /// Page size of every allocator the bench makes.
     public static let allocatorPageSize = 4096
-    /// The smallest maximum order of the allocator used by the sized series (64 MiB blocks).
-    public static let minimumSizedMaxOrder = 14
+    /// Maximum order of the sized series' allocators for sizes up to 4 MiB: the kernel's
+    /// default (MAX_ORDER 10, 4 MiB blocks with 4 KiB pages). A larger size gets the
+    /// smallest maximum order that holds it, as a board configured for it would.
+    public static let defaultMaxOrder = 10
     /// Upper bound on the (virtual, never touched) arena of one `alloc_zeroed_fresh` sample.
     public static let freshArenaLimit = 2 << 30
 
@@ -71,14 +73,20 @@ public struct BenchConfiguration: Sendable, Hashable {
     /// The largest size, rounded up to a power of two (the block that holds it).
     public var largestBlock: Int { roundUpToPowerOfTwo(sizes.max() ?? Self.sizeGranule) }
 
-    /// Maximum order of the allocator used by the sized series: 14 (64 MiB), or more when a
-    /// size needs a larger block.
-    public var sizedMaxOrder: Int {
-        max(Self.minimumSizedMaxOrder, (largestBlock / Self.allocatorPageSize).trailingZeroBitCount)
+    /// Maximum order of the allocator that measures `size`: the kernel's default (10), or
+    /// the smallest order whose block holds the size.
+    public static func maxOrder(forSize size: Int) -> Int {
+        max(defaultMaxOrder, (roundUpToPowerOfTwo(size) / allocatorPageSize).trailingZeroBitCount)
     }
 
-    /// Arena of the allocator used by the sized series: two blocks of the largest size.
-    public var sizedArenaBytes: Int { 2 * largestBlock }
+    /// Arena of the sized series' allocator with `maxOrder`: two blocks of that order.
+    public static func arenaBytes(forMaxOrder maxOrder: Int) -> Int { 2 * (allocatorPageSize << maxOrder) }
+
+    /// The largest maximum order any sized series' allocator of this run uses.
+    public var sizedMaxOrder: Int { Self.maxOrder(forSize: largestBlock) }
+
+    /// Arena of the largest sized series' allocator of this run.
+    public var sizedArenaBytes: Int { Self.arenaBytes(forMaxOrder: sizedMaxOrder) }
 }
 
 /// The smallest power of two ≥ `n` (`n` ≥ 1).

@@ -62,7 +62,7 @@ public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> Strin
     for r in results {
         if let l = last, l != r.name { groupStarts.insert(rows.count) }
         last = r.name
-        let q = ratio(for: r, in: ratios).map { fixed($0, 2) } ?? "-"
+        let q = ratio(for: r, in: ratios).map(formatRatio) ?? "-"
         rows.append([
             r.name, formatBytes(r.bytes), formatNanoseconds(r.medianNs), formatNanoseconds(r.p10Ns),
             formatNanoseconds(r.p90Ns), q,
@@ -105,7 +105,7 @@ public func formatJSON(_ results: [BenchResult], machine: MachineInfo) -> String
     out += "\n  ],\n  \"ratios\": [\n"
     out += computeRatios(results).map { q in
         "    {\"name\": \(jsonString(q.name)), \"bytes\": \(q.bytes), \"baseline\": \(jsonString(q.baseline)), "
-            + "\"ratio\": \(fixed(q.ratio, 4))}"
+            + "\"ratio\": \(fixed(q.ratio, 6))}"
     }.joined(separator: ",\n")
     out += "\n  ],\n  \"machine\": {\n"
     let fields: [(String, String)] = [
@@ -156,7 +156,7 @@ public func formatCSV(_ results: [BenchResult]) -> String {
     let ratios = computeRatios(results)
     var out = "name,bytes,median_ns,p10_ns,p90_ns,iterations,ratio\n"
     for r in results {
-        let q = ratio(for: r, in: ratios).map { fixed($0, 4) } ?? ""
+        let q = ratio(for: r, in: ratios).map { fixed($0, 6) } ?? ""
         out += "\(csvField(r.name)),\(r.bytes),\(fixed(r.medianNs, 3)),\(fixed(r.p10Ns, 3)),"
         out += "\(fixed(r.p90Ns, 3)),\(r.iterations),\(q)\n"
     }
@@ -174,4 +174,17 @@ extension String {
         for c in self { if c == target { out += replacement } else { out.append(c) } }
         return out
     }
+}
+
+/// A ratio for the table: two decimals from 0.1 up, otherwise two significant digits
+/// (`0.0041`), so a small ratio still shows its figure.
+package func formatRatio(_ v: Double) -> String {
+    if v >= 0.1 || v == 0 { return fixed(v, 2) }
+    var digits = 2
+    var x = v
+    while x < 0.1 && digits < 8 {
+        x *= 10
+        digits += 1
+    }
+    return fixed(v, digits)
 }

@@ -19,9 +19,9 @@ public struct MachineInfo: Sendable, Hashable {
     public var arenaBacking: String
     /// Page size of the bench's allocators.
     public var allocatorPageSize: Int
-    /// Maximum order of the allocator used by the sized series.
+    /// Largest maximum order of the sized series' allocators.
     public var maxOrder: Int
-    /// Arena of the allocator used by the sized series.
+    /// Arena of the largest sized series' allocator.
     public var arenaBytes: Int
     /// `vm.nr_trim_pages` of the bench's allocators.
     public var nrTrimPages: Int
@@ -69,9 +69,14 @@ public struct MachineInfo: Sendable, Hashable {
         var arena = "arena backing \(arenaBacking)"
         if let t = transparentHugePages { arena += " (THP \(t))" }
         parts.append(arena)
+        let orders =
+            maxOrder > BenchConfiguration.defaultMaxOrder
+            ? "max order \(BenchConfiguration.defaultMaxOrder) (raised up to \(maxOrder) for sizes above "
+                + "\(formatBytes(allocatorPageSize << BenchConfiguration.defaultMaxOrder)))"
+            : "max order \(maxOrder)"
         parts.append(
-            "allocator \(formatBytes(allocatorPageSize)) pages, max order \(maxOrder), "
-                + "arena \(formatBytes(arenaBytes)), nr_trim_pages \(nrTrimPages)")
+            "allocator \(formatBytes(allocatorPageSize)) pages, \(orders), arenas of two max-order blocks, "
+                + "nr_trim_pages \(nrTrimPages)")
         parts.append(build + " build" + (quick ? ", quick" : ""))
         return parts.joined(separator: "; ")
     }

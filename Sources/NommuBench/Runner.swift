@@ -29,9 +29,14 @@ public func runBench(
     let plan = SamplingPlan(configuration)
     var results: [BenchResult] = []
 
-    var sized: PageAllocator?
-    if series.contains(.allocZeroedDirty) || series.contains(.allocUninit) {
-        sized = try makeSizedAllocator(configuration)
+    // One allocator per maximum order the sizes need, made on first use.
+    var sizedAllocators: [Int: PageAllocator] = [:]
+    func sized(_ size: Int) throws(BenchError) -> PageAllocator {
+        let order = BenchConfiguration.maxOrder(forSize: size)
+        if let a = sizedAllocators[order] { return a }
+        let a = try makeSizedAllocator(maxOrder: order)
+        sizedAllocators[order] = a
+        return a
     }
 
     for s in series {
@@ -40,7 +45,7 @@ public func runBench(
             results += try measureMemset(configuration, plan, progress)
         case .allocZeroedDirty:
             for size in configuration.sizes {
-                results.append(try measureDirty(sized!, bytes: size, plan, progress))
+                results.append(try measureDirty(try sized(size), bytes: size, plan, progress))
             }
         case .allocZeroedFresh:
             for size in configuration.sizes {
@@ -48,7 +53,7 @@ public func runBench(
             }
         case .allocUninit:
             for size in configuration.sizes {
-                var op = ExactPairOperation(allocator: sized!, bytes: size, initialization: .uninitialized)
+                var op = ExactPairOperation(allocator: try sized(size), bytes: size, initialization: .uninitialized)
                 results.append(try run(&op, s, size, "allocateExact(.uninitialized) + free", plan, progress))
             }
         case .hostMmapTouch:
@@ -134,18 +139,20 @@ private func measureMemset(
 
 // MARK: - Sized allocator
 
-/// The allocator of `alloc_zeroed_dirty` and `alloc_uninit`: 4 KiB pages, max order ≥ 14,
-/// arena two blocks of the largest size, mmap backing, default trim (1). Every page of it
-/// is written once here, so that no page is ever known to be zero afterwards.
-private func makeSizedAllocator(_ c: BenchConfiguration) throws(BenchError) -> PageAllocator {
+/// An allocator of `alloc_zeroed_dirty` and `alloc_uninit`: 4 KiB pages, the given
+/// maximum order (the kernel's 10, or what a larger size needs), an arena of two
+/// max-order blocks, mmap backing, default trim (1). Every page of it is written once
+/// here, so that no page is ever known to be zero afterwards.
+private func makeSizedAllocator(maxOrder: Int) throws(BenchError) -> PageAllocator {
     let series = BenchSeries.allocZeroedDirty
-    let block = c.largestBlock
-    let allocator = try attempt(series, block, "PageAllocator(arena \(formatBytes(c.sizedArenaBytes)))") {
+    let block = BenchConfiguration.allocatorPageSize << maxOrder
+    let arenaBytes = BenchConfiguration.arenaBytes(forMaxOrder: maxOrder)
+    let allocator = try attempt(series, block, "PageAllocator(arena \(formatBytes(arenaBytes)))") {
         () throws(Errno) -> PageAllocator in
         try PageAllocator(
             .init(
-                arenaBytes: c.sizedArenaBytes, pageSize: BenchConfiguration.allocatorPageSize,
-                maxOrder: c.sizedMaxOrder, backing: .mmap))
+                arenaBytes: arenaBytes, pageSize: BenchConfiguration.allocatorPageSize,
+                maxOrder: maxOrder, backing: .mmap))
     }
     try attempt(series, block, "dirtying the arena") { () throws(Errno) in
         let a = try allocator.allocateExact(bytes: block, .uninitialized)
@@ -222,7 +229,7 @@ private func measureFresh(
             try PageAllocator(
                 .init(
                     arenaBytes: n * block, pageSize: BenchConfiguration.allocatorPageSize,
-                    maxOrder: c.sizedMaxOrder, backing: .mmap))
+                    maxOrder: BenchConfiguration.maxOrder(forSize: bytes), backing: .mmap))
         }
         let ns = try attempt(series, bytes, "allocateExact(.zeroed)") { () throws(Errno) -> UInt64 in
             try timeFreshAllocations(a, bytes: bytes, count: n, into: runs)

@@ -27,10 +27,10 @@ extension PageAllocator {
         let k = order.rawValue
         guard k >= 0 else { throw .invalidArgument }
         guard k <= maxOrder else {
-            core.lock.withLock { _ in zone.s.pointee.failedAllocations += 1 }
+            core.withLock { zone.s.pointee.failedAllocations += 1 }
             throw .noMemory
         }
-        let bytes = 1 << (k + zone.pageShift)
+        let bytes = 1 &<< (k &+ zone.pageShift)
         if perCPU && k <= PerCPUPages.maxOrder, let cache = localCache() {
             let pfn: Int
             if let p = cache.pop(k, zone) { pfn = p } else { pfn = try refill(cache, order: k) }
@@ -39,18 +39,18 @@ extension PageAllocator {
                 let r = zone.clear(pfn, k, limit: bytes, dryRun: false)
                 cache.add(PerCPUPages.bytesZeroedSlot, Int64(r.zeroed))
                 cache.add(PerCPUPages.bytesKnownZeroSlot, Int64(r.skipped))
+                cache.add(PerCPUPages.zeroedAllocationsSlot, 1)
             } else {
-                cache.add(PerCPUPages.bytesUninitializedSlot, Int64(bytes))
+                cache.add(PerCPUPages.uninitializedBase &+ k, 1)
                 poisonUninitialized(pfn, bytes: bytes)
             }
-            cache.add(PerCPUPages.allocationsSlot, 1)
             _checkInvariants()
-            return PageRun(start: PageFrameNumber(pfn), pages: 1 << k, order: order, keptPages: 1 << k, isExact: false)
+            return PageRun(_uncheckedStart: pfn, pages: 1 &<< k, order: k, keptPages: 1 &<< k, isExact: false)
         }
-        let pfn = try core.lock.withLock { _ throws(Errno) -> Int in
+        let pfn = try core.withLock { () throws(Errno) -> Int in
             let p = try takeLocked(order: k)
             zone.d[p].order = UInt8(truncatingIfNeeded: k)
-            zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 << k)
+            zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 &<< k)
             zone.setState(p, .allocated)
             account(p, order: k, bytes: bytes, initialization)
             zone.s.pointee.allocations += 1
@@ -58,7 +58,7 @@ extension PageAllocator {
         }
         finishInitialization(pfn, order: k, bytes: bytes, initialization)
         _checkInvariants()
-        return PageRun(start: PageFrameNumber(pfn), pages: 1 << k, order: order, keptPages: 1 << k, isExact: false)
+        return PageRun(_uncheckedStart: pfn, pages: 1 &<< k, order: k, keptPages: 1 &<< k, isExact: false)
     }
 
     /// Frees a run made by `allocate(order:)` or `allocateExact`, whichever made it.
@@ -89,21 +89,21 @@ extension PageAllocator {
             guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k,
                 let cache = localCache()
             else { throw .invalidArgument }
-            poisonFreed(p, bytes: 1 << (k + zone.pageShift))
-            zone.setZeroState(p, k, .dirty)
+            poisonFreed(p, bytes: 1 &<< (k &+ zone.pageShift))
+            zone.setHeadZero(p, .dirty)
             zone.setState(p, .perCPU)
             cache.push(p, k, zone)
             cache.add(PerCPUPages.freesSlot, 1)
-            if cache.count(k) > Int64(high(order: k)) { drainBatch(cache, order: k) }
+            if cache.isOverHigh(k) { drainBatch(cache, order: k) }
             _checkInvariants()
             return
         }
-        try core.lock.withLock { _ throws(Errno) in
+        try core.withLock { () throws(Errno) in
             guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k else {
                 throw .invalidArgument
             }
-            poisonFreed(p, bytes: 1 << (k + zone.pageShift))
-            zone.setZeroState(p, k, .dirty)
+            poisonFreed(p, bytes: 1 &<< (k &+ zone.pageShift))
+            zone.setHeadZero(p, .dirty)
             zone.s.pointee.frees += 1
             zone.freeBlock(p, k)
         }
@@ -154,8 +154,8 @@ extension PageAllocator {
         }
         // Without the exit hook the lists would outlive the thread: use the zone instead.
         guard cshim_tls_arm(PerCPURegistry.exitHook) == 0 else { return nil }
-        let cache = PerCPUPages.allocate()
-        core.lock.withLock { _ in _ = core.caches.insert(cache.rawPointer) }
+        let cache = PerCPUPages.allocate(high: { high(order: $0) })
+        core.withLock { _ = core.caches.insert(cache.rawPointer) }
         let evicted = slots[n - 1]
         var j = n - 1
         while j > 0 {
@@ -170,7 +170,7 @@ extension PageAllocator {
     /// Refills the list for `order` and pops one block. Kernel: `rmqueue_bulk`.
     @inline(never)
     func refill(_ cache: PerCPUPages, order k: Int) throws(Errno) -> Int {
-        try core.lock.withLock { _ throws(Errno) -> Int in
+        try core.withLock { () throws(Errno) -> Int in
             var got = 0
             for _ in 0..<batch(order: k) {
                 guard let p = zone.takeSmallest(order: k) else { break }
@@ -193,7 +193,7 @@ extension PageAllocator {
     @inline(__always)
     func enterPerCPU(_ p: Int, order k: Int, _ cache: PerCPUPages) {
         zone.d[p].order = UInt8(truncatingIfNeeded: k)
-        zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 << k)
+        zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 &<< k)
         zone.setState(p, .perCPU)
         cache.push(p, k, zone)
     }
@@ -201,7 +201,7 @@ extension PageAllocator {
     /// Sends `batch` blocks of `order` back to the buddy lists. Kernel: `free_pcppages_bulk`.
     @inline(never)
     func drainBatch(_ cache: PerCPUPages, order k: Int) {
-        core.lock.withLock { _ in
+        core.withLock {
             for _ in 0..<batch(order: k) {
                 guard let p = cache.pop(k, zone) else { break }
                 zone.freeBlock(p, k)
@@ -213,7 +213,7 @@ extension PageAllocator {
     /// (the kernel's `drain_local_pages`). Other threads' lists go back when they exit.
     public func drainLocalPerCPULists() {
         guard let cache = existingLocalCache() else { return }
-        core.lock.withLock { _ in core.drainLocked(cache) }
+        core.withLock { core.drainLocked(cache) }
         _checkInvariants()
     }
 

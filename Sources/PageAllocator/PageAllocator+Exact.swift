@@ -30,19 +30,19 @@ extension PageAllocator {
         guard bytes > 0 else { throw .invalidArgument }
         if let t = trimThreshold, t < 0 { throw .invalidArgument }
         guard bytes <= Int.max - (pageSize - 1) else {
-            core.lock.withLock { _ in zone.s.pointee.failedAllocations += 1 }
+            core.withLock { zone.s.pointee.failedAllocations += 1 }
             throw .noMemory
         }
         let n = (bytes + pageSize - 1) >> zone.pageShift
         let k = Order.covering(pages: n).rawValue
         guard k <= maxOrder else {
-            core.lock.withLock { _ in zone.s.pointee.failedAllocations += 1 }
+            core.withLock { zone.s.pointee.failedAllocations += 1 }
             throw .noMemory
         }
-        let (pfn, kept) = try core.lock.withLock { _ throws(Errno) -> (Int, Int) in
+        let (pfn, kept) = try core.withLock { () throws(Errno) -> (Int, Int) in
             let p = try takeLocked(order: k)
             account(p, order: k, bytes: n << zone.pageShift, initialization)
-            let total = 1 << k
+            let total = 1 &<< k
             let excess = total - n
             let threshold = trimThreshold ?? zone.s.pointee.nrTrimPages
             let trimmed = threshold != 0 && excess >= threshold
@@ -60,7 +60,7 @@ extension PageAllocator {
         }
         finishInitialization(pfn, order: k, bytes: n << zone.pageShift, initialization)
         _checkInvariants()
-        return PageRun(start: PageFrameNumber(pfn), pages: n, order: Order(k), keptPages: kept, isExact: true)
+        return PageRun(_uncheckedStart: pfn, pages: n, order: k, keptPages: kept, isExact: true)
     }
 
     /// Frees a run made by `allocateExact`: every page it holds, slack included, goes back
@@ -77,12 +77,12 @@ extension PageAllocator {
     public func freeExact(_ start: PageFrameNumber, pages: Int) throws(Errno) {
         let p = start.rawValue
         guard p >= 0, p < totalPages, pages > 0 else { throw .invalidArgument }
-        try core.lock.withLock { _ throws(Errno) in
+        try core.withLock { () throws(Errno) in
             let st = zone.state(p)
             guard st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
                 Int(zone.d[p].runPages) == pages
             else { throw .invalidArgument }
-            let kept = st == PageState.allocatedExactSlack.rawValue ? 1 << Int(zone.d[p].order) : pages
+            let kept = st == PageState.allocatedExactSlack.rawValue ? 1 &<< Int(zone.d[p].order) : pages
             poisonFreed(p, bytes: kept << zone.pageShift)
             zone.s.pointee.slackPages -= kept - pages
             zone.s.pointee.frees += 1

@@ -28,7 +28,7 @@ extension PageAllocator {
     /// every byte of every page recorded as zero is read back.
     /// - Complexity: O(pages).
     package func invariantViolation() -> String? {
-        core.lock.withLock { _ in invariantViolationLocked() }
+        core.withLock { invariantViolationLocked() }
     }
 
     func invariantViolationLocked() -> String? {
@@ -57,7 +57,6 @@ extension PageAllocator {
                 prev = cur
                 cur = z.d[p].next
             }
-            guard n == z.counts[o] else { return "order \(o): count \(z.counts[o]) but list holds \(n)" }
             guard (s.nonEmpty >> UInt64(o)) & 1 == (n > 0 ? 1 : 0) else { return "order \(o): non-empty bit wrong (\(n) blocks)" }
             listedFree += n << o
             listedBlocks += n
@@ -115,8 +114,8 @@ extension PageAllocator {
     /// Reads back every page recorded as zero in a free block. Lock held. O(arena bytes).
     package func knownZeroViolationLocked() -> String? {
         let z = zone
-        func check(_ p: Int, _ o: Int) -> String? {
-            switch z.zeroState(p, o) {
+        func check(_ p: Int, _ o: Int, _ s: ZeroState) -> String? {
+            switch s {
             case .dirty: return nil
             case .zero:
                 let bytes = UnsafeRawBufferPointer(start: z.address(p), count: 1 << (o + z.pageShift))
@@ -126,13 +125,14 @@ extension PageAllocator {
                 return nil
             case .mixed:
                 guard o > 0 else { return "order-0 block pfn \(p) recorded mixed" }
-                return check(p, o - 1) ?? check(p + (1 << (o - 1)), o - 1)
+                let (l, r) = z.children(p, o)
+                return check(p, o - 1, l) ?? check(p + (1 << (o - 1)), o - 1, r)
             }
         }
         for o in 0...maxOrder {
             var cur = z.heads[o]
             while cur != Zone.none {
-                if let bad = check(Int(cur), o) { return bad }
+                if let bad = check(Int(cur), o, z.headZero(Int(cur))) { return bad }
                 cur = z.d[Int(cur)].next
             }
         }
@@ -141,25 +141,27 @@ extension PageAllocator {
 
     /// Reads back every free page recorded as zero; nil when all are. O(arena bytes).
     package func knownZeroViolation() -> String? {
-        core.lock.withLock { _ in knownZeroViolationLocked() }
+        core.withLock { knownZeroViolationLocked() }
     }
 
     /// Pages known to be zero on the buddy free lists (for tests and reports).
     package func knownZeroFreePages() -> Int {
-        core.lock.withLock { _ in
+        core.withLock {
             let z = zone
-            func count(_ p: Int, _ o: Int) -> Int {
-                switch z.zeroState(p, o) {
-                case .dirty: 0
-                case .zero: 1 << o
-                case .mixed: count(p, o - 1) + count(p + (1 << (o - 1)), o - 1)
+            func count(_ p: Int, _ o: Int, _ s: ZeroState) -> Int {
+                switch s {
+                case .dirty: return 0
+                case .zero: return 1 << o
+                case .mixed:
+                    let (l, r) = z.children(p, o)
+                    return count(p, o - 1, l) + count(p + (1 << (o - 1)), o - 1, r)
                 }
             }
             var n = 0
             for o in 0...maxOrder {
                 var cur = z.heads[o]
                 while cur != Zone.none {
-                    n += count(Int(cur), o)
+                    n += count(Int(cur), o, z.headZero(Int(cur)))
                     cur = z.d[Int(cur)].next
                 }
             }

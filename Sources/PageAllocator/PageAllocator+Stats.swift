@@ -133,7 +133,7 @@ extension PageAllocator {
 
     /// A snapshot of the allocator's state.
     public func statistics() -> Statistics {
-        core.lock.withLock { _ in
+        core.withLock {
             let s = zone.s.pointee
             var pcpPages = 0
             var zeroed = core.retired.zeroed
@@ -144,17 +144,18 @@ extension PageAllocator {
             for raw in core.caches {
                 let c = PerCPUPages(raw)
                 pcpPages += c.pages
-                zeroed += c.load(PerCPUPages.bytesZeroedSlot)
-                knownZero += c.load(PerCPUPages.bytesKnownZeroSlot)
-                uninit += c.load(PerCPUPages.bytesUninitializedSlot)
-                allocs += c.load(PerCPUPages.allocationsSlot)
-                frees += c.load(PerCPUPages.freesSlot)
+                let t = c.totals(pageShift: zone.pageShift)
+                zeroed += t.zeroed
+                knownZero += t.knownZero
+                uninit += t.uninit
+                allocs += t.allocs
+                frees += t.frees
             }
             return Statistics(
                 pageSize: pageSize, totalPages: totalPages, maxOrder: maxOrder,
                 freePages: s.freePages, perCPUPages: pcpPages,
                 allocatedPages: s.outstandingPages - pcpPages, slackPages: s.slackPages,
-                freeBlocks: (0...maxOrder).map { zone.counts[$0] },
+                freeBlocks: (0...maxOrder).map { zone.freeCount($0) },
                 bytesZeroed: s.bytesZeroed + zeroed, bytesKnownZero: s.bytesKnownZero + knownZero,
                 bytesUninitialized: s.bytesUninitialized + uninit, pagesTrimmed: s.pagesTrimmed,
                 allocations: s.allocations + allocs, frees: s.frees + frees, splits: s.splits,

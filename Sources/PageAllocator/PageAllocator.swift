@@ -149,10 +149,8 @@ public final class PageAllocator: @unchecked Sendable {
         d.initialize(repeating: PageDescriptor(), count: pages)
         let heads = UnsafeMutablePointer<UInt32>.allocate(capacity: configuration.maxOrder + 1)
         heads.initialize(repeating: Zone.none, count: configuration.maxOrder + 1)
-        let counts = UnsafeMutablePointer<Int>.allocate(capacity: configuration.maxOrder + 1)
-        counts.initialize(repeating: 0, count: configuration.maxOrder + 1)
         let zone = Zone(
-            s: s, d: d, heads: heads, counts: counts, base: arena.baseAddress, totalPages: pages,
+            s: s, d: d, heads: heads, base: arena.baseAddress, totalPages: pages,
             pageShift: shift, maxOrder: configuration.maxOrder)
         let fresh: ZeroState = arena.isFreshMemoryZero ? .zero : .dirty
         arenaWasZero = arena.isFreshMemoryZero
@@ -168,7 +166,7 @@ public final class PageAllocator: @unchecked Sendable {
             p += 1 << k
         }
         for (pfn, k) in blocks.reversed() {
-            zone.setZeroState(pfn, k, fresh)
+            zone.setHeadZero(pfn, fresh)
             zone.listAdd(pfn, k)
         }
         s.pointee.freePages = pages
@@ -232,12 +230,12 @@ public final class PageAllocator: @unchecked Sendable {
 
     /// `vm.nr_trim_pages`: 0 never trims; N trims when the excess is at least N pages.
     public var nrTrimPages: Int {
-        core.lock.withLock { _ in zone.s.pointee.nrTrimPages }
+        core.withLock { zone.s.pointee.nrTrimPages }
     }
 
     /// Sets `vm.nr_trim_pages`. - Throws: `EINVAL` for a negative value (nothing changes).
     public func setNrTrimPages(_ value: Int) throws(Errno) {
         guard value >= 0 else { throw .invalidArgument }
-        core.lock.withLock { _ in zone.s.pointee.nrTrimPages = value }
+        core.withLock { zone.s.pointee.nrTrimPages = value }
     }
 }

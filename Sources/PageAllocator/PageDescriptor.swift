@@ -13,7 +13,7 @@ internal import CShims
 ///   the whole 2^order block is kept, otherwise exactly `runPages`.
 /// - `.tail`: any page that is not the head of a block or run.
 ///
-/// `leafZero` and `nodeZero` record what is known to be zero (see `ZeroState`).
+/// `headZero` and `nodeZero` record what is known to be zero (see `ZeroState`).
 /// `state` is the one byte that threads other than the page's owner read (the buddy check
 /// of a neighbouring free): it is accessed with relaxed atomics.
 @usableFromInline
@@ -23,10 +23,10 @@ struct PageDescriptor {
     var runPages: UInt32 = 0
     var order: UInt8 = 0
     var state: UInt8 = PageState.tail.rawValue
-    /// Zero state of the order-0 block at this page.
-    var leafZero: UInt8 = ZeroState.dirty.rawValue
-    /// Zero state of the buddy-tree node whose midpoint is the next page.
-    var nodeZero: UInt8 = ZeroState.dirty.rawValue
+    /// Zero state of the block this page heads (free, per-CPU or just taken).
+    var headZero: UInt8 = ZeroState.dirty.rawValue
+    /// Halves of the mixed node whose midpoint is the next page (left: bits 0–1, right: 2–3).
+    var nodeZero: UInt8 = 0
 
     /// Byte offset of `state` (checked once, in `PageAllocator.init`).
     static let stateOffset = 13
@@ -44,14 +44,13 @@ enum PageState: UInt8 {
 
 /// What is known about the bytes of a free (or just-allocated) block.
 ///
-/// Zero-ness is a property of buddy-tree nodes. A block of order 0 stores it in its own
-/// descriptor (`leafZero`); a block of order j ≥ 1 stores it in the descriptor of the
-/// page just before its midpoint (`nodeZero`), a slot no other node uses (the midpoint of
-/// a node fixes both its start and its order). `.mixed` means "look at the two halves",
-/// whose slots are then valid. Splitting a `.zero` or `.dirty` node copies the state to its
-/// halves; merging two halves writes `.mixed` unless they agree; freeing a used run writes
-/// `.dirty` at its top. Every step is O(1), so allocating without zeroing never touches
-/// per-page metadata, and a page that the host gave as zero is never cleared twice.
+/// Zero-ness is a property of buddy-tree nodes. A free block keeps its state in its head
+/// descriptor. `.mixed` means "look at the two halves", whose states the node then keeps
+/// in the descriptor just before its midpoint (a slot no other node uses). Splitting a
+/// `.zero` or `.dirty` node copies the state to its halves; merging two halves gives
+/// `.mixed` unless they agree; freeing a used run writes `.dirty` at its head. Every step
+/// is O(1), so allocating without zeroing never touches per-page metadata, and a page
+/// that the host gave as zero is never cleared twice.
 enum ZeroState: UInt8 {
     case dirty = 0
     case zero = 1

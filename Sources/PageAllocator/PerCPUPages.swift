@@ -10,32 +10,51 @@ import Glibc
 /// its own lists without taking the zone lock or doing any atomic read-modify-write; the
 /// lists are refilled from, and drained to, the buddy lists in batches under the lock.
 ///
-/// Layout: 16 `Int64` slots in plain memory owned by `ZoneCore`. Heads and list links are
+/// Layout: 24 `Int64` slots in plain memory owned by `ZoneCore`. Heads and list links are
 /// touched only by the owning thread (or by the zone while the owner is known to be
 /// gone). Counters are written by the owner with relaxed stores and read by anyone with
-/// relaxed loads, so statistics never race.
+/// relaxed loads, so statistics never race. The hot path updates as few of them as it
+/// can: an uninitialised allocation bumps one per-order counter, from which both the
+/// allocation count and the uninitialised bytes are derived.
 struct PerCPUPages {
     static let maxOrder = 3
-    static let slotCount = 16
+    static let slotCount = 24
 
     // Slot indices.
     static let headBase = 0  // 0...3: list heads (PFN, or -1)
     static let countBase = 4  // 4...7: blocks per list
-    static let bytesZeroedSlot = 8
-    static let bytesKnownZeroSlot = 9
-    static let bytesUninitializedSlot = 10
-    static let allocationsSlot = 11
-    static let freesSlot = 12
+    static let highBase = 8  // 8...11: blocks a list holds before a batch goes back
+    static let uninitializedBase = 12  // 12...15: uninitialised allocations per order
+    static let zeroedAllocationsSlot = 16
+    static let bytesZeroedSlot = 17
+    static let bytesKnownZeroSlot = 18
+    static let freesSlot = 19
 
     let raw: UnsafeMutablePointer<Int64>
 
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw.assumingMemoryBound(to: Int64.self) }
 
-    static func allocate() -> PerCPUPages {
+    static func allocate(high: (Int) -> Int) -> PerCPUPages {
         let p = UnsafeMutablePointer<Int64>.allocate(capacity: slotCount)
         p.initialize(repeating: 0, count: slotCount)
-        for o in 0...maxOrder { p[headBase + o] = -1 }
+        for o in 0...maxOrder {
+            p[headBase + o] = -1
+            p[highBase + o] = Int64(high(o))
+        }
         return PerCPUPages(UnsafeMutableRawPointer(p))
+    }
+
+    /// Counters as totals: (allocations, bytes uninitialised, bytes zeroed, bytes known zero, frees).
+    func totals(pageShift: Int) -> (allocs: Int64, uninit: Int64, zeroed: Int64, knownZero: Int64, frees: Int64) {
+        var allocs = load(PerCPUPages.zeroedAllocationsSlot)
+        var uninit: Int64 = 0
+        for o in 0...PerCPUPages.maxOrder {
+            let n = load(PerCPUPages.uninitializedBase + o)
+            allocs += n
+            uninit += n << Int64(o + pageShift)
+        }
+        return (allocs, uninit, load(PerCPUPages.bytesZeroedSlot), load(PerCPUPages.bytesKnownZeroSlot),
+            load(PerCPUPages.freesSlot))
     }
 
     func deallocate() { raw.deallocate() }
@@ -53,6 +72,11 @@ struct PerCPUPages {
     }
 
     @inline(__always) func count(_ order: Int) -> Int64 { load(PerCPUPages.countBase + order) }
+
+    /// Whether the list for `order` holds more than its high mark.
+    @inline(__always) func isOverHigh(_ order: Int) -> Bool {
+        raw[PerCPUPages.countBase + order] > raw[PerCPUPages.highBase + order]
+    }
 
     /// Pages held on all lists.
     var pages: Int {

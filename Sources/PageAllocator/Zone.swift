@@ -36,7 +36,6 @@ struct Zone {
     let s: UnsafeMutablePointer<ZoneState>
     let d: UnsafeMutablePointer<PageDescriptor>
     let heads: UnsafeMutablePointer<UInt32>
-    let counts: UnsafeMutablePointer<Int>
     let base: UnsafeMutableRawPointer
     let totalPages: Int
     let pageShift: Int
@@ -58,22 +57,47 @@ struct Zone {
     func setState(_ pfn: Int, _ st: PageState) { cshim_store_relaxed_u8(statePointer(pfn), st.rawValue) }
 
     @inline(__always)
-    func address(_ pfn: Int) -> UnsafeMutableRawPointer { base + (pfn << pageShift) }
+    func address(_ pfn: Int) -> UnsafeMutableRawPointer { base + (pfn &<< pageShift) }
 
     // MARK: Zero state of buddy-tree nodes
+    //
+    // A free block's zero state lives in its head descriptor (`headZero`), the line the list
+    // operations touch anyway. A `.mixed` node keeps its two halves' states in the
+    // descriptor just before its midpoint (`nodeZero`: left in bits 0–1, right in bits 2–3),
+    // a slot no other node uses (a node's midpoint fixes its start and its order), written
+    // only when a merge produces `.mixed` and read only when a mixed node is split or
+    // descended into.
 
     @inline(__always)
-    func zeroState(_ pfn: Int, _ order: Int) -> ZeroState {
-        let raw = order == 0 ? d[pfn].leafZero : d[pfn + (1 << (order - 1)) - 1].nodeZero
-        return ZeroState(rawValue: raw) ?? .dirty
+    func headZero(_ pfn: Int) -> ZeroState { ZeroState(rawValue: d[pfn].headZero) ?? .dirty }
+
+    @inline(__always)
+    func setHeadZero(_ pfn: Int, _ z: ZeroState) { d[pfn].headZero = z.rawValue }
+
+    /// The halves of the mixed node (pfn, order), order ≥ 1.
+    @inline(__always)
+    func children(_ pfn: Int, _ order: Int) -> (ZeroState, ZeroState) {
+        let v = d[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero
+        return (ZeroState(rawValue: v & 3) ?? .dirty, ZeroState(rawValue: v >> 2) ?? .dirty)
     }
 
     @inline(__always)
-    func setZeroState(_ pfn: Int, _ order: Int, _ z: ZeroState) {
-        if order == 0 { d[pfn].leafZero = z.rawValue } else { d[pfn + (1 << (order - 1)) - 1].nodeZero = z.rawValue }
+    func setChildren(_ pfn: Int, _ order: Int, _ l: ZeroState, _ r: ZeroState) {
+        d[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero = l.rawValue | r.rawValue &<< 2
+    }
+
+    /// The states of the halves of a node in state `z`.
+    @inline(__always)
+    func halves(_ pfn: Int, _ order: Int, _ z: ZeroState) -> (ZeroState, ZeroState) {
+        z == .mixed ? children(pfn, order) : (z, z)
     }
 
     // MARK: Free lists (kernel: free_area[order])
+    //
+    // The kernel also keeps nr_free per order. Here a list's emptiness is its head, and
+    // the per-order counts (`/proc/buddyinfo`) are counted by walking the lists when
+    // statistics are asked for: that keeps two read-modify-writes per level out of every
+    // split and merge, where they cost about a third of the time.
 
     @inline(__always)
     func listAdd(_ pfn: Int, _ order: Int) {
@@ -81,10 +105,12 @@ struct Zone {
         d[pfn].next = h
         d[pfn].prev = Zone.none
         d[pfn].order = UInt8(truncatingIfNeeded: order)
-        if h != Zone.none { d[Int(h)].prev = UInt32(truncatingIfNeeded: pfn) }
+        if h != Zone.none {
+            d[Int(h)].prev = UInt32(truncatingIfNeeded: pfn)
+        } else {
+            s.pointee.nonEmpty |= 1 &<< UInt64(order)
+        }
         heads[order] = UInt32(truncatingIfNeeded: pfn)
-        counts[order] += 1
-        s.pointee.nonEmpty |= 1 << UInt64(order)
         setState(pfn, .free)
     }
 
@@ -92,10 +118,24 @@ struct Zone {
     func listDel(_ pfn: Int, _ order: Int) {
         let n = d[pfn].next
         let p = d[pfn].prev
-        if p != Zone.none { d[Int(p)].next = n } else { heads[order] = n }
+        if p != Zone.none {
+            d[Int(p)].next = n
+        } else {
+            heads[order] = n
+            if n == Zone.none { s.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
+        }
         if n != Zone.none { d[Int(n)].prev = p }
-        counts[order] -= 1
-        if counts[order] == 0 { s.pointee.nonEmpty &= ~(1 << UInt64(order)) }
+    }
+
+    /// Free blocks on the list for `order` (kernel: `free_area[order].nr_free`). O(length).
+    func freeCount(_ order: Int) -> Int {
+        var n = 0
+        var cur = heads[order]
+        while cur != Zone.none {
+            n &+= 1
+            cur = d[Int(cur)].next
+        }
+        return n
     }
 
     /// True when `buddy` is the head of a free block of exactly `order` (kernel: `page_is_buddy`).
@@ -110,29 +150,26 @@ struct Zone {
     /// The returned block's zero state is valid in its slot. Returns nil when no block fits.
     /// - Complexity: O(splits).
     func takeSmallest(order: Int) -> Int? {
-        let mask = s.pointee.nonEmpty & (~UInt64(0) << UInt64(order))
+        let mask = s.pointee.nonEmpty & (~UInt64(0) &<< UInt64(order))
         if mask == 0 { return nil }
         var cur = mask.trailingZeroBitCount
         let pfn = Int(heads[cur])
         listDel(pfn, cur)
-        var z = zeroState(pfn, cur)
+        var z = headZero(pfn)
+        s.pointee.splits &+= Int64(cur &- order)
         // expand(): hand the upper half back at each step.
         while cur > order {
-            cur -= 1
-            let right = pfn + (1 << cur)
-            if z == .mixed {
-                listAdd(right, cur)  // its own slot is valid
-                z = zeroState(pfn, cur)
-            } else {
-                setZeroState(right, cur, z)
-                listAdd(right, cur)
-            }
-            s.pointee.splits += 1
+            let (zl, zr) = halves(pfn, cur, z)
+            cur &-= 1
+            let right = pfn &+ (1 &<< cur)
+            setHeadZero(right, zr)
+            listAdd(right, cur)
+            z = zl
         }
-        if z != .mixed { setZeroState(pfn, order, z) }
-        let pages = 1 << order
-        s.pointee.freePages -= pages
-        s.pointee.outstandingPages += pages
+        setHeadZero(pfn, z)
+        let pages = 1 &<< order
+        s.pointee.freePages &-= pages
+        s.pointee.outstandingPages &+= pages
         return pfn
     }
 
@@ -144,23 +181,41 @@ struct Zone {
     func freeBlock(_ pfn: Int, _ order: Int) {
         var p = pfn
         var k = order
-        let pages = 1 << order
+        var z = headZero(pfn)
         while k < maxOrder {
-            let buddy = p ^ (1 << k)
+            let buddy = p ^ (1 &<< k)
             guard isFreeBuddy(buddy, k) else { break }
             listDel(buddy, k)
-            let zl = zeroState(min(p, buddy), k)
-            let zr = zeroState(max(p, buddy), k)
-            let upper = max(p, buddy)
-            setState(upper, .tail)
-            p = min(p, buddy)
-            k += 1
-            setZeroState(p, k, (zl == zr && zl != .mixed) ? zl : .mixed)
-            s.pointee.merges += 1
+            let zb = headZero(buddy)
+            let lo: Int
+            let zl: ZeroState
+            let zr: ZeroState
+            if buddy < p {
+                setState(p, .tail)
+                lo = buddy
+                zl = zb
+                zr = z
+            } else {
+                setState(buddy, .tail)
+                lo = p
+                zl = z
+                zr = zb
+            }
+            k &+= 1
+            if zl == zr && zl != .mixed {
+                z = zl
+            } else {
+                z = .mixed
+                setChildren(lo, k, zl, zr)
+            }
+            p = lo
         }
+        s.pointee.merges &+= Int64(k &- order)
+        setHeadZero(p, z)
         listAdd(p, k)
-        s.pointee.freePages += pages
-        s.pointee.outstandingPages -= pages
+        let pages = 1 &<< order
+        s.pointee.freePages &+= pages
+        s.pointee.outstandingPages &-= pages
     }
 
     /// Frees [pfn, pfn + pages) as the few largest aligned blocks that tile it, each dirty.
@@ -169,10 +224,10 @@ struct Zone {
         let end = pfn + pages
         while cur < end {
             var k = min(cur == 0 ? maxOrder : cur.trailingZeroBitCount, maxOrder)
-            while cur + (1 << k) > end { k -= 1 }
-            setZeroState(cur, k, zero)
+            while cur + (1 &<< k) > end { k -= 1 }
+            setHeadZero(cur, zero)
             freeBlock(cur, k)
-            cur += 1 << k
+            cur += 1 &<< k
         }
     }
 
@@ -182,10 +237,14 @@ struct Zone {
     /// known to be zero. Returns (bytes cleared, bytes skipped as known zero).
     /// With `dryRun` it only counts.
     func clear(_ pfn: Int, _ order: Int, limit: Int, dryRun: Bool) -> (zeroed: Int, skipped: Int) {
-        let blockBytes = 1 << (order + pageShift)
+        clear(pfn, order, headZero(pfn), limit: limit, dryRun: dryRun)
+    }
+
+    func clear(_ pfn: Int, _ order: Int, _ z: ZeroState, limit: Int, dryRun: Bool) -> (zeroed: Int, skipped: Int) {
+        let blockBytes = 1 &<< (order &+ pageShift)
         let n = min(limit, blockBytes)
         if n <= 0 { return (0, 0) }
-        switch zeroState(pfn, order) {
+        switch z {
         case .zero:
             return (0, n)
         case .dirty:
@@ -193,9 +252,11 @@ struct Zone {
             return (n, 0)
         case .mixed:
             let half = blockBytes >> 1
-            let l = clear(pfn, order - 1, limit: n, dryRun: dryRun)
-            let r: (zeroed: Int, skipped: Int) = n > half ? clear(pfn + (1 << (order - 1)), order - 1, limit: n - half, dryRun: dryRun) : (0, 0)
-            return (l.zeroed + r.zeroed, l.skipped + r.skipped)
+            let (zl, zr) = children(pfn, order)
+            let l = clear(pfn, order &- 1, zl, limit: n, dryRun: dryRun)
+            let r: (zeroed: Int, skipped: Int) =
+                n > half ? clear(pfn &+ (1 &<< (order &- 1)), order &- 1, zr, limit: n &- half, dryRun: dryRun) : (0, 0)
+            return (l.zeroed &+ r.zeroed, l.skipped &+ r.skipped)
         }
     }
 
@@ -206,34 +267,25 @@ struct Zone {
         var p = pfn
         var k = order
         var keepIn = keep
-        var z = zeroState(pfn, order)
+        var z = headZero(pfn)
         var given = 0
-        while keepIn < (1 << k) && keepIn > 0 {
-            let c = k - 1
-            let half = 1 << c
-            let right = p + half
-            let zl: ZeroState
-            let zr: ZeroState
-            if z == .mixed {
-                zl = zeroState(p, c)
-                zr = zeroState(right, c)
-            } else {
-                zl = z
-                zr = z
-            }
+        while keepIn < (1 &<< k) && keepIn > 0 {
+            let c = k &- 1
+            let half = 1 &<< c
+            let right = p &+ half
+            let (zl, zr) = halves(p, k, z)
             if keepIn <= half {
-                setZeroState(right, c, zr)
                 // The right half is one block leaving the run: it was counted outstanding.
+                setHeadZero(right, zr)
                 freeBlock(right, c)
-                given += half
-                k = c
+                given &+= half
                 z = zl
             } else {
-                keepIn -= half
+                keepIn &-= half
                 p = right
-                k = c
                 z = zr
             }
+            k = c
         }
         return given
     }

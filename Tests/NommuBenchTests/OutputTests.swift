@@ -82,9 +82,9 @@ struct OutputTests {
             #expect(Int(f[5]) == r.iterations)
             #expect(Double(f[6]) != nil)
         }
-        #expect(rows.first == "memset,4096,27.500,27.100,28.250,1000,1.0000")
+        #expect(rows.first == "memset,4096,27.500,27.100,28.250,1000,1.000000")
         let pair = rows.first { $0.hasPrefix("order0_pair,") }
-        #expect(pair?.hasSuffix(",0.2818") == true)
+        #expect(pair?.hasSuffix(",0.281818") == true)
         let noBaseline = formatCSV([sample[4]]).split(separator: "\n")[1]
         #expect(noBaseline.hasSuffix(","))
     }
@@ -135,5 +135,15 @@ struct OutputTests {
         for path in written {
             #expect(FileManager.default.fileExists(atPath: path))
         }
+    }
+}
+
+@Suite("Ratio formatting")
+struct RatioFormattingTests {
+    @Test("small ratios keep two significant digits", arguments: [
+        (1.0, "1.00"), (2.26, "2.26"), (0.1, "0.10"), (0.0412, "0.041"), (0.0041, "0.0041"), (0.00412, "0.0041"), (0.0, "0.00"),
+    ])
+    func ratio(_ v: Double, _ text: String) {
+        #expect(formatRatio(v) == text)
     }
 }
