@@ -3,9 +3,6 @@ internal import CShims
 import HostArena
 import NommuBase
 import Synchronization
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Owns everything one allocator holds: the host arena, the descriptors, the free areas,
 /// the zone lock and every per-CPU list made for it.
@@ -16,27 +13,20 @@ import Glibc
 final class ZoneCore: @unchecked Sendable {
     let arena: HostArena
     let zone: Zone
-    /// The zone lock. A pthread mutex: measured here at ~3–5 ns for an uncontended
-    /// lock + unlock, against ~40 ns for `Synchronization.Mutex` (which takes the
-    /// priority-inheritance futex path on Linux).
-    let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// The zone lock (kernel: zone->lock). See `HostMutex` for why it is a pthread mutex.
+    let lock = HostMutex<Void>(())
     /// Per-CPU lists made for this zone and not yet handed back (guarded by `lock`).
     nonisolated(unsafe) var caches: Set<UnsafeMutableRawPointer> = []
 
     init(arena: consuming HostArena, zone: Zone) {
         self.arena = arena
         self.zone = zone
-        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        let rc = pthread_mutex_init(mutex, nil)
-        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
     }
 
     /// Runs `body` with the zone lock held.
     @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
+        try lock.withLock { (_: inout Void) throws(E) -> R in try body() }
     }
 
     /// Returns every block on `cache` to the buddy lists. Lock held.
@@ -72,8 +62,6 @@ final class ZoneCore: @unchecked Sendable {
     }
 
     deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
         for raw in caches { PerCPUPages(raw).deallocate() }
         zone.s.deinitialize(count: 1)
         zone.s.deallocate()
@@ -85,7 +73,7 @@ final class ZoneCore: @unchecked Sendable {
 /// Which allocators are alive, by their never-reused id, so that a thread's exit hook
 /// follows a per-CPU slot only while its allocator's memory still exists.
 enum PerCPURegistry {
-    static let live = Mutex<[UInt64: ZoneCore]>([:])
+    static let live = HostMutex<[UInt64: ZoneCore]>([:])
     static let nextID = Atomic<UInt64>(1)
 
     /// Runs on every armed thread as it exits: hands each of its lists back.

@@ -2,7 +2,6 @@
 import NommuBase
 import NommuTestSupport
 import PageAllocator
-import Synchronization
 import Testing
 
 @Suite("Page allocator: threads")
@@ -14,7 +13,7 @@ struct ConcurrencyTests {
         let threads = ProcessEnvironment.int("NOMMU_STRESS_THREADS", default: 8)
         let ops = ProcessEnvironment.int("NOMMU_STRESS_OPS", default: 20_000)
         let a = try makeAllocator(pages: 2048, maxOrder: 8, perCPU: perCPU)
-        let problems = Mutex<[String]>([])
+        let problems = HostMutex<[String]>([])
         runOnThreads(threads) { t in
             var rng = SeededRandom(seed: 1000 + UInt64(t))
             var live: [(PageRun, UInt64)] = []
@@ -73,7 +72,7 @@ struct ConcurrencyTests {
     @Test("runs move between threads: allocated on one, freed on another")
     func crossThreadFree() throws {
         let a = try makeAllocator(pages: 256, maxOrder: 8)
-        let handoff = Mutex<[PageRun]>([])
+        let handoff = HostMutex<[PageRun]>([])
         runOnThreads(1) { _ in
             let runs = (0..<50).map { _ in try! a.allocate(order: Order(Int.random(in: 0...2))) }
             handoff.withLock { $0 = runs }
@@ -87,7 +86,7 @@ struct ConcurrencyTests {
     @Test("a thread that used more allocators than it has slots hands the oldest lists back")
     func slotEviction() throws {
         let allocators = try (0..<6).map { _ in try makeAllocator(pages: 512, maxOrder: 9) }
-        let holding = Mutex<[Int]>([])
+        let holding = HostMutex<[Int]>([])
         runOnThreads(1) { _ in
             for a in allocators {
                 let r = try! a.allocate(order: Order(0))
@@ -104,11 +103,11 @@ struct ConcurrencyTests {
 
     @Test("an allocator released while other threads still hold slots for it")
     func releasedAllocatorWithLiveSlots() throws {
-        let ready = Mutex<Int>(0)
-        let proceed = Mutex<Bool>(false)
+        let ready = HostMutex<Int>(0)
+        let proceed = HostMutex<Bool>(false)
         do {
             let a = try makeAllocator(pages: 256, maxOrder: 8)
-            let box = Mutex<PageAllocator?>(a)
+            let box = HostMutex<PageAllocator?>(a)
             runOnThreads(2) { _ in
                 if let a = box.withLock({ $0 }) {
                     let r = try! a.allocate(order: Order(0))
