@@ -10,10 +10,11 @@ enum Syscalls {
         bytes: Int, alignment: Int, source: HostArena.Backing, hugePages: Bool
     ) -> Result<cshim_arena, Errno> {
         var out = cshim_arena()
-        let src: Int32 = switch source {
-        case .mmap: Int32(CSHIM_ARENA_MMAP.rawValue)
-        case .posixMemalign: Int32(CSHIM_ARENA_POSIX_MEMALIGN.rawValue)
-        }
+        let src: Int32 =
+            switch source {
+            case .mmap: Int32(CSHIM_ARENA_MMAP.rawValue)
+            case .posixMemalign: Int32(CSHIM_ARENA_POSIX_MEMALIGN.rawValue)
+            }
         let rc = cshim_arena_acquire(bytes, alignment, src, hugePages ? 1 : 0, &out)
         return rc == 0 ? .success(out) : .failure(Errno(rawValue: rc))
     }

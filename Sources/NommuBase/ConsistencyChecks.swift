@@ -5,18 +5,18 @@ public enum ConsistencyChecks {
     /// `NOMMU_INTERNAL_CHECKS`: invariants after every mutation, poisoning.
     public static var internalChecksEnabled: Bool {
         #if NOMMU_INTERNAL_CHECKS
-        true
+            true
         #else
-        false
+            false
         #endif
     }
 
     /// `NOMMU_EXPENSIVE_CHECKS`: O(arena) scans on top of the internal checks.
     public static var expensiveChecksEnabled: Bool {
         #if NOMMU_EXPENSIVE_CHECKS
-        true
+            true
         #else
-        false
+            false
         #endif
     }
 

@@ -3,7 +3,9 @@
 /// What one `nommu bench` run measures and how long it samples.
 public struct BenchConfiguration: Sendable, Hashable {
     /// The default sizes: 4 KiB, 16 KiB, … 64 MiB (powers of four).
-    public static let defaultSizes: [Int] = [4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]
+    public static let defaultSizes: [Int] = [
+        4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20,
+    ]
     /// Sizes must be multiples of this (the allocator's page).
     public static let sizeGranule = 4096
     /// The largest size accepted.
@@ -39,7 +41,10 @@ public struct BenchConfiguration: Sendable, Hashable {
     /// Most samples per (series, size).
     public var maximumSamples: Int
 
-    public init(sizes: [Int] = BenchConfiguration.defaultSizes, series: [BenchSeries] = BenchSeries.allCases, quick: Bool = false) {
+    public init(
+        sizes: [Int] = BenchConfiguration.defaultSizes, series: [BenchSeries] = BenchSeries.allCases,
+        quick: Bool = false
+    ) {
         self.sizes = Array(Set(sizes)).sorted()
         self.series = series
         self.quick = quick

@@ -2,7 +2,7 @@
 import Foundation
 import HostArena
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Facts about the machine and the set-up, printed above the table and put in the JSON.
@@ -50,9 +50,9 @@ public struct MachineInfo: Sendable, Hashable {
     /// The facts of this machine, for a run of `configuration`.
     public static func current(for configuration: BenchConfiguration) -> MachineInfo {
         #if DEBUG
-        let build = "debug"
+            let build = "debug"
         #else
-        let build = "release"
+            let build = "release"
         #endif
         return MachineInfo(
             hostPageSize: HostArena.hostPageSize, cpuCount: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),

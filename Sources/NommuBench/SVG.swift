@@ -3,7 +3,7 @@
 // A hand-written SVG line plot of the sized series: log-log axes, x = bytes, y = median ns.
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The plot: one polyline with point markers per sized series present in `results`, a
@@ -104,7 +104,8 @@ public func renderSVG(
         s += pts.map { "\(f(x($0.0))),\(f(y($0.1)))" }.joined(separator: " ") + "\"/>\n"
         for p in pts {
             s += "<circle cx=\"\(f(x(p.0)))\" cy=\"\(f(y(p.1)))\" r=\"3.5\" fill=\"\(color)\">"
-            s += "<title>\(xmlEscape(name)) \(xmlEscape(formatBytes(p.0))): \(xmlEscape(formatNanoseconds(p.1)))</title>"
+            s +=
+                "<title>\(xmlEscape(name)) \(xmlEscape(formatBytes(p.0))): \(xmlEscape(formatNanoseconds(p.1)))</title>"
             s += "</circle>\n"
         }
         s += "</g>\n"

@@ -2,7 +2,7 @@
 internal import CShims
 public import NommuBase
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 extension PageAllocator {
@@ -255,14 +255,14 @@ extension PageAllocator {
     @inline(__always)
     func poisonUninitialized(_ pfn: Int, bytes: Int) {
         #if NOMMU_INTERNAL_CHECKS
-        memset(zone.address(pfn), Int32(ConsistencyChecks.uninitializedPoison), bytes)
+            memset(zone.address(pfn), Int32(ConsistencyChecks.uninitializedPoison), bytes)
         #endif
     }
 
     @inline(__always)
     func poisonFreed(_ pfn: Int, bytes: Int) {
         #if NOMMU_INTERNAL_CHECKS
-        memset(zone.address(pfn), Int32(ConsistencyChecks.freedPoison), bytes)
+            memset(zone.address(pfn), Int32(ConsistencyChecks.freedPoison), bytes)
         #endif
     }
 }

@@ -6,15 +6,15 @@ extension PageAllocator {
     /// traps with the offending values if one fails. Called at the end of every mutating
     /// public operation.
     #if NOMMU_INTERNAL_CHECKS
-    @inline(never)
-    func _checkInvariants() {
-        if let failure = invariantViolation() {
-            preconditionFailure("PageAllocator invariant broken: \(failure)")
+        @inline(never)
+        func _checkInvariants() {
+            if let failure = invariantViolation() {
+                preconditionFailure("PageAllocator invariant broken: \(failure)")
+            }
         }
-    }
     #else
-    @inline(__always)
-    func _checkInvariants() {}
+        @inline(__always)
+        func _checkInvariants() {}
     #endif
 
     /// Walks the whole zone under the lock and returns the first broken invariant, or nil.
@@ -45,9 +45,13 @@ extension PageAllocator {
                 guard p < totalPages else { return "order \(o) list holds pfn \(p) outside \(totalPages) pages" }
                 guard p & ((1 << o) - 1) == 0 else { return "free block pfn \(p) not aligned to order \(o)" }
                 guard p + (1 << o) <= totalPages else { return "free block pfn \(p) order \(o) runs past the arena" }
-                guard z.state(p) == PageState.free.rawValue else { return "pfn \(p) on order \(o) list has state \(z.state(p))" }
+                guard z.state(p) == PageState.free.rawValue else {
+                    return "pfn \(p) on order \(o) list has state \(z.state(p))"
+                }
                 guard Int(z.d[p].order) == o else { return "pfn \(p) on order \(o) list says order \(z.d[p].order)" }
-                guard z.d[p].prev == prev else { return "pfn \(p) on order \(o) list: prev \(z.d[p].prev), expected \(prev)" }
+                guard z.d[p].prev == prev else {
+                    return "pfn \(p) on order \(o) list: prev \(z.d[p].prev), expected \(prev)"
+                }
                 let buddy = p ^ (1 << o)
                 if o < maxOrder && z.isFreeBuddy(buddy, o) {
                     return "free buddies pfn \(p) and \(buddy) of order \(o) did not merge"
@@ -57,12 +61,16 @@ extension PageAllocator {
                 prev = cur
                 cur = z.d[p].next
             }
-            guard (s.nonEmpty >> UInt64(o)) & 1 == (n > 0 ? 1 : 0) else { return "order \(o): non-empty bit wrong (\(n) blocks)" }
+            guard (s.nonEmpty >> UInt64(o)) & 1 == (n > 0 ? 1 : 0) else {
+                return "order \(o): non-empty bit wrong (\(n) blocks)"
+            }
             listedFree += n << o
             listedBlocks += n
         }
         guard s.nonEmpty >> UInt64(maxOrder + 1) == 0 else { return "non-empty mask has bits above maxOrder" }
-        guard listedFree == s.freePages else { return "free lists hold \(listedFree) pages, counter says \(s.freePages)" }
+        guard listedFree == s.freePages else {
+            return "free lists hold \(listedFree) pages, counter says \(s.freePages)"
+        }
         guard s.freePages + s.outstandingPages == totalPages else {
             return "free \(s.freePages) + outstanding \(s.outstandingPages) != total \(totalPages)"
         }
@@ -81,32 +89,44 @@ extension PageAllocator {
                 walkedFreeBlocks += 1
             case .allocated, .perCPU:
                 extent = 1 << o
-                guard Int(z.d[p].runPages) == extent else { return "block pfn \(p) order \(o) says \(z.d[p].runPages) pages" }
+                guard Int(z.d[p].runPages) == extent else {
+                    return "block pfn \(p) order \(o) says \(z.d[p].runPages) pages"
+                }
                 outstanding += extent
             case .allocatedExact:
                 extent = Int(z.d[p].runPages)
-                guard extent >= 1, extent <= 1 << o else { return "exact run pfn \(p) of \(extent) pages from order \(o)" }
+                guard extent >= 1, extent <= 1 << o else {
+                    return "exact run pfn \(p) of \(extent) pages from order \(o)"
+                }
                 outstanding += extent
             case .allocatedExactSlack:
                 extent = 1 << o
-                guard Int(z.d[p].runPages) <= extent else { return "exact run pfn \(p) asks \(z.d[p].runPages) of order \(o)" }
+                guard Int(z.d[p].runPages) <= extent else {
+                    return "exact run pfn \(p) asks \(z.d[p].runPages) of order \(o)"
+                }
                 slack += extent - Int(z.d[p].runPages)
                 outstanding += extent
             case .tail, .none:
                 return "pfn \(p) starts no block (state \(z.state(p)))"
             }
-            guard p & ((1 << o) - 1) == 0 || st == .allocatedExact else { return "block pfn \(p) not aligned to order \(o)" }
+            guard p & ((1 << o) - 1) == 0 || st == .allocatedExact else {
+                return "block pfn \(p) not aligned to order \(o)"
+            }
             guard p + extent <= totalPages else { return "block pfn \(p) of \(extent) pages runs past the arena" }
             for t in (p + 1)..<(p + extent) where z.state(t) != PageState.tail.rawValue {
                 return "pfn \(t) inside the block at pfn \(p) is not a tail (state \(z.state(t)))"
             }
             p += extent
         }
-        guard walkedFreeBlocks == listedBlocks else { return "\(walkedFreeBlocks) free heads in the arena, \(listedBlocks) on lists" }
-        guard outstanding == s.outstandingPages else { return "runs hold \(outstanding) pages, counter says \(s.outstandingPages)" }
+        guard walkedFreeBlocks == listedBlocks else {
+            return "\(walkedFreeBlocks) free heads in the arena, \(listedBlocks) on lists"
+        }
+        guard outstanding == s.outstandingPages else {
+            return "runs hold \(outstanding) pages, counter says \(s.outstandingPages)"
+        }
         guard slack == s.slackPages else { return "runs keep \(slack) slack pages, counter says \(s.slackPages)" }
         #if NOMMU_EXPENSIVE_CHECKS
-        if let bad = knownZeroViolationLocked() { return bad }
+            if let bad = knownZeroViolationLocked() { return bad }
         #endif
         return nil
     }

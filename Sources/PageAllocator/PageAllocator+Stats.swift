@@ -39,7 +39,8 @@ extension PageAllocator {
         public init(
             pageSize: Int, totalPages: Int, maxOrder: Int, freePages: Int, perCPUPages: Int, allocatedPages: Int,
             slackPages: Int, freeBlocks: [Int], bytesZeroed: Int64, bytesKnownZero: Int64, bytesUninitialized: Int64,
-            pagesTrimmed: Int64, allocations: Int64, frees: Int64, splits: Int64, merges: Int64, failedAllocations: Int64
+            pagesTrimmed: Int64, allocations: Int64, frees: Int64, splits: Int64, merges: Int64,
+            failedAllocations: Int64
         ) {
             self.pageSize = pageSize
             self.totalPages = totalPages

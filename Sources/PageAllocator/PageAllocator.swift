@@ -39,7 +39,7 @@ public import NommuBase
 internal import CShims
 import Synchronization
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A buddy page allocator over one host arena, modelling a no-MMU kernel's zone.

@@ -20,8 +20,9 @@ public struct PageRun: Hashable, Sendable, CustomStringConvertible {
 
     @inlinable
     public init(start: PageFrameNumber, pages: Int, order: Order, keptPages: Int, isExact: Bool) {
-        precondition(pages >= 0 && pages <= Int(UInt32.max) && keptPages >= pages && keptPages <= Int(UInt32.max)
-            && order.rawValue >= 0 && order.rawValue <= 63, "PageRun out of range")
+        precondition(
+            pages >= 0 && pages <= Int(UInt32.max) && keptPages >= pages && keptPages <= Int(UInt32.max)
+                && order.rawValue >= 0 && order.rawValue <= 63, "PageRun out of range")
         _start = start.rawValue
         _pages = UInt32(truncatingIfNeeded: pages)
         _kept = UInt32(truncatingIfNeeded: keptPages)

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 internal import CShims
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// One thread's page lists for one allocator (the kernel's `per_cpu_pages`).
@@ -53,8 +53,10 @@ struct PerCPUPages {
             allocs += n
             uninit += n << Int64(o + pageShift)
         }
-        return (allocs, uninit, load(PerCPUPages.bytesZeroedSlot), load(PerCPUPages.bytesKnownZeroSlot),
-            load(PerCPUPages.freesSlot))
+        return (
+            allocs, uninit, load(PerCPUPages.bytesZeroedSlot), load(PerCPUPages.bytesKnownZeroSlot),
+            load(PerCPUPages.freesSlot)
+        )
     }
 
     func deallocate() { raw.deallocate() }

@@ -2,7 +2,7 @@
 internal import CShims
 import NommuBase
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Counters and gauges of one zone, changed only under the zone lock.

@@ -50,7 +50,9 @@ final class ZoneCore: @unchecked Sendable {
     }
 
     /// Counters of retired lists, kept so totals never go backwards. Guarded by `lock`.
-    nonisolated(unsafe) var retired = (zeroed: Int64(0), knownZero: Int64(0), uninit: Int64(0), allocs: Int64(0), frees: Int64(0))
+    nonisolated(unsafe) var retired = (
+        zeroed: Int64(0), knownZero: Int64(0), uninit: Int64(0), allocs: Int64(0), frees: Int64(0)
+    )
 
     func foldCounters(of cache: PerCPUPages) {
         let t = cache.totals(pageShift: zone.pageShift)

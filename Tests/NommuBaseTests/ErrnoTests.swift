@@ -2,7 +2,7 @@
 import NommuBase
 import Testing
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 @Suite("Errno")
@@ -49,7 +49,9 @@ struct ErrnoTests {
 
 @Suite("Order and PageFrameNumber")
 struct OrderTests {
-    @Test("get_order in pages", arguments: [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (7, 3), (8, 3), (9, 4), (1024, 10), (1025, 11)])
+    @Test(
+        "get_order in pages",
+        arguments: [(1, 0), (2, 1), (3, 2), (4, 2), (5, 3), (7, 3), (8, 3), (9, 4), (1024, 10), (1025, 11)])
     func covering(_ pages: Int, _ order: Int) {
         #expect(Order.covering(pages: pages) == Order(order))
         #expect(Order(order).pages >= pages)

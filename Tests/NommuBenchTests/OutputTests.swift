@@ -3,7 +3,7 @@ import Foundation
 import NommuBench
 import Testing
 #if canImport(FoundationXML)
-import FoundationXML
+    import FoundationXML
 #endif
 
 private let sample: [BenchResult] = [
@@ -14,7 +14,8 @@ private let sample: [BenchResult] = [
     BenchResult(name: "alloc_uninit", bytes: 4096, medianNs: 120, p10Ns: 118, p90Ns: 125, iterations: 1000),
     BenchResult(name: "alloc_uninit", bytes: 1 << 20, medianNs: 75, p10Ns: 74, p90Ns: 76, iterations: 1000),
     BenchResult(name: "host_mmap_touch", bytes: 4096, medianNs: 6400, p10Ns: 6300, p90Ns: 7000, iterations: 10),
-    BenchResult(name: "host_mmap_touch", bytes: 1 << 20, medianNs: 350_000, p10Ns: 340_000, p90Ns: 380_000, iterations: 10),
+    BenchResult(
+        name: "host_mmap_touch", bytes: 1 << 20, medianNs: 350_000, p10Ns: 340_000, p90Ns: 380_000, iterations: 10),
     BenchResult(name: "order0_pair", bytes: 4096, medianNs: 6.2, p10Ns: 6.1, p90Ns: 6.3, iterations: 100_000),
     BenchResult(name: "glibc_pair_4k", bytes: 4096, medianNs: 22, p10Ns: 21.5, p90Ns: 22.5, iterations: 100_000),
 ]
@@ -140,9 +141,12 @@ struct OutputTests {
 
 @Suite("Ratio formatting")
 struct RatioFormattingTests {
-    @Test("small ratios keep two significant digits", arguments: [
-        (1.0, "1.00"), (2.26, "2.26"), (0.1, "0.10"), (0.0412, "0.041"), (0.0041, "0.0041"), (0.00412, "0.0041"), (0.0, "0.00"),
-    ])
+    @Test(
+        "small ratios keep two significant digits",
+        arguments: [
+            (1.0, "1.00"), (2.26, "2.26"), (0.1, "0.10"), (0.0412, "0.041"), (0.0041, "0.0041"), (0.00412, "0.0041"),
+            (0.0, "0.00"),
+        ])
     func ratio(_ v: Double, _ text: String) {
         #expect(formatRatio(v) == text)
     }

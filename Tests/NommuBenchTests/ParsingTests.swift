@@ -22,7 +22,9 @@ struct ParsingTests {
         #expect(try parseSizes("1M,4K,1M,4096") == [4096, 1 << 20])
     }
 
-    @Test(arguments: ["", " ", "4X", "K", "1.5M", "-4K", "0", "0K", "5000", "4K,,8K", "4K,", "2G", "99999999999999999999K", "4 K B"])
+    @Test(arguments: [
+        "", " ", "4X", "K", "1.5M", "-4K", "0", "0K", "5000", "4K,,8K", "4K,", "2G", "99999999999999999999K", "4 K B",
+    ])
     func invalid(_ text: String) {
         #expect(throws: BenchError.self) { try parseSizes(text) }
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 // SPDX-License-Identifier: Apache-2.0
 

@@ -41,5 +41,5 @@ public enum ProcessEnvironment {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

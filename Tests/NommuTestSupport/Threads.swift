@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 private final class ThreadBody: @unchecked Sendable {
@@ -19,11 +19,13 @@ public func runOnThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void
     for i in 0..<count {
         let box = Unmanaged.passRetained(ThreadBody(index: i, body: body))
         var t = pthread_t()
-        let rc = pthread_create(&t, nil, { raw in
-            let b = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
-            b.body(b.index)
-            return nil
-        }, box.toOpaque())
+        let rc = pthread_create(
+            &t, nil,
+            { raw in
+                let b = Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue()
+                b.body(b.index)
+                return nil
+            }, box.toOpaque())
         precondition(rc == 0, "pthread_create failed: \(rc)")
         threads.append(t)
     }

@@ -30,8 +30,10 @@ struct ConcurrencyTests {
                 let zeroed = rng.next() % 4 == 0
                 let r: PageRun
                 do throws(Errno) {
-                    r = rng.next() % 3 == 0
-                        ? try a.allocateExact(bytes: Int(rng.next() % (16 * 4096)) + 1, zeroed ? .zeroed : .uninitialized)
+                    r =
+                        rng.next() % 3 == 0
+                        ? try a.allocateExact(
+                            bytes: Int(rng.next() % (16 * 4096)) + 1, zeroed ? .zeroed : .uninitialized)
                         : try a.allocate(order: Order(Int(rng.next() % 4)), zeroed ? .zeroed : .uninitialized)
                 } catch {
                     if error != .noMemory { problems.withLock { $0.append("allocate: \(error)") } }
@@ -45,7 +47,9 @@ struct ConcurrencyTests {
                 live.append((r, owner))
             }
             for (r, o) in live {
-                if !Cookie.check(a.bytes(of: r), owner: o) { problems.withLock { $0.append("\(r) overwritten at end") } }
+                if !Cookie.check(a.bytes(of: r), owner: o) {
+                    problems.withLock { $0.append("\(r) overwritten at end") }
+                }
                 try? a.free(r)
             }
         }
@@ -116,7 +120,7 @@ struct ConcurrencyTests {
                 ready.withLock { $0 += 1 }
                 // Keep the thread (and its slot) alive until the allocator is gone.
                 while ready.withLock({ $0 }) < 2 || !proceed.withLock({ $0 }) {
-                    if ready.withLock({ $0 }) == 2 { box.withLock { $0 = nil } ; proceed.withLock { $0 = true } }
+                    if ready.withLock({ $0 }) == 2 { box.withLock { $0 = nil }; proceed.withLock { $0 = true } }
                 }
             }
         }

@@ -21,7 +21,8 @@ struct ExampleTests {
         #expect(s.freeBlocks == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0])
         #expect(
             s.buddyInfo
-                == "Node 0, zone   Normal      0      0      0      0      1      0      0      0      0      0      0 \n")
+                == "Node 0, zone   Normal      0      0      0      0      1      0      0      0      0      0      0 \n"
+        )
         #expect(allPagesBackViolation(a) == nil)
     }
 
@@ -209,8 +210,10 @@ struct ErrorTests {
         #expect(throws: Errno.invalidArgument) { _ = try a.allocateExact(bytes: 0) }
         #expect(throws: Errno.invalidArgument) { _ = try a.allocateExact(bytes: -5) }
         // A free page (never allocated) is refused too.
-        let freePage = (0..<64).first { p in !(r.start.rawValue..<(r.start.rawValue + 4)).contains(p)
-            && !(e.start.rawValue..<(e.start.rawValue + 3)).contains(p) }!
+        let freePage = (0..<64).first { p in
+            !(r.start.rawValue..<(r.start.rawValue + 4)).contains(p)
+                && !(e.start.rawValue..<(e.start.rawValue + 3)).contains(p)
+        }!
         #expect(throws: Errno.invalidArgument) { try a.free(PageFrameNumber(freePage), order: Order(0)) }
         #expect(snapshot(a) == before)
         #expect(a.invariantViolation() == nil)

@@ -42,7 +42,9 @@ struct RandomSequenceTests {
                 let expected = ref.canAllocate(order: order)
                 do {
                     let r = try a.allocate(order: Order(order), zeroed ? .zeroed : .uninitialized)
-                    guard expected else { Issue.record(fail(step, "order \(order) succeeded, reference said no")); return }
+                    guard expected else {
+                        Issue.record(fail(step, "order \(order) succeeded, reference said no")); return
+                    }
                     guard r.start.rawValue % (1 << order) == 0, ref.isFree(r.start.rawValue, pages: r.pages) else {
                         Issue.record(fail(step, "\(r) is misaligned or overlaps a live run")); return
                     }
@@ -55,7 +57,8 @@ struct RandomSequenceTests {
                     owner += 1
                 } catch {
                     guard error == .noMemory, !expected else {
-                        Issue.record(fail(step, "order \(order) failed with \(error), reference said \(expected)")); return
+                        Issue.record(fail(step, "order \(order) failed with \(error), reference said \(expected)"));
+                        return
                     }
                 }
             } else if op < 60 {
@@ -67,7 +70,9 @@ struct RandomSequenceTests {
                 let zeroed = rng.next() % 2 == 0
                 do {
                     let r = try a.allocateExact(bytes: bytes, zeroed ? .zeroed : .uninitialized)
-                    guard expected else { Issue.record(fail(step, "exact \(bytes) succeeded, reference said no")); return }
+                    guard expected else {
+                        Issue.record(fail(step, "exact \(bytes) succeeded, reference said no")); return
+                    }
                     let excess = (1 << order) - n
                     let kept = trim != 0 && excess >= trim ? n : 1 << order
                     guard r.pages == n, r.keptPages == kept, r.start.rawValue % (1 << order) == 0,
@@ -84,7 +89,8 @@ struct RandomSequenceTests {
                     owner += 1
                 } catch {
                     guard error == .noMemory, !expected else {
-                        Issue.record(fail(step, "exact \(bytes) failed with \(error), reference said \(expected)")); return
+                        Issue.record(fail(step, "exact \(bytes) failed with \(error), reference said \(expected)"));
+                        return
                     }
                 }
             } else if op < 92 {
@@ -102,8 +108,10 @@ struct RandomSequenceTests {
             } else if op < 97 {
                 // A double free, or a free of something that is not a run head: refused.
                 guard let r = freed.randomElement(using: &rng) else { continue }
-                let reused = live.contains { $0.run.start == r.start && $0.run.isExact == r.isExact
-                    && $0.run.pages == r.pages && $0.run.order == r.order }
+                let reused = live.contains {
+                    $0.run.start == r.start && $0.run.isExact == r.isExact
+                        && $0.run.pages == r.pages && $0.run.order == r.order
+                }
                 guard !reused else { continue }
                 let before = a.statistics()
                 do {
@@ -123,7 +131,9 @@ struct RandomSequenceTests {
             if let v = a.invariantViolation() { Issue.record(fail(step, v)); return }
             let s = a.statistics()
             guard s.allocatedPages == ref.usedCount else {
-                Issue.record(fail(step, "allocator says \(s.allocatedPages) pages allocated, reference \(ref.usedCount)")); return
+                Issue.record(
+                    fail(step, "allocator says \(s.allocatedPages) pages allocated, reference \(ref.usedCount)"));
+                return
             }
         }
         for l in live {
@@ -133,4 +143,3 @@ struct RandomSequenceTests {
         #expect(allPagesBackViolation(a) == nil, "seed \(seed)")
     }
 }
-

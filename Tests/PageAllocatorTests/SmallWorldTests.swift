@@ -10,8 +10,9 @@ import Testing
 struct SmallWorldTests {
     static let worlds: [(Int, Int)] = (1...16).flatMap { pages in (0...4).map { (pages, $0) } }
 
-    @Test("fill with one order until ENOMEM, exactly when the reference says, then free in three orders",
-          arguments: [false, true])
+    @Test(
+        "fill with one order until ENOMEM, exactly when the reference says, then free in three orders",
+        arguments: [false, true])
     func fillAndDrain(perCPU: Bool) throws {
         for (pages, maxOrder) in Self.worlds {
             let a = try makeAllocator(pages: pages, maxOrder: maxOrder, perCPU: perCPU)
@@ -23,14 +24,17 @@ struct SmallWorldTests {
                         let expected = ref.canAllocate(order: order)
                         do {
                             let r = try a.allocate(order: Order(order), .uninitialized)
-                            #expect(expected, "world \(pages)p/max \(maxOrder): order \(order) succeeded, reference said no")
+                            #expect(
+                                expected, "world \(pages)p/max \(maxOrder): order \(order) succeeded, reference said no"
+                            )
                             #expect(r.start.rawValue % (1 << order) == 0)
                             #expect(ref.isFree(r.start.rawValue, pages: 1 << order))
                             ref.take(r.start.rawValue, pages: 1 << order)
                             runs.append(r)
                         } catch {
                             #expect(error == .noMemory)
-                            #expect(!expected, "world \(pages)p/max \(maxOrder): order \(order) failed, reference said yes")
+                            #expect(
+                                !expected, "world \(pages)p/max \(maxOrder): order \(order) failed, reference said yes")
                             break
                         }
                         #expect(a.invariantViolation() == nil)
@@ -57,22 +61,29 @@ struct SmallWorldTests {
         for (pages, maxOrder) in Self.worlds where pages % 3 != 2 {
             let a = try makeAllocator(pages: pages, maxOrder: maxOrder, perCPU: perCPU)
             let orders = 0...min(maxOrder + 1, 3)
-            for o1 in orders { for o2 in orders { for o3 in orders {
-                for perm in perms {
-                    var ref = ReferenceBuddy(totalPages: pages, maxOrder: maxOrder)
-                    var runs: [PageRun?] = []
-                    for o in [o1, o2, o3] {
-                        let expected = ref.canAllocate(order: o)
-                        let r = try? a.allocate(order: Order(o), .uninitialized)
-                        #expect((r != nil) == expected, "world \(pages)p/max \(maxOrder) orders \(o1),\(o2),\(o3)")
-                        if let r { ref.take(r.start.rawValue, pages: r.pages) }
-                        runs.append(r)
+            for o1 in orders {
+                for o2 in orders {
+                    for o3 in orders {
+                        for perm in perms {
+                            var ref = ReferenceBuddy(totalPages: pages, maxOrder: maxOrder)
+                            var runs: [PageRun?] = []
+                            for o in [o1, o2, o3] {
+                                let expected = ref.canAllocate(order: o)
+                                let r = try? a.allocate(order: Order(o), .uninitialized)
+                                #expect(
+                                    (r != nil) == expected, "world \(pages)p/max \(maxOrder) orders \(o1),\(o2),\(o3)")
+                                if let r { ref.take(r.start.rawValue, pages: r.pages) }
+                                runs.append(r)
+                            }
+                            for i in perm { if let r = runs[i] { try a.free(r) } }
+                            let v = allPagesBackViolation(a)
+                            #expect(
+                                v == nil,
+                                "world \(pages)p/max \(maxOrder) orders \(o1),\(o2),\(o3) perm \(perm): \(v ?? "")")
+                        }
                     }
-                    for i in perm { if let r = runs[i] { try a.free(r) } }
-                    let v = allPagesBackViolation(a)
-                    #expect(v == nil, "world \(pages)p/max \(maxOrder) orders \(o1),\(o2),\(o3) perm \(perm): \(v ?? "")")
                 }
-            } } }
+            }
         }
     }
 

@@ -105,7 +105,8 @@ struct ZeroingTests {
             let zeroed = rng.next() % 2 == 0
             let r: PageRun
             do {
-                r = rng.next() % 2 == 0
+                r =
+                    rng.next() % 2 == 0
                     ? try a.allocate(order: Order(Int(rng.next() % 5)), zeroed ? .zeroed : .uninitialized)
                     : try a.allocateExact(bytes: Int(rng.next() % (40 * 4096)) + 1, zeroed ? .zeroed : .uninitialized)
             } catch {
