@@ -136,13 +136,13 @@ struct ZeroingTests {
 
     @Test("pages recorded zero really are zero after a mixed workload")
     func recordedZeroIsTrue() throws {
-        let a = try makeAllocator(pages: 4096, maxOrder: 10)
+        let a = try makeAllocator(pages: 1024, maxOrder: 10)
         var rng = SeededRandom(seed: 42)
         var live: [PageRun] = []
-        for _ in 0..<2000 {
+        for _ in 0..<1000 {
             if live.count > 24 || (rng.next() % 2 == 0 && !live.isEmpty) {
                 try a.free(live.remove(at: Int(rng.next() % UInt64(live.count))))
-            } else if let r = try? a.allocateExact(bytes: Int(rng.next() % (32 * 4096)) + 1, .uninitialized) {
+            } else if let r = try? a.allocateExact(bytes: Int(rng.next() % (8 * 4096)) + 1, .uninitialized) {
                 a.bytes(of: r)[0] = 9
                 live.append(r)
             }
