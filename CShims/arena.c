@@ -102,15 +102,20 @@ int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes) {
     return 0;
 }
 
-int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count) {
+int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count, size_t pad_bytes) {
+    void *pad = pad_bytes ? malloc(pad_bytes) : NULL;
+    if (pad_bytes && pad == NULL) return ENOMEM;
+    __asm__ volatile("" : : "r"(pad) : "memory");
+    int rc = 0;
     for (size_t i = 0; i < count; i++) {
         void *p = NULL;
-        int rc = posix_memalign(&p, alignment, bytes);
-        if (rc != 0) return rc;
+        rc = posix_memalign(&p, alignment, bytes);
+        if (rc != 0) break;
         __asm__ volatile("" : : "r"(p) : "memory");
         free(p);
     }
-    return 0;
+    free(pad);
+    return rc;
 }
 
 void cshim_memset(void *p, int value, size_t bytes) {

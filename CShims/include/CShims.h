@@ -62,8 +62,10 @@ int cshim_arena_release(struct cshim_arena *arena);
 int cshim_host_mmap_touch(size_t bytes);
 /// glibc posix_memalign(alignment, bytes), memset to zero, free. Returns 0 or errno.
 int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes);
-/// glibc posix_memalign(alignment, bytes) then free, `count` times. Returns 0 or errno.
-int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count);
+/// glibc posix_memalign(alignment, bytes) then free, `count` times, with a live padding
+/// block of `pad_bytes` allocated first (and freed after) to place glibc's top chunk.
+/// Returns 0 or errno.
+int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count, size_t pad_bytes);
 /// memset(p, value, bytes) through the C library (never folded away).
 void cshim_memset(void *p, int value, size_t bytes);
 /// Monotonic clock in nanoseconds.

@@ -25,6 +25,35 @@ extension PageAllocator {
     /// Models `alloc_pages()` (`rmqueue_pcplist` / `__rmqueue_smallest`) in mm/page_alloc.c.
     public func allocate(order: Order, _ initialization: Initialization = .zeroed) throws(Errno) -> PageRun {
         let k = order.rawValue
+        // Fast path: a block on this thread's per-CPU list. Everything else (refills, the
+        // buddy lists, errors) is out of line, so this stays a small leaf.
+        if perCPU && UInt(bitPattern: k) <= UInt(PerCPUPages.maxOrder) && k <= maxOrder,
+            let cache = cachedLocalCache(), let pfn = cache.pop(k, zone)
+        {
+            zone.setState(pfn, .allocated)
+            if initialization == .uninitialized {
+                cache.add(PerCPUPages.uninitializedBase &+ k, 1)
+                poisonUninitialized(pfn, bytes: 1 &<< (k &+ zone.pageShift))
+                _checkInvariants()
+            } else {
+                clearPerCPU(cache, pfn, order: k)
+            }
+            return PageRun(_uncheckedStart: pfn, pages: 1 &<< k, order: k, keptPages: 1 &<< k, isExact: false)
+        }
+        return try allocateSlow(order: k, initialization)
+    }
+
+    @inline(never)
+    func clearPerCPU(_ cache: PerCPUPages, _ pfn: Int, order k: Int) {
+        let r = zone.clear(pfn, k, limit: 1 &<< (k &+ zone.pageShift), dryRun: false)
+        cache.add(PerCPUPages.bytesZeroedSlot, Int64(r.zeroed))
+        cache.add(PerCPUPages.bytesKnownZeroSlot, Int64(r.skipped))
+        cache.add(PerCPUPages.zeroedAllocationsSlot, 1)
+        _checkInvariants()
+    }
+
+    @inline(never)
+    func allocateSlow(order k: Int, _ initialization: Initialization) throws(Errno) -> PageRun {
         guard k >= 0 else { throw .invalidArgument }
         guard k <= maxOrder else {
             core.withLock { zone.s.pointee.failedAllocations += 1 }
@@ -36,15 +65,12 @@ extension PageAllocator {
             if let p = cache.pop(k, zone) { pfn = p } else { pfn = try refill(cache, order: k) }
             zone.setState(pfn, .allocated)
             if initialization == .zeroed {
-                let r = zone.clear(pfn, k, limit: bytes, dryRun: false)
-                cache.add(PerCPUPages.bytesZeroedSlot, Int64(r.zeroed))
-                cache.add(PerCPUPages.bytesKnownZeroSlot, Int64(r.skipped))
-                cache.add(PerCPUPages.zeroedAllocationsSlot, 1)
+                clearPerCPU(cache, pfn, order: k)
             } else {
                 cache.add(PerCPUPages.uninitializedBase &+ k, 1)
                 poisonUninitialized(pfn, bytes: bytes)
+                _checkInvariants()
             }
-            _checkInvariants()
             return PageRun(_uncheckedStart: pfn, pages: 1 &<< k, order: k, keptPages: 1 &<< k, isExact: false)
         }
         let pfn = try core.withLock { () throws(Errno) -> Int in
@@ -67,7 +93,7 @@ extension PageAllocator {
         if run.isExact {
             try freeExact(run.start, pages: run.pages)
         } else {
-            try free(run.start, order: run.order)
+            try freeBlock(run.start.rawValue, order: run.order.rawValue)
         }
     }
 
@@ -80,29 +106,50 @@ extension PageAllocator {
     ///
     /// Models `__free_pages()` → `free_unref_page` / `__free_one_page` in mm/page_alloc.c.
     public func free(_ start: PageFrameNumber, order: Order) throws(Errno) {
-        let p = start.rawValue
-        let k = order.rawValue
+        try freeBlock(start.rawValue, order: order.rawValue)
+    }
+
+    @inline(__always)
+    func freeBlock(_ p: Int, order k: Int) throws(Errno) {
+        // Fast path: onto this thread's per-CPU list. The caller owns an allocated run, so
+        // its descriptor is stable; anything else reads as another state and goes to the
+        // slow path, which refuses it before anything is written.
+        if perCPU && UInt(bitPattern: k) <= UInt(PerCPUPages.maxOrder) && UInt(bitPattern: p) < UInt(totalPages)
+            && zone.state(p) == PageState.allocated.rawValue && Int(zone.d[p].order) == k,
+            let cache = cachedLocalCache()
+        {
+            pushPerCPU(cache, p, order: k)
+            return
+        }
+        try freeSlow(p, order: k)
+    }
+
+    @inline(__always)
+    func pushPerCPU(_ cache: PerCPUPages, _ p: Int, order k: Int) {
+        poisonFreed(p, bytes: 1 &<< (k &+ zone.pageShift))
+        zone.setHeadZero(p, .dirty)
+        zone.setState(p, .perCPU)
+        cache.push(p, k, zone)
+        cache.add(PerCPUPages.freesSlot, 1)
+        if cache.isOverHigh(k) { drainBatch(cache, order: k) }
+        _checkInvariants()
+    }
+
+    @inline(never)
+    func freeSlow(_ p: Int, order k: Int) throws(Errno) {
         guard p >= 0, p < totalPages, k >= 0, k <= maxOrder else { throw .invalidArgument }
         if perCPU && k <= PerCPUPages.maxOrder {
-            // The caller owns an allocated run, so its descriptor is stable; anything else
-            // reads as another state and is refused before anything is written.
             guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k,
                 let cache = localCache()
             else { throw .invalidArgument }
-            poisonFreed(p, bytes: 1 &<< (k &+ zone.pageShift))
-            zone.setHeadZero(p, .dirty)
-            zone.setState(p, .perCPU)
-            cache.push(p, k, zone)
-            cache.add(PerCPUPages.freesSlot, 1)
-            if cache.isOverHigh(k) { drainBatch(cache, order: k) }
-            _checkInvariants()
+            pushPerCPU(cache, p, order: k)
             return
         }
         try core.withLock { () throws(Errno) in
             guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k else {
                 throw .invalidArgument
             }
-            poisonFreed(p, bytes: 1 &<< (k &+ zone.pageShift))
+            poisonFreed(p, bytes: 1 << (k + zone.pageShift))
             zone.setHeadZero(p, .dirty)
             zone.s.pointee.frees += 1
             zone.freeBlock(p, k)
@@ -123,9 +170,15 @@ extension PageAllocator {
     /// The calling thread's lists for this allocator, made on first use.
     @inline(__always)
     func localCache() -> PerCPUPages? {
-        let slots = cshim_tls_slots()!
-        if slots[0].owner == id, let c = slots[0].cache { return PerCPUPages(c) }
-        return localCacheSlow()
+        cachedLocalCache() ?? localCacheSlow()
+    }
+
+    /// The calling thread's lists if they are in its first slot (one TLS load, no call).
+    @inline(__always)
+    func cachedLocalCache() -> PerCPUPages? {
+        let slots = cshim_tls_slots().unsafelyUnwrapped
+        guard slots[0].owner == id, let c = slots[0].cache else { return nil }
+        return PerCPUPages(c)
     }
 
     /// The calling thread's lists if it has any (never makes them).

@@ -55,4 +55,11 @@ enum ZeroState: UInt8 {
     case dirty = 0
     case zero = 1
     case mixed = 2
+
+    /// From a descriptor byte the allocator wrote itself (0, 1 or 2).
+    @inline(__always)
+    init(unchecked raw: UInt8) {
+        assert(raw <= 2, "zero-state byte \(raw)")
+        self = unsafeBitCast(raw, to: ZeroState.self)
+    }
 }

@@ -69,7 +69,7 @@ struct Zone {
     // descended into.
 
     @inline(__always)
-    func headZero(_ pfn: Int) -> ZeroState { ZeroState(rawValue: d[pfn].headZero) ?? .dirty }
+    func headZero(_ pfn: Int) -> ZeroState { ZeroState(unchecked: d[pfn].headZero) }
 
     @inline(__always)
     func setHeadZero(_ pfn: Int, _ z: ZeroState) { d[pfn].headZero = z.rawValue }
@@ -78,7 +78,7 @@ struct Zone {
     @inline(__always)
     func children(_ pfn: Int, _ order: Int) -> (ZeroState, ZeroState) {
         let v = d[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero
-        return (ZeroState(rawValue: v & 3) ?? .dirty, ZeroState(rawValue: v >> 2) ?? .dirty)
+        return (ZeroState(unchecked: v & 3), ZeroState(unchecked: v >> 2))
     }
 
     @inline(__always)
@@ -101,30 +101,35 @@ struct Zone {
 
     @inline(__always)
     func listAdd(_ pfn: Int, _ order: Int) {
+        listPush(pfn, order)
+        s.pointee.nonEmpty |= 1 &<< UInt64(order)
+    }
+
+    /// `listAdd` without the non-empty mask: the caller sets the bit (once per call).
+    @inline(__always)
+    func listPush(_ pfn: Int, _ order: Int) {
         let h = heads[order]
         d[pfn].next = h
         d[pfn].prev = Zone.none
         d[pfn].order = UInt8(truncatingIfNeeded: order)
-        if h != Zone.none {
-            d[Int(h)].prev = UInt32(truncatingIfNeeded: pfn)
-        } else {
-            s.pointee.nonEmpty |= 1 &<< UInt64(order)
-        }
+        if h != Zone.none { d[Int(h)].prev = UInt32(truncatingIfNeeded: pfn) }
         heads[order] = UInt32(truncatingIfNeeded: pfn)
         setState(pfn, .free)
     }
 
+    /// Unlinks a free block without touching the non-empty mask. Returns the order's bit
+    /// if the list is now empty, for the caller to clear (once per call).
     @inline(__always)
-    func listDel(_ pfn: Int, _ order: Int) {
+    func listUnlink(_ pfn: Int, _ order: Int) -> UInt64 {
         let n = d[pfn].next
         let p = d[pfn].prev
+        if n != Zone.none { d[Int(n)].prev = p }
         if p != Zone.none {
             d[Int(p)].next = n
-        } else {
-            heads[order] = n
-            if n == Zone.none { s.pointee.nonEmpty &= ~(1 &<< UInt64(order)) }
+            return 0
         }
-        if n != Zone.none { d[Int(n)].prev = p }
+        heads[order] = n
+        return n == Zone.none ? 1 &<< UInt64(order) : 0
     }
 
     /// Free blocks on the list for `order` (kernel: `free_area[order].nr_free`). O(length).
@@ -153,19 +158,24 @@ struct Zone {
         let mask = s.pointee.nonEmpty & (~UInt64(0) &<< UInt64(order))
         if mask == 0 { return nil }
         var cur = mask.trailingZeroBitCount
+        let top = cur
         let pfn = Int(heads[cur])
-        listDel(pfn, cur)
+        let emptied = listUnlink(pfn, cur)
         var z = headZero(pfn)
-        s.pointee.splits &+= Int64(cur &- order)
-        // expand(): hand the upper half back at each step.
+        // expand(): hand the upper half back at each step. The lists [order, top) all end
+        // up non-empty; the mask is written once, not once per level (a read-modify-write
+        // per level is a store-forwarding chain through one word).
         while cur > order {
             let (zl, zr) = halves(pfn, cur, z)
             cur &-= 1
             let right = pfn &+ (1 &<< cur)
             setHeadZero(right, zr)
-            listAdd(right, cur)
+            listPush(right, cur)
             z = zl
         }
+        let filled = ((1 &<< UInt64(top)) &- 1) & (~UInt64(0) &<< UInt64(order))
+        s.pointee.nonEmpty = (s.pointee.nonEmpty & ~emptied) | filled
+        s.pointee.splits &+= Int64(top &- order)
         setHeadZero(pfn, z)
         let pages = 1 &<< order
         s.pointee.freePages &-= pages
@@ -182,10 +192,11 @@ struct Zone {
         var p = pfn
         var k = order
         var z = headZero(pfn)
+        var emptied: UInt64 = 0
         while k < maxOrder {
             let buddy = p ^ (1 &<< k)
             guard isFreeBuddy(buddy, k) else { break }
-            listDel(buddy, k)
+            emptied |= listUnlink(buddy, k)
             let zb = headZero(buddy)
             let lo: Int
             let zl: ZeroState
@@ -210,9 +221,11 @@ struct Zone {
             }
             p = lo
         }
-        s.pointee.merges &+= Int64(k &- order)
         setHeadZero(p, z)
-        listAdd(p, k)
+        listPush(p, k)
+        // One write of the mask for the whole merge (see takeSmallest).
+        s.pointee.nonEmpty = (s.pointee.nonEmpty & ~emptied) | (1 &<< UInt64(k))
+        s.pointee.merges &+= Int64(k &- order)
         let pages = 1 &<< order
         s.pointee.freePages &+= pages
         s.pointee.outstandingPages &-= pages
