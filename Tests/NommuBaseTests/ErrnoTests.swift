@@ -65,6 +65,15 @@ struct OrderTests {
         #expect("\(PageFrameNumber(7))" == "pfn 7")
     }
 
+    /// CI sets NOMMU_EXPECT_CHECKS (`none`, `internal`, `expensive`) so that a "checked" run
+    /// that silently built without the defines fails instead of passing unchecked.
+    @Test func checkLevelIsWhatCIAskedFor() {
+        guard let raw = getenv("NOMMU_EXPECT_CHECKS") else { return }
+        let expected = String(cString: raw)
+        #expect(ConsistencyChecks.internalChecksEnabled == (expected == "internal" || expected == "expensive"))
+        #expect(ConsistencyChecks.expensiveChecksEnabled == (expected == "expensive"))
+    }
+
     @Test func checkLevelsAreReported() {
         #expect(ConsistencyChecks.uninitializedPoison != ConsistencyChecks.freedPoison)
         #expect(ConsistencyChecks.uninitializedPoison != 0 && ConsistencyChecks.freedPoison != 0)
