@@ -66,11 +66,10 @@ public func renderSVG(
     for b in sizes {
         s += "<line x1=\"\(f(x(b)))\" y1=\"\(f(top))\" x2=\"\(f(x(b)))\" y2=\"\(f(bottom))\"/>\n"
     }
-    var k = Int(ly0)
-    while k <= Int(ly1) {
+    let decades = Array(Int(ly0)...max(Int(ly0), Int(ly1)))
+    for k in decades {
         let yy = y(pow(10, Double(k)))
         s += "<line x1=\"\(f(left))\" y1=\"\(f(yy))\" x2=\"\(f(right))\" y2=\"\(f(yy))\"/>\n"
-        k += 1
     }
     s += "</g>\n"
     s += "<g stroke=\"black\" stroke-width=\"1\">\n"
@@ -82,11 +81,8 @@ public func renderSVG(
         s += "<text x=\"\(f(x(b)))\" y=\"\(f(bottom + 18))\">\(xmlEscape(shortSizeLabel(b)))</text>\n"
     }
     s += "</g>\n<g text-anchor=\"end\">\n"
-    k = Int(ly0)
-    while k <= Int(ly1) {
-        let yy = y(pow(10, Double(k)))
-        s += "<text x=\"\(f(left - 8))\" y=\"\(f(yy + 4))\">\(xmlEscape(decadeLabel(k)))</text>\n"
-        k += 1
+    for k in decades {
+        s += "<text x=\"\(f(left - 8))\" y=\"\(f(y(pow(10, Double(k))) + 4))\">\(xmlEscape(decadeLabel(k)))</text>\n"
     }
     s += "</g>\n"
     s += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(height - 25))\" text-anchor=\"middle\">"

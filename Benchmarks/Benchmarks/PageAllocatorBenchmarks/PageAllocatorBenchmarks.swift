@@ -59,13 +59,7 @@ let benchmarks: @Sendable () -> Void = {
     // fill them from the buddy lists; after that every pair stays on the list.
     Benchmark(
         "PageAllocator.order0.allocFree.perCPULists",
-        closure: { (benchmark: Benchmark, allocator: PageAllocator) in
-            for _ in benchmark.scaledIterations {
-                let run = try allocator.allocate(order: Order(0), .uninitialized)
-                blackHole(run)
-                try allocator.free(run)
-            }
-        },
+        closure: order0Pairs,
         setup: {
             try PageAllocator(.init(arenaBytes: 64 << 20, maxOrder: 10, perCPULists: true))
         }
@@ -76,13 +70,7 @@ let benchmarks: @Sendable () -> Void = {
     // every free merges 10 times under the zone lock.
     Benchmark(
         "PageAllocator.order0.allocFree.splitMerge10Levels",
-        closure: { (benchmark: Benchmark, allocator: PageAllocator) in
-            for _ in benchmark.scaledIterations {
-                let run = try allocator.allocate(order: Order(0), .uninitialized)
-                blackHole(run)
-                try allocator.free(run)
-            }
-        },
+        closure: order0Pairs,
         setup: {
             let allocator = try PageAllocator(
                 .init(arenaBytes: 4 << 20, pageSize: 4096, maxOrder: 10, perCPULists: false))
@@ -225,5 +213,15 @@ final class DirtyBuffer: @unchecked Sendable {
 
     deinit {
         Glibc.free(pointer)
+    }
+}
+
+/// `allocate(order: 0, .uninitialized)` + `free`, `scaledIterations` times.
+@Sendable
+private func order0Pairs(_ benchmark: Benchmark, _ allocator: PageAllocator) throws {
+    for _ in benchmark.scaledIterations {
+        let run = try allocator.allocate(order: Order(0), .uninitialized)
+        blackHole(run)
+        try allocator.free(run)
     }
 }
