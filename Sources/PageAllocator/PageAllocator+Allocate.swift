@@ -138,10 +138,11 @@ extension PageAllocator {
     @inline(never)
     func freeSlow(_ p: Int, order k: Int) throws(Errno) {
         guard p >= 0, p < totalPages, k >= 0, k <= maxOrder else { throw .invalidArgument }
-        if perCPU && k <= PerCPUPages.maxOrder {
-            guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k,
-                let cache = localCache()
-            else { throw .invalidArgument }
+        // Without per-CPU lists for this thread (off, or its exit hook could not be armed)
+        // the block goes straight back to the zone, as allocateSlow took it from there.
+        if perCPU && k <= PerCPUPages.maxOrder, zone.state(p) == PageState.allocated.rawValue,
+            Int(zone.d[p].order) == k, let cache = localCache()
+        {
             pushPerCPU(cache, p, order: k)
             return
         }
