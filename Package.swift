@@ -8,6 +8,7 @@
 //     -> NommuBase (Errno, PageFrameNumber, Order, check flags)
 //     -> HostArena (the arena taken from the host)
 //     -> PageAllocator (the buddy allocator)
+//     -> NommuMM (the no-MMU address-space model: processes, regions, mappings)
 //     -> NommuBench (measurement engine) -> nommu (CLI)
 //
 // Checking levels (compile-time, off by default, never in benchmarks):
@@ -31,7 +32,7 @@ let package = Package(
     name: "nommu",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator"]),
+        .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM"]),
         .executable(name: "nommu", targets: ["nommu"]),
     ],
     dependencies: [
@@ -48,6 +49,11 @@ let package = Package(
         .target(
             name: "PageAllocator",
             dependencies: ["CShims", "NommuBase", "HostArena"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NommuMM",
+            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -74,6 +80,11 @@ let package = Package(
         .testTarget(
             name: "PageAllocatorTests",
             dependencies: ["PageAllocator", "NommuBase", "HostArena", "NommuTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NommuMMTests",
+            dependencies: ["NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

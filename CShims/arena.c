@@ -8,6 +8,12 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/mman.h>
+
+_Static_assert(CSHIM_MREMAP_MAYMOVE == MREMAP_MAYMOVE, "MREMAP_MAYMOVE");
+_Static_assert(CSHIM_MREMAP_FIXED == MREMAP_FIXED, "MREMAP_FIXED");
+_Static_assert(CSHIM_MREMAP_DONTUNMAP == MREMAP_DONTUNMAP, "MREMAP_DONTUNMAP");
+_Static_assert(CSHIM_MAP_UNINITIALIZED == MAP_UNINITIALIZED, "MAP_UNINITIALIZED");
 
 size_t cshim_host_page_size(void) {
     long v = sysconf(_SC_PAGESIZE);

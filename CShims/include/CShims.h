@@ -71,6 +71,18 @@ void cshim_memset(void *p, int value, size_t bytes);
 /// Monotonic clock in nanoseconds.
 uint64_t cshim_now_ns(void);
 
+// MARK: - Linux constants Swift's Glibc module does not show
+//
+// mremap's flags need _GNU_SOURCE, and glibc has no MAP_UNINITIALIZED (it lives in the
+// kernel's uapi headers). arena.c pins each value against the real headers with
+// _Static_assert, so these can never drift.
+enum {
+    CSHIM_MREMAP_MAYMOVE = 1,
+    CSHIM_MREMAP_FIXED = 2,
+    CSHIM_MREMAP_DONTUNMAP = 4,
+    CSHIM_MAP_UNINITIALIZED = 0x4000000,
+};
+
 // MARK: - Relaxed atomics on plain memory
 //
 // Page descriptors are plain memory; one byte of each is read by threads that do not own

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: Apache-2.0
+public import NommuBase
+
+/// A process of a `System`: a handle (pid) through which it makes its memory calls.
+///
+/// Calls on a process that has exited throw `ESRCH`. A process sees, unmaps and remaps
+/// only its own mappings; `vfork` children share their parent's address space, as
+/// `clone(CLONE_VM)` does.
+public final class Process: Sendable, Hashable, CustomStringConvertible {
+    public let system: System
+    public let pid: Int32
+
+    init(system: System, pid: Int32) {
+        self.system = system
+        self.pid = pid
+    }
+
+    public static func == (a: Process, b: Process) -> Bool { a.system === b.system && a.pid == b.pid }
+    public func hash(into h: inout Hasher) { h.combine(pid) }
+    public var description: String { "process \(pid)" }
+
+    /// Whether the process is still alive.
+    public var isAlive: Bool { system.state.withLock { $0.processes[pid] != nil } }
+
+    // MARK: Life cycle
+
+    /// `vfork()`: a child that shares this process's address space (`clone(CLONE_VM)`).
+    /// - Throws: `ESRCH` when this process has exited.
+    public func vfork() throws(Errno) -> Process {
+        let child = try system.state.withLock { (s: inout ModelState) throws(Errno) -> Int32 in
+            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            let c = s.nextPID
+            s.nextPID += 1
+            s.processes[c] = mm
+            s.spaces[mm]!.users += 1
+            return c
+        }
+        return Process(system: system, pid: child)
+    }
+
+    /// `fork()`: not available without an MMU. Always throws.
+    /// - Throws: `EINVAL`, as `sys_fork` returns on !MMU (kernel/fork.c); `ESRCH` when this
+    ///   process has exited.
+    public func fork() throws(Errno) -> Never {
+        try system.ensureAlive(pid)
+        throw .invalidArgument
+    }
+
+    /// Exits: releases every mapping (when no vfork relative still shares the address
+    /// space). Idempotent.
+    public func exit() {
+        system.exitProcess(pid)
+    }
+
+    // MARK: Memory calls
+
+    /// `mmap(addr, len, prot, flags, fd, off)` under no-MMU rules.
+    ///
+    /// Checks, in the kernel's order (the first failure wins):
+    /// - Throws: `EINVAL` for an offset that is not page aligned (checked before the fd);
+    ///   `EBADF` for a file mapping whose descriptor is not open (this model has no files
+    ///   yet, so every file mapping); `EINVAL` for `MAP_FIXED` or a non-zero address
+    ///   (Part A.1); `EINVAL` for a type other than `MAP_PRIVATE` or `MAP_SHARED`;
+    ///   `EINVAL` for a zero length; `ENOMEM` when the page-rounded length wraps or
+    ///   exceeds TASK_SIZE; `EOVERFLOW` when the page offset plus the pages wraps; `ENOMEM`
+    ///   when no contiguous run fits; `ESRCH` when the process has exited.
+    /// - Returns: The mapping's (page-aligned) address.
+    ///
+    /// Models `ksys_mmap_pgoff` → `do_mmap` → `validate_mmap_request` /
+    /// `do_mmap_private` in mm/nommu.c.
+    public func mmap(
+        address: UInt = 0, length: UInt, protection: Protection, flags: MapFlags, fd: CInt = -1, offset: Int64 = 0
+    ) throws(Errno) -> VirtualAddress {
+        try system.mmap(
+            pid, address: address, length: length, protection: protection, flags: flags, fd: fd, offset: offset)
+    }
+
+    /// `mmap2(addr, len, prot, flags, fd, pgoff)`: as `mmap`, with the offset in pages (so
+    /// there is no alignment to check, and on a 64-bit host `pgoff + pages` can wrap:
+    /// `EOVERFLOW`, SPEC §1.2 step 5).
+    public func mmap2(
+        address: UInt = 0, length: UInt, protection: Protection, flags: MapFlags, fd: CInt = -1, pageOffset: UInt
+    ) throws(Errno) -> VirtualAddress {
+        try system.mmap(
+            pid, address: address, length: length, protection: protection, flags: flags, fd: fd, pgoff: pageOffset)
+    }
+
+    /// `munmap(addr, len)` under no-MMU rules: whole mappings, and for anonymous memory a
+    /// cut at the front, the back or (splitting it) the middle.
+    /// - Throws: `EINVAL` for a zero (or wrapping) length, a range in no mapping, a range
+    ///   past the mapping or spanning two, a start not page aligned; `ENOMEM` when a middle
+    ///   cut would need a split with 65530 mappings already; `ESRCH` when exited.
+    ///
+    /// Models `do_munmap` / `split_vma` / `vmi_shrink_vma` in mm/nommu.c (v6.1+).
+    public func munmap(address: UInt, length: UInt) throws(Errno) {
+        try system.munmap(pid, address: address, length: length)
+    }
+
+    /// `mremap(addr, old_len, new_len, flags, new_addr)` under no-MMU rules: the mapping
+    /// never moves; it may shrink, and grow back up to its region's original length.
+    /// - Throws: `EINVAL` for a zero length, an unaligned address, `MREMAP_FIXED` with
+    ///   another address, or no mapping exactly [addr, addr + old_len); `EPERM` for a
+    ///   shareable mapping; `ENOMEM` for growth past the region's length; `ESRCH`.
+    /// - Returns: The same address.
+    ///
+    /// Models `do_mremap` in mm/nommu.c.
+    public func mremap(
+        address: UInt, oldLength: UInt, newLength: UInt, flags: RemapFlags = [], newAddress: UInt = 0
+    ) throws(Errno) -> VirtualAddress {
+        try system.mremap(
+            pid, address: address, oldLength: oldLength, newLength: newLength, flags: flags, newAddress: newAddress)
+    }
+
+    /// `mprotect`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
+    public func mprotect(address: UInt, length: UInt, protection: Protection) throws(Errno) { try noMMU() }
+    /// `msync`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
+    public func msync(address: UInt, length: UInt, flags: CInt) throws(Errno) { try noMMU() }
+    /// `mlock`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
+    public func mlock(address: UInt, length: UInt) throws(Errno) { try noMMU() }
+    /// `munlock`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
+    public func munlock(address: UInt, length: UInt) throws(Errno) { try noMMU() }
+    /// `mincore`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
+    public func mincore(address: UInt, length: UInt) throws(Errno) { try noMMU() }
+    /// `madvise`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
+    public func madvise(address: UInt, length: UInt, advice: CInt) throws(Errno) { try noMMU() }
+
+    private func noMMU() throws(Errno) {
+        try system.ensureAlive(pid)
+        throw .noFunction
+    }
+
+    // MARK: Introspection
+
+    /// This process's mappings, in address order: (start, end, region start, region end).
+    public var mappings: [MappingInfo] {
+        system.state.withLock { s in
+            guard let mm = s.processes[pid], let space = s.spaces[mm] else { return [] }
+            return space.mappings.map { m in
+                let r = s.regions[m.region]!
+                return MappingInfo(
+                    start: VirtualAddress(m.start), end: VirtualAddress(m.end), regionStart: VirtualAddress(r.start),
+                    regionEnd: VirtualAddress(r.end), regionTop: VirtualAddress(r.top), regionUsage: r.usage)
+            }
+        }
+    }
+
+    /// `map_count` and `total_vm` (pages).
+    public var counters: (mapCount: Int, totalVM: Int) {
+        system.state.withLock { s in
+            guard let mm = s.processes[pid], let space = s.spaces[mm] else { return (0, 0) }
+            return (space.mapCount, space.totalVM)
+        }
+    }
+}
+
+/// One mapping as a process sees it, with the region behind it.
+public struct MappingInfo: Sendable, Hashable {
+    public var start: VirtualAddress
+    public var end: VirtualAddress
+    public var regionStart: VirtualAddress
+    public var regionEnd: VirtualAddress
+    public var regionTop: VirtualAddress
+    public var regionUsage: Int
+
+    public init(
+        start: VirtualAddress, end: VirtualAddress, regionStart: VirtualAddress, regionEnd: VirtualAddress,
+        regionTop: VirtualAddress, regionUsage: Int
+    ) {
+        self.start = start
+        self.end = end
+        self.regionStart = regionStart
+        self.regionEnd = regionEnd
+        self.regionTop = regionTop
+        self.regionUsage = regionUsage
+    }
+}

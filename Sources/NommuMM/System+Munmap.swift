@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+import NommuBase
+import PageAllocator
+
+extension System {
+    /// See `Process.munmap`.
+    func munmap(_ pid: Int32, address start: UInt, length: UInt) throws(Errno) {
+        let page = pageSize
+        // 1. len = PAGE_ALIGN(len); zero (or wrapped to zero) is EINVAL.
+        let (sum, wrapped) = length.addingReportingOverflow(page - 1)
+        let len = wrapped ? 0 : sum & ~(page - 1)
+        guard len != 0 else { throw .invalidArgument }
+        // end = start + len wrapping finds no VMA in the kernel: EINVAL.
+        let (end, past) = start.addingReportingOverflow(len)
+        guard !past else { throw .invalidArgument }
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            // 2. The first VMA that intersects [start, end) (v6.1+ vma_find).
+            let i = s.spaces[mm]!.firstIndex(endingAbove: start)
+            guard i < s.spaces[mm]!.mappings.count, s.spaces[mm]!.mappings[i].start < end else {
+                throw .invalidArgument
+            }
+            let vma = s.spaces[mm]!.mappings[i]
+            // 4. Anonymous memory (file mappings, unmapped only whole, come next issue).
+            if start == vma.start && end == vma.end {
+                removeMapping(at: i, of: mm, in: &s)
+                return
+            }
+            guard start >= vma.start, end <= vma.end else { throw .invalidArgument }
+            guard start & (page - 1) == 0 else { throw .invalidArgument }
+            guard end == vma.end || end & (page - 1) == 0 else { throw .invalidArgument }
+            var index = i
+            if start != vma.start && end != vma.end {
+                // A hole in the middle: split_vma(below) first; map_count limit → ENOMEM.
+                guard s.spaces[mm]!.mapCount < System.maxMapCount else { throw .noMemory }
+                splitBelow(at: start, mappingAt: i, of: mm, in: &s)
+                index = i + 1  // the upper part, now starting at `start`
+            }
+            shrink(mappingAt: index, of: mm, cutting: start, end, in: &s)
+        }
+        _checkInvariants()
+    }
+
+    /// Removes a whole mapping and puts its region (kernel: `delete_vma` + `__put_nommu_region`).
+    func removeMapping(at i: Int, of mm: Int, in s: inout ModelState) {
+        let m = s.spaces[mm]!.mappings.remove(at: i)
+        putRegion(m.region, in: &s)
+    }
+
+    /// Drops one use of a region; the last use frees a private copy's pages.
+    func putRegion(_ id: Int, in s: inout ModelState) {
+        s.regions[id]!.usage -= 1
+        guard s.regions[id]!.usage == 0 else { return }
+        let r = s.regions[id]!
+        s.removeRegion(id)
+        if r.flags.contains(.mappedCopy), let run = r.run {
+            s.mmapPagesAllocated -= run.keptPages
+            releaseOrTrap(run)
+        }
+    }
+
+    /// `split_vma(vma, addr, new_below = 1)`: [vma.start, addr) becomes a mapping of a new
+    /// region without slack; the original keeps [addr, end) and its region's top, and its
+    /// page offset moves up by the pages split off.
+    func splitBelow(at addr: UInt, mappingAt i: Int, of mm: Int, in s: inout ModelState) {
+        let vma = s.spaces[mm]!.mappings[i]
+        var upperRegion = s.regions[vma.region]!
+        let npages = (addr - vma.start) >> UInt(pageShift)
+        guard let run = upperRegion.run else { preconditionFailure("splitting a region without pages") }
+        let pieces: (lower: PageRun, upper: PageRun)
+        do {
+            pieces = try allocator.split(run, at: Int((addr - upperRegion.start) >> UInt(pageShift)))
+        } catch {
+            preconditionFailure("model lost track of \(run): \(error)")
+        }
+        var lowerRegion = upperRegion
+        lowerRegion.start = vma.start
+        lowerRegion.end = addr
+        lowerRegion.top = addr
+        lowerRegion.usage = 1
+        lowerRegion.run = pieces.lower
+        upperRegion.start = addr
+        upperRegion.pgoff += npages
+        upperRegion.run = pieces.upper
+        s.regions[vma.region] = upperRegion
+        let lowerID = s.addRegion(lowerRegion)
+        var lower = vma
+        lower.end = addr
+        lower.region = lowerID
+        s.spaces[mm]!.mappings[i].start = addr
+        s.spaces[mm]!.mappings[i].pgoff += npages
+        s.spaces[mm]!.mappings.insert(lower, at: i)
+    }
+
+    /// `vmi_shrink_vma`: cuts [from, to) off the front or the back of an anonymous mapping
+    /// and its region, freeing those pages; a back cut frees the slack with them.
+    func shrink(mappingAt i: Int, of mm: Int, cutting from: UInt, _ to: UInt, in s: inout ModelState) {
+        let vma = s.spaces[mm]!.mappings[i]
+        var r = s.regions[vma.region]!
+        precondition(r.usage == 1, "shrinking a shared region")
+        guard let run = r.run else { preconditionFailure("shrinking a region without pages") }
+        let shift = UInt(pageShift)
+        let freedFrom: UInt
+        let freedTo: UInt
+        if from > vma.start {
+            s.spaces[mm]!.mappings[i].end = from
+            freedFrom = from
+            freedTo = r.top
+            r.top = from
+            r.end = from
+        } else {
+            s.spaces[mm]!.mappings[i].start = to
+            freedFrom = r.start
+            freedTo = to
+            r.start = to
+        }
+        let count = Int((freedTo - freedFrom) >> shift)
+        let runStart = UInt(bitPattern: allocator.address(of: run.start))
+        do {
+            let (before, after) = try allocator.releasePages(
+                of: run, offset: Int((freedFrom - runStart) >> shift), count: count)
+            r.run = before ?? after
+        } catch {
+            preconditionFailure("model lost track of \(run): \(error)")
+        }
+        s.mmapPagesAllocated -= count
+        s.regions[vma.region] = r
+    }
+}
