@@ -33,6 +33,8 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             s.nextPID += 1
             s.processes[c] = mm
             s.spaces[mm]!.users += 1
+            // CLONE_VM without CLONE_FILES: the child starts with a copy of the table.
+            s.files[c] = s.files[pid]
             return c
         }
         return Process(system: system, pid: child)
@@ -141,6 +143,13 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
                     start: VirtualAddress(m.start), end: VirtualAddress(m.end), regionStart: VirtualAddress(r.start),
                     regionEnd: VirtualAddress(r.end), regionTop: VirtualAddress(r.top), regionUsage: r.usage)
             }
+        }
+    }
+
+    /// Sets `mm->start_stack` (the ELF loader's job, next issue); package-visible for tests.
+    package func setStartStack(_ address: UInt) {
+        system.state.withLock { s in
+            if let mm = s.processes[pid] { s.spaces[mm]!.startStack = address }
         }
     }
 

@@ -22,10 +22,8 @@ extension System {
         let page = pageSize
         try ensureAlive(pid)
         // §1.1.2: a file mapping looks its descriptor up; anonymous ones ignore the fd.
-        if !flags.contains(.anonymous) {
-            // No descriptor table yet (files and devices arrive with the next issue).
-            throw .badFileDescriptor
-        }
+        let isFile = !flags.contains(.anonymous)
+        if isFile { guard isOpen(pid, fd) else { throw .badFileDescriptor } }
         // §1.2 validate_mmap_request, in order.
         // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint.
         guard !flags.contains(.fixed), address == 0 else { throw .invalidArgument }
@@ -40,6 +38,10 @@ extension System {
         guard rounded != 0, rounded <= taskSize else { throw .noMemory }
         // 5. pgoff + pages wraps (unsigned long arithmetic).
         guard !pgoff.addingReportingOverflow(rounded >> UInt(pageShift)).overflow else { throw .overflow }
+
+        // 6. The file has no mmap operation: every file this issue has is in procfs, which
+        // has none (files and devices with their capabilities arrive with the next issue).
+        if isFile { throw .operationNotSupportedByDevice }
 
         // Anonymous (MAP_SHARED | MAP_ANONYMOUS is handled as private): capabilities COPY,
         // vm_flags prot | MAYREAD | MAYWRITE | MAYEXEC (determine_vm_flags, v6.3+).

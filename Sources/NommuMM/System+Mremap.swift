@@ -43,6 +43,7 @@ extension System {
     func exitProcess(_ pid: Int32) {
         state.withLock { s in
             guard let mm = s.processes.removeValue(forKey: pid) else { return }
+            s.files[pid] = nil  // exit closes every descriptor
             s.spaces[mm]!.users -= 1
             guard s.spaces[mm]!.users == 0 else { return }
             // exit_mmap: every VMA goes, each region is put.

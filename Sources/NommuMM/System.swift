@@ -130,6 +130,8 @@ struct ModelState {
     var spaces: [Int: AddressSpace] = [:]
     /// pid → address space id.
     var processes: [Int32: Int] = [:]
+    /// pid → descriptor table.
+    var files: [Int32: [Int32: OpenFile]] = [:]
     var nextPID: Int32 = 1
     var nextSpace = 1
     var nextRegion = 1

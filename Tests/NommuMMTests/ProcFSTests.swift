@@ -1,0 +1,131 @@
+// SPDX-License-Identifier: Apache-2.0
+import NommuBase
+import NommuMM
+import NommuTestSupport
+import PageAllocator
+import Testing
+
+private func hex8(_ v: UInt) -> String {
+    let h = String(v, radix: 16)
+    return String(repeating: "0", count: max(0, 8 - h.count)) + h
+}
+
+@Suite("/proc, byte for byte (SPEC §6, rows 68–72, 79)")
+struct ProcFSTests {
+    @Test("row 68: /proc/maps lists regions; row 70: /proc/<pid>/maps shows the shrunk VMA")
+    func maps() throws {
+        let s = try makeSystem(trim: 0)
+        let p = s.createProcess()
+        let q = s.createProcess()
+        let a = try p.mmap(length: 3 * page, protection: rw, flags: anon)
+        let b = try q.mmap(length: page, protection: [.read, .exec], flags: anon)
+        _ = try p.mremap(address: a.u, oldLength: 3 * page, newLength: page)
+        let lineA = "\(hex8(a.u))-\(hex8(a.u + 3 * page)) rw-p 00000000 00:00 0 \n"
+        let lineB = "\(hex8(b.u))-\(hex8(b.u + page)) r-xp 00000000 00:00 0 \n"
+        #expect(try p.readFile("/proc/maps") == (a < b ? lineA + lineB : lineB + lineA))
+        #expect(s.procMaps() == (a < b ? lineA + lineB : lineB + lineA))
+        #expect(try p.readFile("/proc/self/maps") == "\(hex8(a.u))-\(hex8(a.u + page)) rw-p 00000000 00:00 0 \n")
+        #expect(try p.readFile("/proc/\(q.pid)/maps") == lineB)
+        #expect(try q.readFile("/proc/self/maps") == lineB, "self is the caller")
+        #expect(everythingBackViolation(s, [p, q]) == nil)
+    }
+
+    @Test("row 71: the anonymous VMA holding start_stack is labelled [stack] at column 73")
+    func stackLabel() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let a = try p.mmap(length: 2 * page, protection: rw, flags: anon)
+        p.setStartStack(a.u + page)
+        let text = try p.readFile("/proc/self/maps")
+        let line = try #require(text.split(separator: "\n").first)
+        #expect(line.hasSuffix(" [stack]"))
+        #expect(line.firstRange(of: "[stack]")!.lowerBound.utf16Offset(in: line) == 73)
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
+    @Test("row 72: MmapCopy in /proc/meminfo is mmap_pages_allocated in kB")
+    func meminfo() throws {
+        let s = try makeSystem(pages: 1024, trim: 0)
+        let p = s.createProcess()
+        _ = try p.mmap(length: 3 * page, protection: rw, flags: anon)
+        let text = try p.readFile("/proc/meminfo")
+        #expect(text.contains("MmapCopy:             16 kB\n"))
+        #expect(text.contains("MemTotal:           4096 kB\n"))
+        #expect(try p.readFile("/proc/buddyinfo") == s.allocator.statistics().buddyInfo)
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
+    @Test("/proc/<pid>/status: Mem, Slack (mremap shrinkage), Shared (vfork)")
+    func status() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let a = try p.mmap(length: 4 * page, protection: rw, flags: anon)
+        _ = try p.mremap(address: a.u, oldLength: 4 * page, newLength: page)
+        let text = try p.readFile("/proc/self/status")
+        #expect(text.contains("Slack:\t   12288 bytes\n"))
+        #expect(text.contains("Shared:\t       0 bytes\n"))
+        let mem = 192 + 96 + 4 * 4096 + 1024 + 64 + 704 + 2112 + 16384
+        #expect(text.contains("Mem:\t" + String(repeating: " ", count: 8 - String(mem).count) + "\(mem) bytes\n"))
+        let child = try p.vfork()
+        // Shared by vfork: the region (96 + 4 pages) and the mm (1024) count as shared.
+        let shared = 96 + 4 * 4096 + 1024
+        #expect(try child.readFile("/proc/self/status").contains("Shared:\t   \(shared) bytes\n"))
+        #expect(everythingBackViolation(s, [p, child]) == nil)
+    }
+
+    @Test("rows 29, 79: vm.nr_trim_pages read and written through /proc; no max_map_count")
+    func sysctl() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        #expect(try p.readFile("/proc/sys/vm/nr_trim_pages") == "1\n")
+        let fd = try p.open("/proc/sys/vm/nr_trim_pages", .writeOnly)
+        #expect(try p.write(fd, Array("0\n".utf8)) == 2)
+        #expect(s.nrTrimPages == 0)
+        #expect(throws: Errno.invalidArgument) { _ = try p.write(fd, Array("-1".utf8)) }
+        #expect(throws: Errno.invalidArgument) { _ = try p.write(fd, Array("abc".utf8)) }
+        #expect(s.nrTrimPages == 0)
+        #expect(throws: Errno.badFileDescriptor) { _ = try p.read(fd, count: 10) }
+        try p.close(fd)
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/proc/sys/vm/max_map_count") }
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
+    @Test("open, read, write and close refusals")
+    func refusals() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/proc/nothing") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("proc/maps") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/proc/999/maps") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/data/x") }
+        #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/meminfo", .readWrite) }
+        #expect(throws: Errno.isDirectory) { _ = try p.open("/proc", .writeOnly) }
+        #expect(throws: Errno.invalidArgument) { _ = try p.open("/proc/maps", OpenFlags(rawValue: 3)) }
+        #expect(throws: Errno.fileNameTooLong) { _ = try p.open("/proc/" + String(repeating: "x", count: 300)) }
+        #expect(throws: Errno.fileNameTooLong) { _ = try p.open("/" + String(repeating: "a/", count: 3000)) }
+        let dir = try p.open("/proc")
+        #expect(throws: Errno.isDirectory) { _ = try p.read(dir, count: 1) }
+        let fd = try p.open("/proc/meminfo")
+        #expect(fd == 1, "the lowest free descriptor")
+        #expect(throws: Errno.badFileDescriptor) { _ = try p.write(fd, [0x31]) }
+        #expect(throws: Errno.badFileDescriptor) { _ = try p.read(42, count: 1) }
+        #expect(throws: Errno.badFileDescriptor) { try p.close(42) }
+        // mmap: a closed descriptor is EBADF; a procfs file has no mmap operation: ENODEV.
+        #expect(throws: Errno.badFileDescriptor) {
+            _ = try p.mmap(length: page, protection: .read, flags: .private, fd: 9)
+        }
+        #expect(throws: Errno.operationNotSupportedByDevice) {
+            _ = try p.mmap(length: page, protection: .read, flags: .private, fd: fd)
+        }
+        #expect(throws: Errno.invalidArgument, "validation comes before the missing mmap op") {
+            _ = try p.mmap(length: 0, protection: .read, flags: .private, fd: fd)
+        }
+        try p.close(fd)
+        try p.close(dir)
+        var fds: [CInt] = []
+        while let f = try? p.open("/proc/buddyinfo") { fds.append(f) }
+        #expect(fds.count == 1024)
+        #expect(throws: Errno.tooManyOpenFiles) { _ = try p.open("/proc/buddyinfo") }
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+}
