@@ -9,11 +9,16 @@
 #include <time.h>
 #include <unistd.h>
 #include <linux/mman.h>
+#include <linux/futex.h>
 
 _Static_assert(CSHIM_MREMAP_MAYMOVE == MREMAP_MAYMOVE, "MREMAP_MAYMOVE");
 _Static_assert(CSHIM_MREMAP_FIXED == MREMAP_FIXED, "MREMAP_FIXED");
 _Static_assert(CSHIM_MREMAP_DONTUNMAP == MREMAP_DONTUNMAP, "MREMAP_DONTUNMAP");
 _Static_assert(CSHIM_MAP_UNINITIALIZED == MAP_UNINITIALIZED, "MAP_UNINITIALIZED");
+_Static_assert(CSHIM_FUTEX_WAIT == FUTEX_WAIT, "FUTEX_WAIT");
+_Static_assert(CSHIM_FUTEX_WAKE == FUTEX_WAKE, "FUTEX_WAKE");
+_Static_assert(CSHIM_FUTEX_PRIVATE_FLAG == FUTEX_PRIVATE_FLAG, "FUTEX_PRIVATE_FLAG");
+_Static_assert(CSHIM_FUTEX_CLOCK_REALTIME == FUTEX_CLOCK_REALTIME, "FUTEX_CLOCK_REALTIME");
 
 size_t cshim_host_page_size(void) {
     long v = sysconf(_SC_PAGESIZE);

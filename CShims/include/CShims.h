@@ -81,6 +81,10 @@ enum {
     CSHIM_MREMAP_FIXED = 2,
     CSHIM_MREMAP_DONTUNMAP = 4,
     CSHIM_MAP_UNINITIALIZED = 0x4000000,
+    CSHIM_FUTEX_WAIT = 0,
+    CSHIM_FUTEX_WAKE = 1,
+    CSHIM_FUTEX_PRIVATE_FLAG = 128,
+    CSHIM_FUTEX_CLOCK_REALTIME = 256,
 };
 
 // MARK: - Relaxed atomics on plain memory
@@ -94,6 +98,9 @@ static inline uint8_t cshim_load_relaxed_u8(const uint8_t *p) {
 }
 static inline void cshim_store_relaxed_u8(uint8_t *p, uint8_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
+static inline uint32_t cshim_load_relaxed_u32(const uint32_t *p) {
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
 static inline int64_t cshim_load_relaxed_i64(const int64_t *p) {
     return __atomic_load_n(p, __ATOMIC_RELAXED);

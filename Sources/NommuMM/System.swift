@@ -63,6 +63,7 @@ public final class System: @unchecked Sendable {
     let pageSize: UInt
     let pageShift: Int
     let state: HostMutex<ModelState>
+    let futexes = FutexTable()
 
     /// Makes a system: takes the arena from the host.
     /// - Throws: `EINVAL` for a bad page size, order or trim setting; `ENOMEM` (or the

@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+internal import CShims
+public import NommuBase
+#if canImport(Glibc)
+    public import Glibc
+#endif
+
+/// Futex operation codes, one-to-one with `<linux/futex.h>`.
+public enum Futex {
+    /// `FUTEX_WAIT`.
+    public static let wait = CInt(CSHIM_FUTEX_WAIT)
+    /// `FUTEX_WAKE`.
+    public static let wake = CInt(CSHIM_FUTEX_WAKE)
+    /// `FUTEX_PRIVATE_FLAG`: accepted; on no-MMU every futex is keyed by address alone.
+    public static let privateFlag = CInt(CSHIM_FUTEX_PRIVATE_FLAG)
+    /// `FUTEX_CLOCK_REALTIME`: accepted (only meaningful for absolute timeouts).
+    public static let clockRealtime = CInt(CSHIM_FUTEX_CLOCK_REALTIME)
+}
+
+/// One blocked `FUTEX_WAIT`.
+final class FutexWaiter: @unchecked Sendable {
+    let address: UInt
+    var woken = false  // guarded by the futex table's mutex
+    let cond: UnsafeMutablePointer<pthread_cond_t>
+
+    init(address: UInt) {
+        self.address = address
+        cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        cond.deallocate()
+    }
+}
+
+/// The futex hash table: waiters by address (the key is the address alone, Part A.2, as
+/// the v6.7 fix made it for !MMU), under one mutex that plays the hash-bucket locks.
+final class FutexTable: @unchecked Sendable {
+    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    var waiters: [UInt: [FutexWaiter]] = [:]  // guarded by mutex, in arrival order
+
+    init() { pthread_mutex_init(mutex, nil) }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+}
+
+extension Process {
+    /// `futex(uaddr, op, val, timeout)` with `FUTEX_WAIT` and `FUTEX_WAKE` (and their
+    /// `_PRIVATE` forms).
+    ///
+    /// `FUTEX_WAIT` blocks while the word at `address` equals `value`, until a
+    /// `FUTEX_WAKE` on the same address (from any thread of any process) or the relative
+    /// `timeout`. `FUTEX_WAKE` wakes up to `value` waiters, in arrival order (at least one
+    /// when any wait, as the kernel's loop does for `value` ≤ 0).
+    ///
+    /// - Throws, in this order: `EINVAL` for an address not 4-byte aligned; `EFAULT` for
+    ///   an address outside every mapping of this process; `EACCES` inside a mapping
+    ///   without `PROT_READ` (Part A.2); `ENOSYS` for other operations; `EINVAL` for a
+    ///   malformed timeout; `EAGAIN` when the word differs from `value`; `ETIMEDOUT`;
+    ///   `ESRCH` when the process has exited.
+    /// - Returns: 0 for a completed wait; the number woken for a wake.
+    public func futex(_ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec? = nil) throws(Errno) -> Int {
+        try system.futex(pid, address, op, value, timeout: timeout)
+    }
+}
+
+extension System {
+    func futex(_ pid: Int32, _ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec?) throws(Errno) -> Int {
+        // The address checks of the seed document (v2.6.24's get_futex_key, Part A.2).
+        guard address & 3 == 0 else { throw .invalidArgument }
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            let space = s.spaces[mm]!
+            let i = space.firstIndex(endingAbove: address)
+            guard i < space.mappings.count, space.mappings[i].start <= address else { throw .badAddress }
+            // (Device memory mappings, EPERM, arrive with devices in the next issue.)
+            guard space.mappings[i].flags.contains(.read) else { throw .permissionDenied }
+        }
+        let cmd = op & ~(Futex.privateFlag | Futex.clockRealtime)
+        let word = UnsafePointer<UInt32>(bitPattern: address)!
+        let table = futexes
+        switch cmd {
+        case Futex.wait:
+            var deadline: timespec? = nil
+            if let t = timeout {
+                guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { throw .invalidArgument }
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                var d = timespec(tv_sec: now.tv_sec + t.tv_sec, tv_nsec: now.tv_nsec + t.tv_nsec)
+                if d.tv_nsec >= 1_000_000_000 {
+                    d.tv_sec += 1
+                    d.tv_nsec -= 1_000_000_000
+                }
+                deadline = d
+            }
+            pthread_mutex_lock(table.mutex)
+            defer { pthread_mutex_unlock(table.mutex) }
+            // Compare and queue under the bucket lock: a wake after this point finds us.
+            guard cshim_load_relaxed_u32(word) == value else { throw .resourceTemporarilyUnavailable }
+            let w = FutexWaiter(address: address)
+            table.waiters[address, default: []].append(w)
+            while !w.woken {
+                if var d = deadline {
+                    if pthread_cond_timedwait(w.cond, table.mutex, &d) == ETIMEDOUT && !w.woken {
+                        table.waiters[address]?.removeAll { $0 === w }
+                        if table.waiters[address]?.isEmpty == true { table.waiters[address] = nil }
+                        throw .timedOut
+                    }
+                } else {
+                    pthread_cond_wait(w.cond, table.mutex)
+                }
+            }
+            return 0
+        case Futex.wake:
+            pthread_mutex_lock(table.mutex)
+            defer { pthread_mutex_unlock(table.mutex) }
+            guard var queue = table.waiters[address], !queue.isEmpty else { return 0 }
+            let n = min(queue.count, max(1, Int(Int32(bitPattern: value))))
+            for w in queue.prefix(n) {
+                w.woken = true
+                pthread_cond_signal(w.cond)
+            }
+            queue.removeFirst(n)
+            table.waiters[address] = queue.isEmpty ? nil : queue
+            return n
+        default:
+            throw .noFunction
+        }
+    }
+}
