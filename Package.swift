@@ -58,7 +58,7 @@ let package = Package(
         ),
         .target(
             name: "NommuBench",
-            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator"],
+            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -129,6 +129,16 @@ int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count
     return rc;
 }
 
+int cshim_host_mmap_pairs(size_t bytes, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return errno;
+        __asm__ volatile("" : : "r"(p) : "memory");
+        if (munmap(p, bytes) != 0) return errno;
+    }
+    return 0;
+}
+
 void cshim_memset(void *p, int value, size_t bytes) {
     memset(p, value, bytes);
     __asm__ volatile("" : : "r"(p) : "memory");

@@ -66,6 +66,9 @@ int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes);
 /// block of `pad_bytes` allocated first (and freed after) to place glibc's top chunk.
 /// Returns 0 or errno.
 int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count, size_t pad_bytes);
+/// Host kernel anonymous mmap of `bytes` then munmap, untouched, `count` times.
+/// Returns 0 or errno.
+int cshim_host_mmap_pairs(size_t bytes, size_t count);
 /// memset(p, value, bytes) through the C library (never folded away).
 void cshim_memset(void *p, int value, size_t bytes);
 /// Monotonic clock in nanoseconds.

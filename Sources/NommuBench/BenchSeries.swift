@@ -10,6 +10,9 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     case allocZeroedFresh = "alloc_zeroed_fresh"
     /// `allocateExact(bytes:, .uninitialized)` + `free`.
     case allocUninit = "alloc_uninit"
+    /// Anonymous `mmap(MAP_UNINITIALIZED)` (allowed) + `munmap` through the address-space
+    /// model: the page allocator's cost plus the model's bookkeeping.
+    case nommuMmapUninit = "nommu_mmap_uninit"
     /// Host kernel `mmap`, a write to every host page, `munmap`.
     case hostMmapTouch = "host_mmap_touch"
     /// glibc `posix_memalign(4096, size)`, `memset`, `free`.
@@ -18,8 +21,13 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     case order0Pair = "order0_pair"
     /// `allocate(order: 0, .uninitialized)` + `free` splitting and merging a whole order-10 block.
     case order0PairWorst = "order0_pair_worst"
-    /// glibc `posix_memalign(4096, 4096)` + `free`: the baseline of the pair series.
+    /// glibc `posix_memalign(4096, 4096)` + `free`: the baseline of the allocator pairs.
     case glibcPair4k = "glibc_pair_4k"
+    /// Anonymous 4 KiB `mmap` + `munmap` through the model, uninitialised.
+    case nommuMmapPair4k = "nommu_mmap_pair_4k"
+    /// The host kernel's 4 KiB anonymous `mmap` + `munmap`, untouched: the baseline of
+    /// `nommu_mmap_pair_4k`.
+    case hostMmapPair4k = "host_mmap_pair_4k"
 
     public var description: String { rawValue }
 
@@ -27,15 +35,21 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     /// pair series, reported with `bytes == BenchSeries.pairBytes`).
     public var isSized: Bool {
         switch self {
-        case .memset, .allocZeroedDirty, .allocZeroedFresh, .allocUninit, .hostMmapTouch, .glibcPosixMemalign:
+        case .memset, .allocZeroedDirty, .allocZeroedFresh, .allocUninit, .nommuMmapUninit, .hostMmapTouch,
+            .glibcPosixMemalign:
             true
-        case .order0Pair, .order0PairWorst, .glibcPair4k:
+        case .order0Pair, .order0PairWorst, .glibcPair4k, .nommuMmapPair4k, .hostMmapPair4k:
             false
         }
     }
 
     /// The series whose median at the same size is the denominator of this series' ratio.
-    public var baseline: BenchSeries { isSized ? .memset : .glibcPair4k }
+    public var baseline: BenchSeries {
+        switch self {
+        case .nommuMmapPair4k, .hostMmapPair4k: .hostMmapPair4k
+        default: isSized ? .memset : .glibcPair4k
+        }
+    }
 
     /// The bytes reported for the pair series.
     public static let pairBytes = 4096

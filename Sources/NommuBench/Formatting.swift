@@ -88,6 +88,7 @@ public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> Strin
     }
     out += "\ntimes are per operation (median and 10th/90th percentiles of the samples); "
     out += "ratio = median / memset median at the same size (sized series), "
+    out += "/ host_mmap_pair_4k median (nommu_mmap_pair_4k), "
     out += "/ glibc_pair_4k median (pair series)\n"
     return out
 }

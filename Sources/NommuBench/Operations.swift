@@ -4,6 +4,7 @@
 internal import CShims
 import NommuBase
 import PageAllocator
+import NommuMM
 
 /// `memset(base, 0, bytes)` through the C library.
 struct MemsetOperation: TimedOperation {
@@ -53,6 +54,32 @@ struct Order0PairOperation: TimedOperation {
 }
 
 /// Host `mmap`, touch every host page, `munmap`.
+/// Anonymous `mmap(MAP_UNINITIALIZED)` + `munmap` of `bytes` through the model.
+struct ModelMmapPairOperation: TimedOperation {
+    let process: Process
+    let bytes: UInt
+
+    mutating func run(_ count: Int) throws(Errno) {
+        let p = process
+        let n = bytes
+        for _ in 0..<count {
+            let a = try p.mmap(length: n, protection: [.read, .write], flags: [.private, .anonymous, .uninitialized])
+            blackHole(Int(bitPattern: a.rawValue))
+            try p.munmap(address: a.rawValue, length: n)
+        }
+    }
+}
+
+/// The host kernel's anonymous mmap + munmap, untouched.
+struct HostMmapPairOperation: TimedOperation {
+    let bytes: Int
+
+    mutating func run(_ count: Int) throws(Errno) {
+        let rc = cshim_host_mmap_pairs(bytes, count)
+        if rc != 0 { throw Errno(rawValue: rc) }
+    }
+}
+
 struct HostMmapTouchOperation: TimedOperation {
     let bytes: Int
 

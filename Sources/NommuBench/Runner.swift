@@ -3,6 +3,7 @@ internal import CShims
 import HostArena
 import NommuBase
 import PageAllocator
+import NommuMM
 
 /// Runs every series of `configuration` (plus the baselines their ratios need) and returns
 /// one result per (series, size), in output order: series as `BenchSeries.allCases`, sizes
@@ -79,6 +80,21 @@ public func runBench(
             var op = GlibcPairsOperation()
             results.append(
                 try run(&op, s, BenchSeries.pairBytes, "cshim_glibc_memalign_free_pairs", plan, progress))
+        case .nommuMmapUninit:
+            for size in configuration.sizes {
+                let process = try modelProcess(s, maxOrder: BenchConfiguration.maxOrder(forSize: size))
+                var op = ModelMmapPairOperation(process: process, bytes: UInt(size))
+                results.append(try run(&op, s, size, "mmap(MAP_UNINITIALIZED) + munmap", plan, progress))
+                process.exit()
+            }
+        case .nommuMmapPair4k:
+            let process = try modelProcess(s, maxOrder: BenchConfiguration.defaultMaxOrder)
+            var op = ModelMmapPairOperation(process: process, bytes: UInt(BenchSeries.pairBytes))
+            results.append(try run(&op, s, BenchSeries.pairBytes, "mmap + munmap (model)", plan, progress))
+            process.exit()
+        case .hostMmapPair4k:
+            var op = HostMmapPairOperation(bytes: BenchSeries.pairBytes)
+            results.append(try run(&op, s, BenchSeries.pairBytes, "cshim_host_mmap_pairs", plan, progress))
         }
     }
     let rank = Dictionary(uniqueKeysWithValues: BenchSeries.allCases.enumerated().map { ($1.rawValue, $0) })
@@ -90,6 +106,19 @@ public func runBench(
 }
 
 // MARK: - Helpers
+
+/// A process of a new system that allows uninitialised mappings: 4 KiB pages, the given
+/// maximum order, an arena of two max-order blocks.
+private func modelProcess(_ series: BenchSeries, maxOrder: Int) throws(BenchError) -> Process {
+    let arenaBytes = BenchConfiguration.arenaBytes(forMaxOrder: maxOrder)
+    let system = try attempt(series, arenaBytes, "System") { () throws(Errno) -> System in
+        try System(
+            .init(
+                arenaBytes: arenaBytes, pageSize: BenchConfiguration.allocatorPageSize, maxOrder: maxOrder,
+                allowUninitialized: true))
+    }
+    return system.createProcess()
+}
 
 /// Measures `op` and reports the line; Errno becomes `BenchError.operationFailed`.
 private func run<Op: TimedOperation>(

@@ -28,7 +28,7 @@ extension System {
         let v: String? = state.withLock { s in
             let page = pageSize
             var uses: [Int: Int] = [:]
-            for (mm, space) in s.spaces {
+            for (mm, space) in s.spaces.live {
                 var last: UInt = 0
                 for m in space.mappings {
                     guard m.start < m.end, m.start & (page - 1) == 0, m.end & (page - 1) == 0 else {

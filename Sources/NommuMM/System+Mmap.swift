@@ -20,10 +20,12 @@ extension System {
         _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, pgoff: UInt
     ) throws(Errno) -> VirtualAddress {
         let page = pageSize
-        try ensureAlive(pid)
         // §1.1.2: a file mapping looks its descriptor up; anonymous ones ignore the fd.
         let isFile = !flags.contains(.anonymous)
-        if isFile { guard isOpen(pid, fd) else { throw .badFileDescriptor } }
+        if isFile {
+            try ensureAlive(pid)
+            guard isOpen(pid, fd) else { throw .badFileDescriptor }
+        }
         // §1.2 validate_mmap_request, in order.
         // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint.
         guard !flags.contains(.fixed), address == 0 else { throw .invalidArgument }
@@ -60,8 +62,11 @@ extension System {
         let inserted = state.withLock { s -> Bool in
             guard let mm = s.processes[pid] else { return false }
             let id = s.addRegion(region)
-            s.spaces[mm]!.insert(Mapping(start: start, end: start + rounded, region: id, flags: vmFlags, pgoff: pgoff))
-            s.spaces[mm]!.totalVM += Int(rounded >> UInt(pageShift))
+            let m = Mapping(start: start, end: start + rounded, region: id, flags: vmFlags, pgoff: pgoff)
+            s.spaces.update(mm) { space in
+                space.insert(m)
+                space.totalVM += Int(rounded >> UInt(pageShift))
+            }
             s.mmapPagesAllocated += run.keptPages
             return true
         }

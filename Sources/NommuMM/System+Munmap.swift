@@ -16,11 +16,11 @@ extension System {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.processes[pid] else { throw .noSuchProcess }
             // 2. The first VMA that intersects [start, end) (v6.1+ vma_find).
-            let i = s.spaces[mm]!.firstIndex(endingAbove: start)
-            guard i < s.spaces[mm]!.mappings.count, s.spaces[mm]!.mappings[i].start < end else {
-                throw .invalidArgument
+            let found: (Int, Mapping)? = s.spaces.update(mm) { space in
+                let i = space.firstIndex(endingAbove: start)
+                return i < space.mappings.count && space.mappings[i].start < end ? (i, space.mappings[i]) : nil
             }
-            let vma = s.spaces[mm]!.mappings[i]
+            guard let (i, vma) = found else { throw .invalidArgument }
             // 4. Anonymous memory (file mappings, unmapped only whole, come next issue).
             if start == vma.start && end == vma.end {
                 removeMapping(at: i, of: mm, in: &s)
@@ -49,10 +49,12 @@ extension System {
 
     /// Drops one use of a region; the last use frees a private copy's pages.
     func putRegion(_ id: Int, in s: inout ModelState) {
-        s.regions[id]!.usage -= 1
-        guard s.regions[id]!.usage == 0 else { return }
-        let r = s.regions[id]!
-        s.removeRegion(id)
+        let r = s.regions.update(id) { r in
+            r.usage -= 1
+            return r
+        }
+        guard r.usage == 0 else { return }
+        s.removeRegion(id, start: r.start)
         if r.flags.contains(.mappedCopy), let run = r.run {
             s.mmapPagesAllocated -= run.keptPages
             releaseOrTrap(run)

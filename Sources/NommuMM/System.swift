@@ -104,17 +104,14 @@ public final class System: @unchecked Sendable {
         let pid = state.withLock { s in
             let pid = s.nextPID
             s.nextPID += 1
-            let mm = s.nextSpace
-            s.nextSpace += 1
-            s.spaces[mm] = AddressSpace()
-            s.processes[pid] = mm
+            s.processes[pid] = s.spaces.insert(AddressSpace())
             return pid
         }
         return Process(system: self, pid: pid)
     }
 
     /// The processes alive, by pid.
-    public var pids: [Int32] { state.withLock { $0.processes.keys.sorted() } }
+    public var pids: [Int32] { state.withLock { $0.processes.keys } }
 
     func ensureAlive(_ pid: Int32) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
@@ -125,17 +122,15 @@ public final class System: @unchecked Sendable {
 
 /// Everything the model lock guards.
 struct ModelState {
-    var regions: [Int: Region] = [:]
+    var regions = Slab<Region>()
     /// The global region tree: region ids ordered by start address.
     var tree: [Int] = []
-    var spaces: [Int: AddressSpace] = [:]
+    var spaces = Slab<AddressSpace>()
     /// pid → address space id.
-    var processes: [Int32: Int] = [:]
+    var processes = PIDTable()
     /// pid → descriptor table.
     var files: [Int32: [Int32: OpenFile]] = [:]
     var nextPID: Int32 = 1
-    var nextSpace = 1
-    var nextRegion = 1
     /// `mmap_pages_allocated`.
     var mmapPagesAllocated = 0
 
@@ -151,15 +146,12 @@ struct ModelState {
     }
 
     mutating func addRegion(_ r: Region) -> Int {
-        let id = nextRegion
-        nextRegion += 1
-        regions[id] = r
+        let id = regions.insert(r)
         tree.insert(id, at: treeIndex(for: r.start))
         return id
     }
 
-    mutating func removeRegion(_ id: Int) {
-        let start = regions[id]!.start
+    mutating func removeRegion(_ id: Int, start: UInt) {
         var i = treeIndex(for: start)
         while tree[i] != id { i += 1 }
         tree.remove(at: i)
