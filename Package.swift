@@ -64,7 +64,7 @@ let package = Package(
         .executableTarget(
             name: "nommu",
             dependencies: [
-                "NommuBase", "PageAllocator", "NommuBench",
+                "NommuBase", "PageAllocator", "NommuMM", "NommuBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

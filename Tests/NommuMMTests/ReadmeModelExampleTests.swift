@@ -17,3 +17,18 @@ struct ReadmeModelExampleTests {
         #expect(everythingBackViolation(system, [p]) == nil)
     }
 }
+
+@Suite("nommu maps demo")
+struct MapsDemoTests {
+    @Test("the session runs, splits, shrinks, and ends with every page back", arguments: [0, 1, 2])
+    func session(trim: Int) throws {
+        let text = try MapsDemo.run(nrTrimPages: trim)
+        #expect(text.contains("vm.nr_trim_pages = \(trim)"))
+        #expect(text.contains("-- /proc/3/maps"))
+        #expect(text.contains(" 00001000 00:00 0 \n"), "the upper part of the split region, pgoff one page")
+        #expect(
+            text.hasSuffix(
+                "MmapCopy:              0 kB\n-- /proc/buddyinfo: Node 0, zone   Normal"
+                    + "      0      0      0      0      0      0      0      0      0      0      2 \n"))
+    }
+}
