@@ -34,6 +34,10 @@ let package = Package(
     products: [
         .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM"]),
         .executable(name: "nommu", targets: ["nommu"]),
+        // The C ABI of nommu.h: libnommu-c.so and libnommu-c-static.a (see the README for the
+        // compile and link lines, and scripts/install-c-library for libnommu + nommu.pc).
+        .library(name: "nommu-c", type: .dynamic, targets: ["NommuCABI", "CNommu"]),
+        .library(name: "nommu-c-static", type: .static, targets: ["NommuCABI", "CNommu"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -56,6 +60,12 @@ let package = Package(
             dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator"],
             swiftSettings: swiftSettings
         ),
+        .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
+        .target(
+            name: "NommuCABI",
+            dependencies: ["CNommu", "NommuBase", "HostArena", "PageAllocator", "NommuMM"],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "NommuBench",
             dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM"],
@@ -75,6 +85,13 @@ let package = Package(
             path: "Tests/NommuTestSupport",
             swiftSettings: swiftSettings
         ),
+        // C programs against nommu.h; CABITests runs them.
+        .executableTarget(
+            name: "nommu-abi-check",
+            dependencies: ["CNommu", "NommuCABI"],
+            path: "Tests/CPrograms/abi-check"
+        ),
+        .testTarget(name: "CABITests", dependencies: ["nommu-abi-check"], swiftSettings: swiftSettings),
         .testTarget(name: "NommuBaseTests", dependencies: ["NommuBase"], swiftSettings: swiftSettings),
         .testTarget(name: "HostArenaTests", dependencies: ["HostArena", "NommuBase"], swiftSettings: swiftSettings),
         .testTarget(

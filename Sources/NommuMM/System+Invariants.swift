@@ -74,8 +74,9 @@ extension System {
             return nil
         }
         if let v { return v }
-        if quiescent && allocator.statistics().allocatedPages != mmapPagesAllocated {
-            return "allocator has \(allocator.statistics().allocatedPages) pages out, model \(mmapPagesAllocated)"
+        let expected = mmapPagesAllocated + directPages
+        if quiescent && allocator.statistics().allocatedPages != expected {
+            return "allocator has \(allocator.statistics().allocatedPages) pages out, model \(expected)"
         }
         return allocator.invariantViolation()
     }

@@ -113,6 +113,9 @@ public final class System: @unchecked Sendable {
     /// The processes alive, by pid.
     public var pids: [Int32] { state.withLock { $0.processes.keys } }
 
+    /// Exits process `pid` (every mapping and descriptor released). No-op for a dead pid.
+    public func exit(pid: Int32) { exitProcess(pid) }
+
     func ensureAlive(_ pid: Int32) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard s.processes[pid] != nil else { throw .noSuchProcess }
@@ -133,6 +136,8 @@ struct ModelState {
     var nextPID: Int32 = 1
     /// `mmap_pages_allocated`.
     var mmapPagesAllocated = 0
+    /// Pages handed out by the page-allocator entry points (not in any region).
+    var directPages = 0
 
     /// Where a region starting at `start` goes in the tree.
     func treeIndex(for start: UInt) -> Int {

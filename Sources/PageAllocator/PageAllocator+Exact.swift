@@ -73,11 +73,14 @@ extension PageAllocator {
     ///   pages (double free, page inside a run, wrong length, a block from
     ///   `allocate(order:)`). Nothing changes.
     ///
+    /// - Returns: The pages given back (slack included).
+    ///
     /// Models `free_pages_exact()` / `free_page_series()`.
-    public func freeExact(_ start: PageFrameNumber, pages: Int) throws(Errno) {
+    @discardableResult
+    public func freeExact(_ start: PageFrameNumber, pages: Int) throws(Errno) -> Int {
         let p = start.rawValue
         guard p >= 0, p < totalPages, pages > 0 else { throw .invalidArgument }
-        try core.withLock { () throws(Errno) in
+        let released = try core.withLock { () throws(Errno) -> Int in
             let st = zone.state(p)
             guard st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
                 Int(zone.d[p].runPages) == pages
@@ -87,14 +90,18 @@ extension PageAllocator {
             zone.s.pointee.slackPages -= kept - pages
             zone.s.pointee.frees += 1
             zone.freeRange(p, pages: kept, zero: .dirty)
+            return kept
         }
         _checkInvariants()
+        return released
     }
 
     /// Frees the exact run that starts at `start` and was allocated for `bytes` bytes.
     /// - Throws: `EINVAL` as `freeExact(_:pages:)`, and for `bytes ≤ 0`.
-    public func freeExact(_ start: PageFrameNumber, bytes: Int) throws(Errno) {
+    /// - Returns: The pages given back (slack included).
+    @discardableResult
+    public func freeExact(_ start: PageFrameNumber, bytes: Int) throws(Errno) -> Int {
         guard bytes > 0, bytes <= Int.max - (pageSize - 1) else { throw .invalidArgument }
-        try freeExact(start, pages: (bytes + pageSize - 1) >> zone.pageShift)
+        return try freeExact(start, pages: (bytes + pageSize - 1) >> zone.pageShift)
     }
 }

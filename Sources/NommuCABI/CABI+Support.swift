@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The C ABI of nommu.h. Every function here is a boundary: it converts C arguments, calls
+// the Swift model, and turns a thrown Errno into the libc convention (-1 / MAP_FAILED /
+// NULL and errno). Nothing here throws, and out-parameters are written only on success.
+import CNommu
+import NommuBase
+import NommuMM
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Sets the calling thread's errno (the one place that does) and returns `value`.
+@inline(__always)
+func failing<T>(_ e: Errno, _ value: T) -> T {
+    errno = e.rawValue
+    return value
+}
+
+/// The object behind a `nommu_system *`: the system, retained until destroy.
+final class SystemHandle {
+    let system: System
+    init(_ system: System) { self.system = system }
+}
+
+func systemHandle(_ p: OpaquePointer?) -> SystemHandle? {
+    p.map { Unmanaged<SystemHandle>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+}
+
+func process(_ p: OpaquePointer?) -> Process? {
+    p.map { Unmanaged<Process>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+}
+
+func handle(_ p: Process) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(p).toOpaque())
+}
+
+/// `MAP_FAILED`.
+var mapFailed: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: -1)! }
+
+func address(_ p: UnsafeRawPointer?) -> UInt { UInt(bitPattern: p) }

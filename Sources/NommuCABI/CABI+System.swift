@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+public import CNommu
+import HostArena
+import NommuBase
+import NommuMM
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+@_cdecl("nommu_config_init")
+public func nommu_config_init(_ config: UnsafeMutablePointer<nommu_config>?) {
+    guard let config else { return }
+    var c = nommu_config()
+    c.size = MemoryLayout<nommu_config>.size
+    c.arena_bytes = 64 << 20
+    c.page_size = 4096
+    c.max_order = 10
+    c.allow_uninitialized = 0
+    c.nr_trim_pages = 1
+    c.arena_source = CInt(NOMMU_ARENA_MMAP.rawValue)
+    c.huge_pages = 0
+    c.host_dir = nil
+    config.pointee = c
+}
+
+@_cdecl("nommu_system_create")
+public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> OpaquePointer? {
+    var c = nommu_config()
+    nommu_config_init(&c)
+    if let config {
+        guard config.pointee.size >= MemoryLayout<nommu_config>.size else { return failing(.invalidArgument, nil) }
+        c = config.pointee
+    }
+    guard c.arena_bytes <= UInt(Int.max), c.page_size <= UInt(Int.max), c.max_order <= 30,
+        c.arena_source == CInt(NOMMU_ARENA_MMAP.rawValue) || c.arena_source == CInt(NOMMU_ARENA_POSIX_MEMALIGN.rawValue)
+    else { return failing(.invalidArgument, nil) }
+    do {
+        let system = try System(
+            .init(
+                arenaBytes: Int(c.arena_bytes), pageSize: Int(c.page_size), maxOrder: Int(c.max_order),
+                backing: c.arena_source == CInt(NOMMU_ARENA_MMAP.rawValue) ? .mmap : .posixMemalign,
+                hugePages: c.huge_pages != 0, allowUninitialized: c.allow_uninitialized != 0,
+                nrTrimPages: Int(c.nr_trim_pages)))
+        return OpaquePointer(Unmanaged.passRetained(SystemHandle(system)).toOpaque())
+    } catch {
+        return failing(error, nil)
+    }
+}
+
+@_cdecl("nommu_system_destroy")
+public func nommu_system_destroy(_ system: OpaquePointer?) {
+    guard let system else { return }
+    let h = Unmanaged<SystemHandle>.fromOpaque(UnsafeRawPointer(system)).takeRetainedValue()
+    for pid in h.system.pids { h.system.exit(pid: pid) }
+}
+
+@_cdecl("nommu_process_create")
+public func nommu_process_create(_ system: OpaquePointer?) -> OpaquePointer? {
+    guard let h = systemHandle(system) else { return failing(.invalidArgument, nil) }
+    return handle(h.system.createProcess())
+}
+
+@_cdecl("nommu_vfork")
+public func nommu_vfork(_ parent: OpaquePointer?) -> OpaquePointer? {
+    guard let p = process(parent) else { return failing(.invalidArgument, nil) }
+    do { return handle(try p.vfork()) } catch { return failing(error, nil) }
+}
+
+@_cdecl("nommu_fork")
+public func nommu_fork(_ p: OpaquePointer?) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    do { try p.fork() } catch { return failing(error, -1) }
+}
+
+@_cdecl("nommu_getpid")
+public func nommu_getpid(_ p: OpaquePointer?) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    return p.isAlive ? p.pid : failing(.noSuchProcess, -1)
+}
+
+@_cdecl("nommu_process_exit")
+public func nommu_process_exit(_ p: OpaquePointer?) {
+    guard let p else { return }
+    Unmanaged<Process>.fromOpaque(UnsafeRawPointer(p)).takeRetainedValue().exit()
+}

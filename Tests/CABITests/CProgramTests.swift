@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+import Foundation
+import Testing
+
+/// Runs the C programs built from `Tests/CPrograms/` (SwiftPM builds them with the tests)
+/// and checks they pass: exact errno for every SPEC §12 row in scope, out-parameters
+/// untouched on failure, through `nommu.h` as a C program calls it.
+@Suite("C ABI: C programs against nommu.h")
+struct CProgramTests {
+    /// The build folder the test bundle runs from, where SwiftPM puts the executables.
+    static var binDirectory: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    }
+
+    @Test func abiCheck() throws {
+        let exe = Self.binDirectory.appendingPathComponent("nommu-abi-check")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: exe.path), "build it: swift build --product nommu-abi-check")
+        let proc = Foundation.Process()
+        proc.executableURL = exe
+        let out = Pipe()
+        proc.standardOutput = out
+        try proc.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        proc.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(proc.terminationStatus == 0, "\(text)")
+        #expect(text.contains(" passed, 0 failed"), "\(text)")
+    }
+}
