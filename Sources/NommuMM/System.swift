@@ -126,8 +126,6 @@ public final class System: @unchecked Sendable {
 /// Everything the model lock guards.
 struct ModelState {
     var regions = Slab<Region>()
-    /// The global region tree: region ids ordered by start address.
-    var tree: [Int] = []
     var spaces = Slab<AddressSpace>()
     /// pid → address space id.
     var processes = PIDTable()
@@ -139,27 +137,16 @@ struct ModelState {
     /// Pages handed out by the page-allocator entry points (not in any region).
     var directPages = 0
 
-    /// Where a region starting at `start` goes in the tree.
-    func treeIndex(for start: UInt) -> Int {
-        var lo = 0
-        var hi = tree.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if regions[tree[mid]]!.start < start { lo = mid + 1 } else { hi = mid }
-        }
-        return lo
+    /// The kernel's global region tree, as an ordered list of region ids: regions are
+    /// kept in slots and sorted by address only when something needs the order
+    /// (`/proc/maps`, the checks), so mmap and munmap pay no ordered insert or removal.
+    var tree: [Int] {
+        regions.live.sorted { $0.1.start < $1.1.start }.map(\.0)
     }
 
-    mutating func addRegion(_ r: Region) -> Int {
-        let id = regions.insert(r)
-        tree.insert(id, at: treeIndex(for: r.start))
-        return id
-    }
+    mutating func addRegion(_ r: Region) -> Int { regions.insert(r) }
 
-    mutating func removeRegion(_ id: Int, start: UInt) {
-        var i = treeIndex(for: start)
-        while tree[i] != id { i += 1 }
-        tree.remove(at: i)
+    mutating func removeRegion(_ id: Int) {
         regions[id] = nil
     }
 }
