@@ -31,6 +31,115 @@ static int passed, failed;
 
 #define PAGE 4096
 
+/* Writes vm.nr_trim_pages through /proc, as sysctl(8) does. */
+static int set_trim(nommu_process *p, const char *value) {
+    int fd = nommu_open(p, "/proc/sys/vm/nr_trim_pages", O_WRONLY);
+    if (fd < 0) return -1;
+    ssize_t n = nommu_write(p, fd, value, strlen(value));
+    nommu_close(p, fd);
+    return n < 0 ? -1 : 0;
+}
+
+static uint64_t mmap_pages(nommu_system *sys) {
+    struct nommu_stats st;
+    st.size = sizeof st;
+    return nommu_get_stats(sys, &st) == 0 ? st.mmap_pages_allocated : (uint64_t)-1;
+}
+
+/* Reads a whole /proc file into buf. */
+static void read_proc(nommu_process *p, const char *path, char *buf, size_t size) {
+    int fd = nommu_open(p, path, O_RDONLY);
+    size_t total = 0;
+    ssize_t n;
+    while (fd >= 0 && total + 1 < size && (n = nommu_read(p, fd, buf + total, size - 1 - total)) > 0) total += (size_t)n;
+    buf[total] = 0;
+    if (fd >= 0) nommu_close(p, fd);
+}
+
+/* Trim rule, slack, uninitialised and shared-anonymous rows, /proc text rows, split limit. */
+static void more_rows(void) {
+    struct nommu_config config;
+    nommu_config_init(&config);
+    config.arena_bytes = 300u << 20; /* room for 65530 one-page mappings */
+    config.allow_uninitialized = 1;
+    nommu_system *sys = nommu_system_create(&config);
+    nommu_process *p = nommu_process_create(sys);
+    nommu_process *q = nommu_process_create(sys);
+    const int anon = MAP_PRIVATE | MAP_ANONYMOUS, rw = PROT_READ | PROT_WRITE;
+    char expect[256], text[8192];
+
+    /* Rows 25-28: 3 pages keep 3 (trim 1), 4 (trim 0), 4 (trim 2); 5 pages with trim 2 keep 5. */
+    static const struct {
+        const char *trim;
+        size_t pages;
+        uint64_t kept;
+    } rows[] = {{"1", 3, 3}, {"0", 3, 4}, {"2", 3, 4}, {"2", 5, 5}, {"0", 4, 4}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        CHECK(set_trim(p, rows[i].trim) == 0, "write nr_trim_pages");
+        void *a = nommu_mmap(p, NULL, rows[i].pages * PAGE, rw, anon, -1, 0);
+        CHECK(a != MAP_FAILED && mmap_pages(sys) == rows[i].kept, "rows 25-28 trim rule");
+        nommu_munmap(p, a, rows[i].pages * PAGE);
+    }
+    /* Row 26: the slack page is not cleared; row 53: a tail cut frees the last page and the slack. */
+    set_trim(p, "0");
+    unsigned char *d = nommu_mmap(p, NULL, 4 * PAGE, rw, anon, -1, 0);
+    memset(d, 0x5C, 4 * PAGE);
+    nommu_munmap(p, d, 4 * PAGE);
+    unsigned char *s3 = nommu_mmap(p, NULL, 3 * PAGE, rw, anon, -1, 0);
+    CHECK(s3 == d && s3[0] == 0 && (s3[3 * PAGE] == 0x5C || s3[3 * PAGE] == 0xDF), "row 26 the slack is not cleared");
+    CHECK(nommu_munmap(p, s3 + 2 * PAGE, PAGE) == 0 && mmap_pages(sys) == 2, "row 53 tail cut frees the slack");
+    /* Row 66: growing into the slack is ENOMEM. */
+    unsigned char *g = nommu_mmap(p, NULL, 3 * PAGE, rw, anon, -1, 0);
+    EXPECT_ERRNO(nommu_mremap(p, g, 3 * PAGE, 4 * PAGE, 0), MAP_FAILED, ENOMEM, "row 66 into the slack");
+    nommu_munmap(p, g, 3 * PAGE);
+    nommu_munmap(p, s3, 2 * PAGE);
+    set_trim(p, "1");
+    /* Row 52: a front cut. */
+    char *f = nommu_mmap(p, NULL, 3 * PAGE, rw, anon, -1, 0);
+    CHECK(nommu_munmap(p, f, PAGE) == 0 && mmap_pages(sys) == 2, "row 52 front cut");
+    EXPECT_ERRNO(nommu_munmap(p, f, 3 * PAGE), -1, EINVAL, "row 56 the old range is gone");
+    nommu_munmap(p, f + PAGE, 2 * PAGE);
+    /* Row 32: MAP_UNINITIALIZED allowed leaves the previous bytes (or the checked-build poison). */
+    unsigned char *u = nommu_mmap(p, NULL, PAGE, rw, anon, -1, 0);
+    memset(u, 0x77, PAGE);
+    nommu_munmap(p, u, PAGE);
+    unsigned char *u2 = nommu_mmap(p, NULL, PAGE, rw, anon | MAP_UNINITIALIZED, -1, 0);
+    CHECK(u2 == u && (u2[0] == 0x77 || u2[0] == 0xA5), "row 32 not cleared when allowed");
+    nommu_munmap(p, u2, PAGE);
+    /* Row 33: MAP_SHARED|MAP_ANONYMOUS is private: another process gets other memory. */
+    char *sa = nommu_mmap(p, NULL, 2 * PAGE, rw, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char *sb = nommu_mmap(q, NULL, 2 * PAGE, rw, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(sa != MAP_FAILED && sb != MAP_FAILED && sa != sb, "row 33 shared anonymous is private");
+    CHECK(nommu_munmap(p, sa + PAGE, PAGE) == 0, "row 33 may be cut");
+    /* Rows 68-70: /proc/maps lists regions, /proc/<pid>/maps the VMA after an mremap shrink. */
+    CHECK(nommu_mremap(q, sb, 2 * PAGE, PAGE, 0) == sb, "mremap shrink");
+    snprintf(expect, sizeof expect, "%08lx-%08lx rw-p 00000000 00:00 0 \n", (unsigned long)sb,
+             (unsigned long)(sb + 2 * PAGE));
+    read_proc(p, "/proc/maps", text, sizeof text);
+    CHECK(strstr(text, expect) != NULL, "rows 68/70 /proc/maps shows the whole region");
+    snprintf(expect, sizeof expect, "%08lx-%08lx rw-p 00000000 00:00 0 \n", (unsigned long)sb,
+             (unsigned long)(sb + PAGE));
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", nommu_getpid(q));
+    read_proc(p, path, text, sizeof text);
+    CHECK(strcmp(text, expect) == 0, "row 70 /proc/<pid>/maps shows the shrunk VMA");
+    read_proc(q, "/proc/self/status", text, sizeof text);
+    CHECK(strstr(text, "Slack:\t    4096 bytes\n") != NULL, "/proc/<pid>/status Slack");
+    nommu_munmap(p, sa, PAGE);
+    nommu_munmap(q, sb, PAGE);
+    /* Row 55: a middle cut with 65530 mappings is ENOMEM; a front cut still works. */
+    char *big = nommu_mmap(p, NULL, 3 * PAGE, rw, anon, -1, 0);
+    int made = 1;
+    while (made < 65530 && nommu_mmap(p, NULL, PAGE, rw, anon, -1, 0) != MAP_FAILED) made++;
+    CHECK(made == 65530, "65530 mappings");
+    EXPECT_ERRNO(nommu_munmap(p, big + PAGE, PAGE), -1, ENOMEM, "row 55 the split limit");
+    CHECK(nommu_munmap(p, big, PAGE) == 0, "row 55 a front cut needs no split");
+    nommu_process_exit(p);
+    nommu_process_exit(q);
+    CHECK(mmap_pages(sys) == 0, "exit releases 65530 mappings");
+    nommu_system_destroy(sys);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -172,6 +281,8 @@ int main(void) {
     nommu_process_exit(c);
     nommu_process_exit(p);
     nommu_system_destroy(sys);
+
+    more_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
