@@ -48,6 +48,11 @@ struct AddressSpace {
     /// `map_count`.
     var mapCount: Int { mappings.count }
 
+    /// Removes and returns the mapping at `i` (`removeLast` when it is the last).
+    mutating func remove(at i: Int) -> Mapping {
+        i == mappings.count - 1 ? mappings.removeLast() : mappings.remove(at: i)
+    }
+
     /// Index of the first mapping whose end is above `address` (binary search).
     func firstIndex(endingAbove address: UInt) -> Int {
         var lo = 0
@@ -59,8 +64,14 @@ struct AddressSpace {
         return lo
     }
 
-    /// Inserts `m` keeping address order.
+    /// Inserts `m` keeping address order (appending when it goes last, the common case:
+    /// `Array.insert` takes a slower generic path).
     mutating func insert(_ m: Mapping) {
+        let goesLast = mappings.last.map { $0.start < m.start || ($0.start == m.start && $0.end <= m.end) } ?? true
+        if goesLast {
+            mappings.append(m)
+            return
+        }
         var lo = 0
         var hi = mappings.count
         while lo < hi {

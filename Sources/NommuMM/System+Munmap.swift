@@ -43,7 +43,7 @@ extension System {
 
     /// Removes a whole mapping and puts its region (kernel: `delete_vma` + `__put_nommu_region`).
     func removeMapping(at i: Int, of mm: Int, in s: inout ModelState) {
-        let m = s.spaces.update(mm) { $0.mappings.remove(at: i) }
+        let m = s.spaces.update(mm) { $0.remove(at: i) }
         putRegion(m.region, in: &s)
     }
 
