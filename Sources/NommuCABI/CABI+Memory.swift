@@ -23,6 +23,22 @@ public func nommu_mmap(
     }
 }
 
+@_cdecl("nommu_mmap2")
+public func nommu_mmap2(
+    _ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int, _ prot: CInt, _ flags: CInt, _ fd: CInt,
+    _ pgoff: UInt
+) -> UnsafeMutableRawPointer? {
+    guard let p = process(p) else { return failing(.invalidArgument, mapFailed) }
+    do {
+        let a = try p.mmap2(
+            address: address(addr), length: UInt(bitPattern: len), protection: Protection(rawValue: prot),
+            flags: MapFlags(rawValue: flags), fd: fd, pageOffset: pgoff)
+        return a.pointer
+    } catch {
+        return failing(error, mapFailed)
+    }
+}
+
 @_cdecl("nommu_munmap")
 public func nommu_munmap(_ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }

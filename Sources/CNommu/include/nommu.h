@@ -90,6 +90,8 @@ void nommu_process_exit(nommu_process *process);
 /* ---- Memory ---- */
 
 void *nommu_mmap(nommu_process *process, void *addr, size_t len, int prot, int flags, int fd, off_t off);
+/* mmap2: the offset in pages (so pgoff + pages can wrap: EOVERFLOW). */
+void *nommu_mmap2(nommu_process *process, void *addr, size_t len, int prot, int flags, int fd, unsigned long pgoff);
 int nommu_munmap(nommu_process *process, void *addr, size_t len);
 /* With MREMAP_FIXED, a fifth argument: void *new_address. */
 void *nommu_mremap(nommu_process *process, void *old_address, size_t old_len, size_t new_len, int flags, ...);

@@ -160,6 +160,8 @@ int main(void) {
     EXPECT_ERRNO(nommu_mmap(p, NULL, 0, rw, anon, -1, 0), MAP_FAILED, EINVAL, "row 4 len 0");
     EXPECT_ERRNO(nommu_mmap(p, NULL, (size_t)-1, rw, anon, -1, 0), MAP_FAILED, ENOMEM, "row 5 len ULONG_MAX");
     EXPECT_ERRNO(nommu_mmap(p, NULL, (size_t)1 << 48, rw, anon, -1, 0), MAP_FAILED, ENOMEM, "row 6 > TASK_SIZE");
+    EXPECT_ERRNO(nommu_mmap2(p, NULL, 2 * PAGE, rw, anon, -1, (unsigned long)-1), MAP_FAILED, EOVERFLOW,
+                 "row 7 pgoff + pages wraps");
     EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, 99, 100), MAP_FAILED, EINVAL,
                  "row 8 unaligned offset before the fd");
     EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, 99, 0), MAP_FAILED, EBADF, "row 9 bad fd");
