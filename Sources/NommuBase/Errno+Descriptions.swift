@@ -50,6 +50,13 @@ extension Errno: CustomStringConvertible, CustomDebugStringConvertible {
         case .timedOut: "ETIMEDOUT"
         case .overflow: "EOVERFLOW"
         case .notSocket: "ENOTSOCK"
+        case .brokenPipe: "EPIPE"
+        case .noSuchDeviceOrAddress: "ENXIO"
+        case .socketNotConnected: "ENOTCONN"
+        case .addressFamilyNotSupported: "EAFNOSUPPORT"
+        case .protocolNotSupported: "EPROTONOSUPPORT"
+        case .identifierRemoved: "EIDRM"
+        case .directoryNotEmpty: "ENOTEMPTY"
         default: "errno \(rawValue)"
         }
     }

@@ -82,4 +82,19 @@ public struct Errno: RawRepresentable, Error, Hashable, Sendable {
     public static var overflow: Errno { Errno(rawValue: EOVERFLOW) }
     /// `ENOTSOCK`: not a socket.
     public static var notSocket: Errno { Errno(rawValue: ENOTSOCK) }
+
+    /// `EPIPE`: a write to a pipe or FIFO with no reader left.
+    public static var brokenPipe: Errno { Errno(rawValue: EPIPE) }
+    /// `ENXIO`: no such device or address.
+    public static var noSuchDeviceOrAddress: Errno { Errno(rawValue: ENXIO) }
+    /// `ENOTCONN`: a read or write on a socket that is not connected.
+    public static var socketNotConnected: Errno { Errno(rawValue: ENOTCONN) }
+    /// `EAFNOSUPPORT`: `socket` with an address family the model does not have.
+    public static var addressFamilyNotSupported: Errno { Errno(rawValue: EAFNOSUPPORT) }
+    /// `EPROTONOSUPPORT`: `socket` with a protocol that does not fit the family and type.
+    public static var protocolNotSupported: Errno { Errno(rawValue: EPROTONOSUPPORT) }
+    /// `EIDRM`: a SysV shared-memory segment that has been removed.
+    public static var identifierRemoved: Errno { Errno(rawValue: EIDRM) }
+    /// `ENOTEMPTY`: a directory that is not empty.
+    public static var directoryNotEmpty: Errno { Errno(rawValue: ENOTEMPTY) }
 }

@@ -63,7 +63,8 @@ extension Process {
     /// when any wait, as the kernel's loop does for `value` ≤ 0).
     ///
     /// - Throws, in this order: `EINVAL` for an address not 4-byte aligned; `EFAULT` for
-    ///   an address outside every mapping of this process; `EACCES` inside a mapping
+    ///   an address outside every mapping of this process; `EPERM` inside a direct mapping
+    ///   of device memory (`/dev/fb0`, `/dev/mtd0`, `/dev/ram0`); `EACCES` inside a mapping
     ///   without `PROT_READ` (Part A.2); `ENOSYS` for other operations; `EINVAL` for a
     ///   malformed timeout; `EAGAIN` when the word differs from `value`; `ETIMEDOUT`;
     ///   `ESRCH` when the process has exited.
@@ -80,9 +81,12 @@ extension System {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.processes[pid] else { throw .noSuchProcess }
             let space = s.spaces[mm]!
-            let i = space.firstIndex(endingAbove: address)
-            guard i < space.mappings.count, space.mappings[i].start <= address else { throw .badAddress }
-            // (Device memory mappings, EPERM, arrive with devices in the next issue.)
+            guard let i = space.index(containing: address) else { throw .badAddress }
+            // A direct mapping of device memory (an I/O mapping) does not support futexes.
+            let r = s.regions[space.mappings[i].region]!
+            if let inode = r.backing.inode, !r.flags.contains(.mappedCopy), s.inodes[inode]!.device != nil {
+                throw .notPermitted
+            }
             guard space.mappings[i].flags.contains(.read) else { throw .permissionDenied }
         }
         let cmd = op & ~(Futex.privateFlag | Futex.clockRealtime)

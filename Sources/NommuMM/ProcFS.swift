@@ -23,8 +23,10 @@ extension System {
             var out = ""
             for id in s.tree {
                 let r = s.regions[id]!
+                let file = r.backing.inode.flatMap { s.inodes[$0] }
                 out += mapsLine(
-                    start: r.start, end: r.end, flags: r.flags, offset: r.pgoff << UInt(pageShift), name: nil)
+                    start: r.start, end: r.end, flags: r.flags, offset: r.pgoff << UInt(pageShift), file: file,
+                    name: file?.path)
             }
             return out
         }
@@ -36,9 +38,17 @@ extension System {
             guard let mm = s.processes[pid], let space = s.spaces[mm] else { return nil }
             var out = ""
             for m in space.mappings {
-                // The offset is printed for file mappings only; anonymous ones show 0.
-                let stack = space.startStack != 0 && m.start <= space.startStack && space.startStack <= m.end
-                out += mapsLine(start: m.start, end: m.end, flags: m.flags, offset: 0, name: stack ? "[stack]" : nil)
+                let file = s.regions[m.region]!.backing.inode.flatMap { s.inodes[$0] }
+                if let file {
+                    out += mapsLine(
+                        start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: file,
+                        name: file.path)
+                } else {
+                    // The offset is printed for file mappings only; anonymous ones show 0.
+                    let stack = space.startStack != 0 && m.start <= space.startStack && space.startStack <= m.end
+                    out += mapsLine(
+                        start: m.start, end: m.end, flags: m.flags, offset: 0, file: nil, name: stack ? "[stack]" : nil)
+                }
             }
             return out
         }
@@ -85,14 +95,17 @@ extension System {
 
     // MARK: Formatting
 
-    private func mapsLine(start: UInt, end: UInt, flags: VMFlags, offset: UInt, name: String?) -> String {
+    private func mapsLine(start: UInt, end: UInt, flags: VMFlags, offset: UInt, file: Inode?, name: String?) -> String {
         var line = hex8(start) + "-" + hex8(end) + " "
         line += flags.contains(.read) ? "r" : "-"
         line += flags.contains(.write) ? "w" : "-"
         line += flags.contains(.exec) ? "x" : "-"
         line += flags.contains(.mayShare) ? (flags.contains(.shared) ? "S" : "s") : "p"
-        // offset, dev major:minor (00:00 without a file), inode (0), one trailing space.
-        line += " " + hex8(offset) + " 00:00 0 "
+        // offset, the superblock's device major:minor and the inode (00:00 0 without a
+        // file), one trailing space.
+        let dev = file?.mount.device ?? DeviceNumber(major: 0, minor: 0)
+        line +=
+            " " + hex8(offset) + " " + hex2(dev.major) + ":" + hex2(dev.minor) + " " + String(file?.number ?? 0) + " "
         if let name {
             // seq_setwidth(25 + 6 * sizeof(void *) - 1) then seq_pad(' '): the name starts
             // at column 73 on 64-bit, after at least one space.
@@ -101,6 +114,11 @@ extension System {
             line += " " + name
         }
         return line + "\n"
+    }
+
+    private func hex2(_ v: UInt32) -> String {
+        let h = String(v, radix: 16)
+        return h.count >= 2 ? h : "0" + h
     }
 
     private func hex8(_ v: UInt) -> String {

@@ -33,8 +33,10 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             s.nextPID += 1
             s.processes[c] = mm
             s.spaces[mm]!.users += 1
-            // CLONE_VM without CLONE_FILES: the child starts with a copy of the table.
-            s.files[c] = s.files[pid]
+            // The child shares the descriptor table as well as the address space.
+            let t = s.tableOf[pid]!
+            s.tableOf[c] = t
+            s.tables.update(t) { $0.users += 1 }
             return c
         }
         return Process(system: system, pid: child)

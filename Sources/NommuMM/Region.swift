@@ -5,6 +5,14 @@ import PageAllocator
 enum Backing: Hashable {
     /// Anonymous memory (and `MAP_SHARED | MAP_ANONYMOUS`, which no-MMU treats as private).
     case anonymous
+    /// A file or device (the inode's slot): a private copy when the region has
+    /// `VM_MAPPED_COPY`, else the backing memory mapped in place.
+    case file(Int)
+
+    var inode: Int? {
+        if case .file(let i) = self { return i }
+        return nil
+    }
 }
 
 /// The kernel's `vm_region`: one contiguous run of memory that one or more mappings use.
@@ -14,7 +22,9 @@ enum Backing: Hashable {
 /// when it is a private copy or anonymous memory (`VM_MAPPED_COPY`). [start, end) is
 /// what was asked for, page-rounded; [end, top) is slack the trim rule left.
 ///
-/// Simplified: no file or inode yet (the next issue adds file backings); no icache flag.
+/// A direct region (no `VM_MAPPED_COPY`) maps memory it does not own: page cache, device
+/// memory or the flash window; its start need not be page aligned (XIP), and direct
+/// regions of one device may overlap. Simplified: no icache flag.
 struct Region {
     var start: UInt
     var end: UInt
@@ -34,6 +44,8 @@ struct Mapping {
     var region: Int
     var flags: VMFlags
     var pgoff: UInt
+    /// The SysV segment attached here (its `vm_ops` count attaches), if any.
+    var shm: CInt? = nil
 }
 
 /// The kernel's `mm_struct`: a process's mappings in address order, with its counters.
@@ -44,6 +56,13 @@ struct AddressSpace {
     var totalVM = 0
     var startStack: UInt = 0
     var users = 1
+    /// Set once two mappings overlap (a device or shareable file mapped twice, Part A.5):
+    /// lookups then scan instead of bisecting.
+    var hasOverlaps = false
+    /// The brk range ELF-FDPIC sets up: [startBrk, endBrk], brk within it.
+    var startBrk: UInt = 0
+    var brk: UInt = 0
+    var endBrk: UInt = 0
 
     /// `map_count`.
     var mapCount: Int { mappings.count }
@@ -53,7 +72,27 @@ struct AddressSpace {
         i == mappings.count - 1 ? mappings.removeLast() : mappings.remove(at: i)
     }
 
-    /// Index of the first mapping whose end is above `address` (binary search).
+    /// Indices of the mappings that intersect [start, end), in address order.
+    func indices(intersecting start: UInt, _ end: UInt) -> [Int] {
+        if hasOverlaps {
+            return mappings.indices.filter { mappings[$0].start < end && mappings[$0].end > start }
+        }
+        var out: [Int] = []
+        var i = firstIndex(endingAbove: start)
+        while i < mappings.count && mappings[i].start < end {
+            out.append(i)
+            i += 1
+        }
+        return out
+    }
+
+    /// Index of a mapping containing `address`, if any.
+    func index(containing address: UInt) -> Int? {
+        indices(intersecting: address, address &+ 1).first
+    }
+
+    /// Index of the first mapping whose end is above `address` (binary search; valid while
+    /// no two mappings overlap).
     func firstIndex(endingAbove address: UInt) -> Int {
         var lo = 0
         var hi = mappings.count
@@ -67,6 +106,10 @@ struct AddressSpace {
     /// Inserts `m` keeping address order (appending when it goes last, the common case:
     /// `Array.insert` takes a slower generic path).
     mutating func insert(_ m: Mapping) {
+        if !hasOverlaps {
+            let i = firstIndex(endingAbove: m.start)
+            if i < mappings.count && mappings[i].start < m.end { hasOverlaps = true }
+        }
         let goesLast = mappings.last.map { $0.start < m.start || ($0.start == m.start && $0.end <= m.end) } ?? true
         if goesLast {
             mappings.append(m)

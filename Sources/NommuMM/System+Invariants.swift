@@ -30,32 +30,57 @@ extension System {
             var uses: [Int: Int] = [:]
             for (mm, space) in s.spaces.live {
                 var last: UInt = 0
+                var lastStart: UInt = 0
                 for m in space.mappings {
-                    guard m.start < m.end, m.start & (page - 1) == 0, m.end & (page - 1) == 0 else {
-                        return "mm \(mm): mapping \(m.start)-\(m.end) empty or unaligned"
-                    }
-                    guard m.start >= last else { return "mm \(mm): mappings out of order or overlapping at \(m.start)" }
-                    last = m.end
                     guard let r = s.regions[m.region] else {
                         return "mm \(mm): mapping points at missing region \(m.region)"
                     }
-                    guard m.start >= r.start, m.end <= r.end else {
+                    let direct = r.backing.inode != nil && !r.flags.contains(.mappedCopy)
+                    guard m.start < m.end, direct || m.start & (page - 1) == 0, (m.end - m.start) & (page - 1) == 0
+                    else { return "mm \(mm): mapping \(m.start)-\(m.end) empty or unaligned" }
+                    guard m.start >= lastStart else { return "mm \(mm): mappings out of order at \(m.start)" }
+                    guard m.start >= last || space.hasOverlaps else {
+                        return "mm \(mm): mappings overlap at \(m.start) without the overlap flag"
+                    }
+                    last = max(last, m.end)
+                    lastStart = m.start
+                    // A shared region's end may have been clamped by a truncate below a mapping
+                    // of its pages (SPEC §7.2); every other mapping lies inside its region.
+                    guard m.start >= r.start, m.end <= r.end || r.flags.contains(.shared) else {
                         return "mm \(mm): mapping \(m.start)-\(m.end) outside its region \(r.start)-\(r.end)"
+                    }
+                    if r.backing.inode == nil && space.hasOverlaps {
+                        for o in space.mappings where o.start < m.end && o.end > m.start && o.region != m.region {
+                            return "mm \(mm): anonymous mapping \(m.start)-\(m.end) overlaps \(o.start)-\(o.end)"
+                        }
                     }
                     uses[m.region, default: 0] += 1
                 }
             }
             var pages = 0
             var prevEnd: UInt = 0
+            var regionsOf: [Int: Int] = [:]
             for id in s.tree {
                 guard let r = s.regions[id] else { return "tree names missing region \(id)" }
-                guard r.start <= r.end, r.end <= r.top, r.start & (page - 1) == 0, r.top & (page - 1) == 0 else {
+                let direct = r.backing.inode != nil && !r.flags.contains(.mappedCopy)
+                guard r.start <= r.end, r.end <= r.top else {
                     return "region \(id) \(r.start)-\(r.end)-\(r.top) malformed"
                 }
-                guard r.start >= prevEnd else { return "region \(id) overlaps the one before it" }
-                prevEnd = r.top
+                guard direct || (r.start & (page - 1) == 0 && r.top & (page - 1) == 0) else {
+                    return "region \(id) \(r.start)-\(r.end)-\(r.top) unaligned"
+                }
+                if !direct {
+                    // Memory a region owns is nobody else's: copies and anonymous regions
+                    // never overlap any region.
+                    guard r.start >= prevEnd else { return "region \(id) overlaps the one before it" }
+                    prevEnd = r.top
+                }
                 guard r.usage == uses[id, default: 0] else {
                     return "region \(id) usage \(r.usage), \(uses[id, default: 0]) mappings"
+                }
+                if let inode = r.backing.inode {
+                    guard s.inodes[inode] != nil else { return "region \(id) maps missing inode \(inode)" }
+                    regionsOf[inode, default: 0] += 1
                 }
                 if r.flags.contains(.mappedCopy) {
                     guard let run = r.run else { return "copy region \(id) without pages" }
@@ -63,15 +88,37 @@ extension System {
                         UInt(run.keptPages) << UInt(pageShift) == r.top - r.start
                     else { return "region \(id) does not match its run \(run)" }
                     pages += run.keptPages
+                } else if r.run != nil {
+                    return "direct region \(id) owns pages"
                 }
             }
             guard pages == s.mmapPagesAllocated else {
                 return "regions hold \(pages) pages, mmap_pages_allocated \(s.mmapPagesAllocated)"
             }
+            var cache = 0
+            for (id, node) in s.inodes.live {
+                guard node.regions == regionsOf[id, default: 0] else {
+                    return "inode \(node.path) counts \(node.regions) regions, \(regionsOf[id, default: 0]) map it"
+                }
+                guard !node.isUnused || node.device != nil else { return "inode \(node.path) unused but alive" }
+                cache += node.pages.count + node.orphans.count
+            }
+            guard cache == s.pageCachePages else {
+                return "page cache holds \(cache) pages, counted \(s.pageCachePages)"
+            }
+            var opens: [Int: Int] = [:]
+            for (_, table) in s.tables.live {
+                for f in table.descriptors.values { if let i = f.inode { opens[i, default: 0] += 1 } }
+            }
+            for (id, node) in s.inodes.live where node.opens != opens[id, default: 0] {
+                return "inode \(node.path) counts \(node.opens) opens, \(opens[id, default: 0]) descriptors"
+            }
+            let device = (s.ramdisk?.keptPages ?? 0) + (s.framebuffer?.keptPages ?? 0)
+            guard device == s.devicePages else { return "device memory \(device) pages, counted \(s.devicePages)" }
             return nil
         }
         if let v { return v }
-        let expected = mmapPagesAllocated + directPages
+        let expected = state.withLock { $0.mmapPagesAllocated + $0.directPages + $0.pageCachePages + $0.devicePages }
         if quiescent && allocator.statistics().allocatedPages != expected {
             return "allocator has \(allocator.statistics().allocatedPages) pages out, model \(expected)"
         }

@@ -23,8 +23,7 @@ extension System {
         // §1.1.2: a file mapping looks its descriptor up; anonymous ones ignore the fd.
         let isFile = !flags.contains(.anonymous)
         if isFile {
-            try ensureAlive(pid)
-            guard isOpen(pid, fd) else { throw .badFileDescriptor }
+            try state.withLock { (s: inout ModelState) throws(Errno) in _ = try descriptor(pid, fd, in: &s) }
         }
         // §1.2 validate_mmap_request, in order.
         // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint.
@@ -41,9 +40,10 @@ extension System {
         // 5. pgoff + pages wraps (unsigned long arithmetic).
         guard !pgoff.addingReportingOverflow(rounded >> UInt(pageShift)).overflow else { throw .overflow }
 
-        // 6. The file has no mmap operation: every file this issue has is in procfs, which
-        // has none (files and devices with their capabilities arrive with the next issue).
-        if isFile { throw .operationNotSupportedByDevice }
+        // 6–13 and the rest of do_mmap for files and devices.
+        if isFile {
+            return try mmapFile(pid, rounded: rounded, protection: protection, flags: flags, fd: fd, pgoff: pgoff)
+        }
 
         // Anonymous (MAP_SHARED | MAP_ANONYMOUS is handled as private): capabilities COPY,
         // vm_flags prot | MAYREAD | MAYWRITE | MAYEXEC (determine_vm_flags, v6.3+).

@@ -23,9 +23,10 @@ extension System {
             guard let mm = s.processes[pid] else { throw .noSuchProcess }
             // 4. find_vma_exact: a VMA exactly [addr, addr + old_len).
             let (end, past) = addr.addingReportingOverflow(oldLen)
-            let i = s.spaces[mm]!.firstIndex(endingAbove: addr)
-            guard !past, i < s.spaces[mm]!.mappings.count, s.spaces[mm]!.mappings[i].start == addr,
-                s.spaces[mm]!.mappings[i].end == end
+            guard !past,
+                let i = s.spaces[mm]!.indices(intersecting: addr, end).first(where: {
+                    s.spaces[mm]!.mappings[$0].start == addr && s.spaces[mm]!.mappings[$0].end == end
+                })
             else { throw .invalidArgument }
             let vma = s.spaces[mm]!.mappings[i]
             // 6. Shareable mappings never move or change size.
@@ -41,17 +42,32 @@ extension System {
 
     /// Releases a process's mappings when it was the last user of its address space.
     func exitProcess(_ pid: Int32) {
-        state.withLock { s in
-            guard let mm = s.processes.removeValue(forKey: pid) else { return }
-            s.files[pid] = nil  // exit closes every descriptor
-            s.spaces[mm]!.users -= 1
-            guard s.spaces[mm]!.users == 0 else { return }
-            // exit_mmap: every VMA goes, each region is put.
-            while !s.spaces[mm]!.mappings.isEmpty {
-                removeMapping(at: s.spaces[mm]!.mappings.count - 1, of: mm, in: &s)
+        let pipeEnds = state.withLock { s -> [(PipeBuffer, Bool, Bool)] in
+            guard let mm = s.processes.removeValue(forKey: pid) else { return [] }
+            var ends: [(PipeBuffer, Bool, Bool)] = []
+            // exit_files: the last user of a descriptor table closes every descriptor.
+            if let t = s.tableOf.removeValue(forKey: pid) {
+                s.tables.update(t) { $0.users -= 1 }
+                if s.tables[t]!.users == 0 {
+                    let files = s.tables[t]!.descriptors.values
+                    s.tables[t] = nil
+                    for f in files { if let e = releaseDescription(f, in: &s) { ends.append(e) } }
+                }
             }
-            s.spaces[mm] = nil
+            releaseAddressSpace(mm, in: &s)
+            return ends
         }
+        for (p, r, w) in pipeEnds { p.close(reader: r, writer: w) }
         _checkInvariants()
+    }
+
+    /// Drops one user of an address space; the last one's mappings all go (`exit_mmap`).
+    func releaseAddressSpace(_ mm: Int, in s: inout ModelState) {
+        s.spaces[mm]!.users -= 1
+        guard s.spaces[mm]!.users == 0 else { return }
+        while !s.spaces[mm]!.mappings.isEmpty {
+            removeMapping(at: s.spaces[mm]!.mappings.count - 1, of: mm, in: &s)
+        }
+        s.spaces[mm] = nil
     }
 }

@@ -16,12 +16,23 @@ extension System {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.processes[pid] else { throw .noSuchProcess }
             // 2. The first VMA that intersects [start, end) (v6.1+ vma_find).
-            let found: (Int, Mapping)? = s.spaces.update(mm) { space in
-                let i = space.firstIndex(endingAbove: start)
-                return i < space.mappings.count && space.mappings[i].start < end ? (i, space.mappings[i]) : nil
+            let candidates = s.spaces[mm]!.indices(intersecting: start, end)
+            guard let i = candidates.first else { throw .invalidArgument }
+            let vma = s.spaces[mm]!.mappings[i]
+            // 3. File mappings are never split: only a VMA starting at or after `start` and
+            // ending exactly at `end` goes, whole.
+            if s.regions[vma.region]!.backing.inode != nil {
+                for c in candidates {
+                    let m = s.spaces[mm]!.mappings[c]
+                    if start > m.start { throw .invalidArgument }
+                    if end == m.end {
+                        removeMapping(at: c, of: mm, in: &s)
+                        return
+                    }
+                }
+                throw .invalidArgument
             }
-            guard let (i, vma) = found else { throw .invalidArgument }
-            // 4. Anonymous memory (file mappings, unmapped only whole, come next issue).
+            // 4. Anonymous memory: whole, or a cut at the front, the back or the middle.
             if start == vma.start && end == vma.end {
                 removeMapping(at: i, of: mm, in: &s)
                 return
@@ -44,6 +55,8 @@ extension System {
     /// Removes a whole mapping and puts its region (kernel: `delete_vma` + `__put_nommu_region`).
     func removeMapping(at i: Int, of mm: Int, in s: inout ModelState) {
         let m = s.spaces.update(mm) { $0.remove(at: i) }
+        // vm_ops->close: a SysV attach counts down its segment's attaches.
+        if let seg = m.shm { sysvDetached(seg, in: &s) }
         putRegion(m.region, in: &s)
     }
 
@@ -58,6 +71,10 @@ extension System {
         if r.flags.contains(.mappedCopy), let run = r.run {
             s.mmapPagesAllocated -= run.keptPages
             releaseOrTrap(run)
+        }
+        if let inode = r.backing.inode {
+            s.inodes.update(inode) { $0.regions -= 1 }
+            releaseIfUnused(inode, in: &s)
         }
     }
 

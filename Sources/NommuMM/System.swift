@@ -15,6 +15,9 @@
 public import HostArena
 public import NommuBase
 public import PageAllocator
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// One simulated no-MMU kernel over one host arena.
 public final class System: @unchecked Sendable {
@@ -34,12 +37,29 @@ public final class System: @unchecked Sendable {
         public var allowUninitialized: Bool
         /// Initial `vm.nr_trim_pages`.
         public var nrTrimPages: Int
+        /// The host directory behind `/data`; nil = a fresh temporary directory, removed
+        /// when the system goes.
+        public var hostDirectory: String?
+        /// Bytes of the flash window (`/dev/mtd0`, holding the `/rom` image): device memory
+        /// outside the page allocator, as flash is on a board.
+        public var flashBytes: Int
+        /// Bytes of `/dev/ram0`, taken contiguously from the page allocator when it is first
+        /// opened and kept (a ramdisk's memory) until the system goes.
+        public var ramdiskBytes: Int
+        /// Bytes of `/dev/fb0`'s video memory, taken from the page allocator on first use
+        /// and given back when the last descriptor and mapping go.
+        public var framebufferBytes: Int
 
         public init(
             arenaBytes: Int = 64 << 20, pageSize: Int = 4096, maxOrder: Int = 10,
             backing: HostArena.Backing = .mmap, hugePages: Bool = false, allowUninitialized: Bool = false,
-            nrTrimPages: Int = 1
+            nrTrimPages: Int = 1, hostDirectory: String? = nil, flashBytes: Int = 16 << 20,
+            ramdiskBytes: Int = 256 << 10, framebufferBytes: Int = 160 << 10
         ) {
+            self.hostDirectory = hostDirectory
+            self.flashBytes = flashBytes
+            self.ramdiskBytes = ramdiskBytes
+            self.framebufferBytes = framebufferBytes
             self.arenaBytes = arenaBytes
             self.pageSize = pageSize
             self.maxOrder = maxOrder
@@ -64,6 +84,11 @@ public final class System: @unchecked Sendable {
     let pageShift: Int
     let state: HostMutex<ModelState>
     let futexes = FutexTable()
+    /// The flash window: `/dev/mtd0`'s memory, with the romfs image of `/rom` in it.
+    let flash: HostArena
+    /// The host directory behind `/data`, and whether the system made it (and removes it).
+    let hostRoot: String
+    let ownsHostRoot: Bool
 
     /// Makes a system: takes the arena from the host.
     /// - Throws: `EINVAL` for a bad page size, order or trim setting; `ENOMEM` (or the
@@ -78,7 +103,27 @@ public final class System: @unchecked Sendable {
         pageSize = UInt(configuration.pageSize)
         pageShift = configuration.pageSize.trailingZeroBitCount
         taskSize = (UInt(1) << 47) - UInt(configuration.pageSize)
-        state = HostMutex(ModelState())
+        let page = configuration.pageSize
+        guard configuration.flashBytes > 0, configuration.flashBytes % page == 0,
+            configuration.ramdiskBytes >= 0, configuration.ramdiskBytes % page == 0,
+            configuration.framebufferBytes >= 0, configuration.framebufferBytes % page == 0
+        else { throw .invalidArgument }
+        flash = try HostArena(byteCount: configuration.flashBytes, alignment: max(page, HostArena.hostPageSize))
+        if let dir = configuration.hostDirectory {
+            guard let st = try HostFS.status(dir), st.isDirectory else { throw .notDirectory }
+            hostRoot = dir
+            ownsHostRoot = false
+        } else {
+            hostRoot = try HostFS.makeTemporaryDirectory()
+            ownsHostRoot = true
+        }
+        var initial = ModelState()
+        initial.createDeviceNodes()
+        state = HostMutex(initial)
+    }
+
+    deinit {
+        if ownsHostRoot { HostFS.removeTree(hostRoot) }
     }
 
     /// CONFIG_MMAP_ALLOW_UNINITIALIZED.
@@ -105,6 +150,7 @@ public final class System: @unchecked Sendable {
             let pid = s.nextPID
             s.nextPID += 1
             s.processes[pid] = s.spaces.insert(AddressSpace())
+            s.tableOf[pid] = s.tables.insert(FileTable())
             return pid
         }
         return Process(system: self, pid: pid)
@@ -129,8 +175,34 @@ struct ModelState {
     var spaces = Slab<AddressSpace>()
     /// pid → address space id.
     var processes = PIDTable()
-    /// pid → descriptor table.
-    var files: [Int32: [Int32: OpenFile]] = [:]
+    /// pid → descriptor table id.
+    var tableOf = PIDTable()
+    /// Descriptor tables (vfork children share their parent's).
+    var tables = Slab<FileTable>()
+    /// Every inode alive.
+    var inodes = Slab<Inode>()
+    /// Names: tmpfs, romfs and /dev directories, path under the mount → inode.
+    var names: [MountPoint: [String: Int]] = [:]
+    /// `/data` inodes alive (open or mapped), by host inode number.
+    var hostInodes: [UInt64: Int] = [:]
+    var nextInodeNumber: [MountPoint: UInt] = [:]
+    /// ramfs page-cache pages (not in `mmap_pages_allocated`, as in the kernel).
+    var pageCachePages = 0
+    /// Device memory taken from the page allocator: the ramdisk and the frame buffer.
+    var devicePages = 0
+    var ramdisk: PageRun? = nil
+    var framebuffer: PageRun? = nil
+    /// Bytes of the flash window the romfs image uses.
+    var flashUsed = 0
+    var flashMode = FlashMode.read
+    /// The flash contents while the window shows the status pattern.
+    var flashSaved: [UInt8]? = nil
+    /// What was written to `/dev/ttyS0`.
+    var console: [UInt8] = []
+    /// SysV shared-memory segments by id, and the ids by key.
+    var sysv: [CInt: ShmSegment] = [:]
+    var sysvKeys: [Int32: CInt] = [:]
+    var nextShmID: CInt = 0
     var nextPID: Int32 = 1
     /// `mmap_pages_allocated`.
     var mmapPagesAllocated = 0

@@ -21,6 +21,10 @@ struct ErrnoTests {
         (.readOnlyFileSystem, EROFS, "EROFS"), (.fileNameTooLong, ENAMETOOLONG, "ENAMETOOLONG"),
         (.noFunction, ENOSYS, "ENOSYS"), (.timedOut, ETIMEDOUT, "ETIMEDOUT"),
         (.overflow, EOVERFLOW, "EOVERFLOW"), (.notSocket, ENOTSOCK, "ENOTSOCK"),
+        (.brokenPipe, EPIPE, "EPIPE"), (.noSuchDeviceOrAddress, ENXIO, "ENXIO"),
+        (.socketNotConnected, ENOTCONN, "ENOTCONN"), (.addressFamilyNotSupported, EAFNOSUPPORT, "EAFNOSUPPORT"),
+        (.protocolNotSupported, EPROTONOSUPPORT, "EPROTONOSUPPORT"), (.identifierRemoved, EIDRM, "EIDRM"),
+        (.directoryNotEmpty, ENOTEMPTY, "ENOTEMPTY"),
     ]
 
     @Test("each member equals the C library's macro and names it", arguments: 0..<table.count)

@@ -1,0 +1,716 @@
+// SPDX-License-Identifier: Apache-2.0
+public import NommuBase
+import PageAllocator
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension Process {
+    /// `open(path, flags)` on the model's tree (ABI.md): `/dev/shm` and `/tmp` (tmpfs),
+    /// `/rom` (romfs), `/data` (the host directory), `/dev` (devices), `/proc`.
+    /// - Throws: `EMFILE` past 1024 descriptors; `ENAMETOOLONG` for a path over PATH_MAX or
+    ///   a component over NAME_MAX; `ENOENT` for a path that does not exist (relative
+    ///   paths included: there is no working directory) and without `O_CREAT`;
+    ///   `ENOTDIR` for a file used as a directory; `EEXIST` for `O_CREAT | O_EXCL` on an
+    ///   existing name; `EISDIR` for writing a directory; `EROFS` for writing `/rom`;
+    ///   `EACCES` for writing a read-only procfs file or creating in `/dev`; `EPERM` for
+    ///   writing an append-only file without `O_APPEND`; `ETXTBSY` for `O_TRUNC` of a
+    ///   tmpfs file under a shared mapping; `EINVAL` for an access mode of 3; the host's
+    ///   errno for `/data`; `ESRCH` when the process has exited.
+    /// - Returns: The lowest free descriptor.
+    public func open(_ path: String, _ flags: OpenFlags = .readOnly) throws(Errno) -> CInt {
+        try system.open(pid, path, flags)
+    }
+
+    /// `read(fd, buf, count)`: up to `count` bytes from the file's offset (a pipe waits
+    /// for data unless opened `O_NONBLOCK`).
+    /// - Throws: `EBADF` for a descriptor not open for reading; `EISDIR` for a directory;
+    ///   `ENOTCONN` for a socket; `EAGAIN` for an empty non-blocking pipe; `EINVAL` for a
+    ///   negative count.
+    public func read(_ fd: CInt, count: Int) throws(Errno) -> [UInt8] {
+        try system.read(pid, fd, count: count, at: nil)
+    }
+
+    /// `pread(fd, buf, count, offset)`: as `read` at `offset`, leaving the file offset.
+    /// - Throws: as `read`; `ESPIPE` for a pipe, FIFO or socket; `EINVAL` for a negative offset.
+    public func pread(_ fd: CInt, count: Int, offset: Int64) throws(Errno) -> [UInt8] {
+        guard offset >= 0 else { throw .invalidArgument }
+        return try system.read(pid, fd, count: count, at: Int(offset))
+    }
+
+    /// `write(fd, buf)` at the file's offset (at the end with `O_APPEND`).
+    /// - Throws: `EBADF` for a descriptor not open for writing; `EPIPE` for a pipe with no
+    ///   reader; `ENOTCONN` for a socket; `ENOSPC` past the end of a device; `EFBIG` past
+    ///   the largest file offset; `ENOMEM` when no page is free for tmpfs data; `EINVAL`
+    ///   for a bad `nr_trim_pages` value (nothing changes); the host's errno for `/data`.
+    /// - Returns: Bytes written.
+    public func write(_ fd: CInt, _ bytes: [UInt8]) throws(Errno) -> Int {
+        try system.write(pid, fd, bytes, at: nil)
+    }
+
+    /// `pwrite(fd, buf, offset)`: as `write` at `offset`, leaving the file offset (with
+    /// `O_APPEND` Linux appends anyway, and so does the model).
+    /// - Throws: as `write`; `ESPIPE` for a pipe, FIFO or socket; `EINVAL` for a negative offset.
+    public func pwrite(_ fd: CInt, _ bytes: [UInt8], offset: Int64) throws(Errno) -> Int {
+        guard offset >= 0 else { throw .invalidArgument }
+        return try system.write(pid, fd, bytes, at: Int(offset))
+    }
+
+    /// `close(fd)`. - Throws: `EBADF` for a descriptor that is not open.
+    public func close(_ fd: CInt) throws(Errno) {
+        try system.close(pid, fd)
+    }
+
+    /// `ftruncate(fd, length)`. On tmpfs, growing an empty file gathers contiguous zeroed
+    /// pages for a later shared mapping (SPEC §7.2).
+    /// - Throws: `EINVAL` for a negative length, or a descriptor that is not a regular file
+    ///   open for writing; `EBADF` for a descriptor that is not open; `EPERM` for an
+    ///   append-only file; tmpfs: `EFBIG` for 4 GiB or more (or above the largest block)
+    ///   from empty, `ENOMEM` when no contiguous run fits, `ETXTBSY` for shrinking under
+    ///   a shared mapping; the host's errno for `/data`.
+    public func ftruncate(_ fd: CInt, length: Int64) throws(Errno) {
+        try system.ftruncate(pid, fd, length: length)
+    }
+
+    /// `unlink(path)`: the name goes; the file lives while it is open or mapped.
+    /// - Throws: `ENOENT`; `EISDIR` for a directory; `EROFS` on `/rom`; `EACCES` in `/dev`
+    ///   and `/proc`; `ENAMETOOLONG`; the host's errno for `/data`.
+    public func unlink(_ path: String) throws(Errno) {
+        try system.unlink(pid, path)
+    }
+
+    /// `pipe()`: a read end and a write end. - Throws: `EMFILE` without two free descriptors.
+    public func pipe() throws(Errno) -> (read: CInt, write: CInt) {
+        try system.pipe(pid)
+    }
+
+    /// `mkfifo(path, mode)` on tmpfs (`/tmp`, `/dev/shm`).
+    /// - Throws: `EEXIST`; `ENOENT` for a missing directory or a path outside the tree;
+    ///   `EROFS` on `/rom`; `EPERM` on `/data` (the model's disk holds no FIFOs);
+    ///   `EACCES` in `/dev` and `/proc`; `ENAMETOOLONG`.
+    public func mkfifo(_ path: String, mode: CInt = 0o644) throws(Errno) {
+        try system.mkfifo(pid, path)
+    }
+
+    /// `socket(domain, type, protocol)`: an unconnected socket (`AF_UNIX`, `AF_INET`,
+    /// `AF_INET6`; `SOCK_STREAM`, `SOCK_DGRAM`), for what mmap does with one (`EINVAL`).
+    /// - Throws: `EAFNOSUPPORT`; `EINVAL` for another type or unknown type flags;
+    ///   `EPROTONOSUPPORT`; `EMFILE`.
+    public func socket(domain: CInt, type: CInt, protocol: CInt = 0) throws(Errno) -> CInt {
+        try system.socket(pid, domain: domain, type: type, protocol: `protocol`)
+    }
+
+    /// Marks a file append-only (`chattr +a`, the `S_APPEND` inode flag) or clears it.
+    /// - Throws: `EBADF`; `ENOTTY` for a file that is not on tmpfs or `/data`.
+    public func setAppendOnly(_ fd: CInt, _ on: Bool = true) throws(Errno) {
+        try system.setAppendOnly(pid, fd, on)
+    }
+
+    /// Reads a whole file: open, read to the end, close.
+    public func readFile(_ path: String) throws(Errno) -> String {
+        let fd = try open(path)
+        defer { try? close(fd) }
+        var out: [UInt8] = []
+        while true {
+            let chunk = try read(fd, count: 4096)
+            if chunk.isEmpty { break }
+            out += chunk
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Creates (or truncates) a file and writes `bytes` into it: open, write, close.
+    public func writeFile(_ path: String, _ bytes: [UInt8]) throws(Errno) {
+        let fd = try open(path, [.writeOnly, .create, .truncate])
+        defer { try? close(fd) }
+        var done = 0
+        while done < bytes.count { done += try write(fd, Array(bytes[done...])) }
+    }
+}
+
+extension System {
+    /// What `/dev/ttyS0` has been sent.
+    public var consoleOutput: [UInt8] { state.withLock { $0.console } }
+
+    func open(_ pid: Int32, _ path: String, _ flags: OpenFlags) throws(Errno) -> CInt {
+        let mode = flags.rawValue & OpenFlags.accessModeMask
+        guard mode != 3 else { throw .invalidArgument }
+        let wantRead = mode == O_RDONLY || mode == O_RDWR
+        let wantWrite = mode == O_WRONLY || mode == O_RDWR
+        let resolved = try ModelState.resolve(path)
+        // Procfs texts are generated outside the model lock (they take it themselves).
+        var procKind: OpenFile.Kind? = nil
+        var procWritable = false
+        if case .proc(let parts) = resolved.place {
+            (procKind, procWritable) = try openProc(pid, parts)
+            if case .directory = procKind!, wantWrite { throw .isDirectory }
+            guard !wantWrite || procWritable else { throw .permissionDenied }
+        }
+        return try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
+            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
+            let fd = s.tables[table]!.lowestFree()
+            guard fd < maxOpenFiles else { throw .tooManyOpenFiles }
+            var file: OpenFile
+            switch resolved.place {
+            case .proc:
+                file = OpenFile(kind: procKind!, readable: wantRead, writable: wantWrite)
+            case .directory:
+                if flags.contains(.create) && flags.contains(.exclusive) { throw .fileExists }
+                if wantWrite { throw .isDirectory }
+                file = OpenFile(kind: .directory, readable: wantRead, writable: false)
+            case .mount(let m, let rel):
+                let kind = try openInMount(m, rel, flags, write: wantWrite, in: &s)
+                file = OpenFile(kind: kind, readable: wantRead, writable: wantWrite)
+                file.append = flags.contains(.append)
+                file.nonBlocking = flags.contains(.nonBlocking)
+                if let id = file.inode {
+                    s.inodes.update(id) { node in
+                        node.opens += 1
+                        node.everOpened = true
+                        node.pipe?.open(reader: wantRead, writer: wantWrite)
+                    }
+                }
+            }
+            s.tables[table]!.descriptors[fd] = file
+            return fd
+        }
+    }
+
+    /// Finds or creates the file `rel` under mount `m` and returns what the descriptor holds.
+    private func openInMount(
+        _ m: MountPoint, _ rel: String, _ flags: OpenFlags, write: Bool, in s: inout ModelState
+    ) throws(Errno) -> OpenFile.Kind {
+        let create = flags.contains(.create)
+        let exclusive = create && flags.contains(.exclusive)
+        if rel.isEmpty {
+            if exclusive { throw .fileExists }
+            if write { throw .isDirectory }
+            return .directory
+        }
+        switch m {
+        case .devShm, .tmp:
+            if let id = s.names[m]?[rel] {
+                if exclusive { throw .fileExists }
+                try checkWritable(id, flags, write: write, in: &s)
+                if write && flags.contains(.truncate) && s.inodes[id]!.kind == .regular {
+                    try ramfsResize(id, to: 0, in: &s)
+                }
+                return .inode(id)
+            }
+            if let slash = rel.firstIndex(of: "/") {
+                throw s.names[m]?[String(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
+            }
+            guard create else { throw .noSuchFileOrDirectory }
+            let id = s.makeInode(.regular, on: m, path: m.path + "/" + rel)
+            s.names[m, default: [:]][rel] = id
+            return .inode(id)
+        case .rom:
+            if let id = s.names[.rom]?[rel] {
+                if exclusive { throw .fileExists }
+                if write { throw .readOnlyFileSystem }
+                return .inode(id)
+            }
+            let prefix = rel + "/"
+            if s.names[.rom]?.keys.contains(where: { $0.hasPrefix(prefix) }) == true {
+                if exclusive { throw .fileExists }
+                if write { throw .isDirectory }
+                return .directory
+            }
+            if create { throw .readOnlyFileSystem }
+            throw .noSuchFileOrDirectory
+        case .data:
+            let host = hostRoot + "/" + rel
+            var st = try HostFS.status(host)
+            if st == nil {
+                guard create else { throw .noSuchFileOrDirectory }
+                try HostFS.create(host)
+                st = try HostFS.status(host)
+                guard st != nil else { throw .noSuchFileOrDirectory }
+            } else if exclusive {
+                throw .fileExists
+            }
+            let status = st!
+            if status.isDirectory {
+                if write { throw .isDirectory }
+                return .directory
+            }
+            guard status.isRegular else { throw .permissionDenied }
+            let id: Int
+            if let known = s.hostInodes[status.inode] {
+                id = known
+            } else {
+                id = s.inodes.insert(
+                    Inode(kind: .regular, mount: .data, number: UInt(status.inode), path: "/data/" + rel))
+                s.inodes.update(id) { node in
+                    node.linked = false  // the host holds the name; the inode lives while used
+                    node.hostPath = host
+                }
+                s.hostInodes[status.inode] = id
+            }
+            s.inodes.update(id) { $0.size = status.size }
+            do {
+                try checkWritable(id, flags, write: write, in: &s)
+                if write && flags.contains(.truncate) {
+                    try HostFS.truncate(host, to: 0)
+                    s.inodes.update(id) { $0.size = 0 }
+                }
+            } catch {
+                releaseIfUnused(id, in: &s)
+                throw error
+            }
+            return .inode(id)
+        case .dev:
+            guard let id = s.names[.dev]?[rel] else {
+                if create { throw .permissionDenied }
+                throw .noSuchFileOrDirectory
+            }
+            if exclusive { throw .fileExists }
+            if write && s.inodes[id]!.device == .mtd0 { throw .readOnlyFileSystem }
+            if let d = s.inodes[id]!.device, d == .fb0 || d == .ram0 { try ensureDeviceMemory(d, in: &s) }
+            return .inode(id)
+        case .sysvShm, .pipefs, .sockfs:
+            throw .noSuchFileOrDirectory
+        }
+    }
+
+    /// `may_open` on an append-only inode: writing needs `O_APPEND`, and `O_TRUNC` is refused.
+    private func checkWritable(_ id: Int, _ flags: OpenFlags, write: Bool, in s: inout ModelState) throws(Errno) {
+        guard s.inodes[id]!.appendOnly else { return }
+        if write && !flags.contains(.append) { throw .notPermitted }
+        if flags.contains(.truncate) { throw .notPermitted }
+    }
+
+    /// The procfs part of open: what the descriptor holds and whether it may be written.
+    private func openProc(_ pid: Int32, _ parts: [String]) throws(Errno) -> (OpenFile.Kind, Bool) {
+        try ensureAlive(pid)
+        var rest = parts
+        var subject: Int32? = nil
+        if let first = rest.first, first == "self" || Int32(first) != nil {
+            subject = first == "self" ? pid : Int32(first)!
+            rest.removeFirst()
+        }
+        if let who = subject {
+            switch rest {
+            case []:
+                guard processAlive(who) else { throw .noSuchFileOrDirectory }
+                return (.directory, false)
+            case ["maps"]:
+                guard let text = procPIDMaps(who) else { throw .noSuchFileOrDirectory }
+                return (.text(Array(text.utf8)), false)
+            case ["status"]:
+                guard let text = procPIDStatus(who) else { throw .noSuchFileOrDirectory }
+                return (.text(Array(text.utf8)), false)
+            default:
+                throw .noSuchFileOrDirectory
+            }
+        }
+        switch rest {
+        case [], ["sys"], ["sys", "vm"]: return (.directory, false)
+        case ["maps"]: return (.text(Array(procMaps().utf8)), false)
+        case ["meminfo"]: return (.text(Array(procMeminfo().utf8)), false)
+        case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8)), false)
+        case ["sys", "vm", "nr_trim_pages"]: return (.nrTrimPages, true)
+        default: throw .noSuchFileOrDirectory
+        }
+    }
+
+    func processAlive(_ pid: Int32) -> Bool { state.withLock { $0.processes[pid] != nil } }
+
+    /// The open file behind `fd` in `pid`. - Throws: `ESRCH`; `EBADF`.
+    func descriptor(_ pid: Int32, _ fd: CInt, in s: inout ModelState) throws(Errno) -> OpenFile {
+        guard let table = s.tableOf[pid] else { throw .noSuchProcess }
+        guard let f = s.tables[table]!.descriptors[fd] else { throw .badFileDescriptor }
+        return f
+    }
+
+    /// `read` (offset nil) and `pread`.
+    func read(_ pid: Int32, _ fd: CInt, count: Int, at position: Int?) throws(Errno) -> [UInt8] {
+        guard count >= 0 else { throw .invalidArgument }
+        let count = min(count, 1 << 30)
+        enum Plan {
+            case done([UInt8])
+            case pipe(PipeBuffer, Bool)
+            case nrTrim(Int)
+        }
+        let plan = try state.withLock { (s: inout ModelState) throws(Errno) -> Plan in
+            let f = try descriptor(pid, fd, in: &s)
+            guard f.readable else { throw .badFileDescriptor }
+            switch f.kind {
+            case .directory: throw .isDirectory
+            case .text(let b):
+                let start = min(position ?? f.offset, b.count)
+                let chunk = Array(b[start..<min(b.count, start + count)])
+                if position == nil { s.setOffset(pid, fd, start + chunk.count) }
+                return .done(chunk)
+            case .nrTrimPages: return .nrTrim(position ?? f.offset)
+            case .inode(let id):
+                let node = s.inodes[id]!
+                switch node.kind {
+                case .fifo:
+                    if position != nil { throw .illegalSeek }
+                    return .pipe(node.pipe!, f.nonBlocking)
+                case .socket:
+                    if position != nil { throw .illegalSeek }
+                    throw .socketNotConnected
+                case .directory: throw .isDirectory
+                case .regular, .characterDevice, .blockDevice:
+                    let at = position ?? f.offset
+                    let bytes = try readInode(id, at: at, count: count, in: &s)
+                    if position == nil { s.setOffset(pid, fd, at + bytes.count) }
+                    return .done(bytes)
+                }
+            }
+        }
+        switch plan {
+        case .done(let b): return b
+        case .pipe(let p, let nonBlocking): return try p.read(count: count, nonBlocking: nonBlocking)
+        case .nrTrim(let offset):
+            let b = Array("\(nrTrimPages)\n".utf8)
+            let start = min(offset, b.count)
+            let chunk = Array(b[start..<min(b.count, start + count)])
+            state.withLock { s in s.setOffset(pid, fd, start + chunk.count) }
+            return chunk
+        }
+    }
+
+    /// `write` (offset nil) and `pwrite`.
+    func write(_ pid: Int32, _ fd: CInt, _ bytes: [UInt8], at position: Int?) throws(Errno) -> Int {
+        enum Plan {
+            case done(Int)
+            case pipe(PipeBuffer, Bool)
+            case nrTrim
+        }
+        let plan = try state.withLock { (s: inout ModelState) throws(Errno) -> Plan in
+            let f = try descriptor(pid, fd, in: &s)
+            guard f.writable else { throw .badFileDescriptor }
+            switch f.kind {
+            case .directory, .text: throw .badFileDescriptor
+            case .nrTrimPages: return .nrTrim
+            case .inode(let id):
+                let node = s.inodes[id]!
+                switch node.kind {
+                case .fifo:
+                    if position != nil { throw .illegalSeek }
+                    return .pipe(node.pipe!, f.nonBlocking)
+                case .socket:
+                    if position != nil { throw .illegalSeek }
+                    throw .socketNotConnected
+                case .directory: throw .isDirectory
+                case .regular, .characterDevice, .blockDevice:
+                    let append = f.append && node.kind == .regular
+                    let at = append ? node.size : (position ?? f.offset)
+                    let n = try writeInode(id, bytes, at: at, in: &s)
+                    if position == nil { s.setOffset(pid, fd, at + n) }
+                    return .done(n)
+                }
+            }
+        }
+        switch plan {
+        case .done(let n): return n
+        case .pipe(let p, let nonBlocking): return try p.write(bytes, nonBlocking: nonBlocking)
+        case .nrTrim:
+            // proc_dointvec_minmax: optional blanks, an optional sign, digits, optional blanks
+            // or a newline; below the minimum (0) is EINVAL and changes nothing.
+            let text = String(decoding: bytes, as: UTF8.self).trimmingBlanks()
+            guard let value = Int(text), value >= 0, value <= Int(Int32.max) else { throw .invalidArgument }
+            try setNrTrimPages(value)
+            return bytes.count
+        }
+    }
+
+    func close(_ pid: Int32, _ fd: CInt) throws(Errno) {
+        let pipeEnd = try state.withLock { (s: inout ModelState) throws(Errno) -> (PipeBuffer, Bool, Bool)? in
+            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
+            guard let f = s.tables[table]!.descriptors.removeValue(forKey: fd) else { throw .badFileDescriptor }
+            return releaseDescription(f, in: &s)
+        }
+        if let (p, r, w) = pipeEnd { p.close(reader: r, writer: w) }
+        _checkInvariants()
+    }
+
+    /// Drops an open file description's hold on its inode; returns the pipe end to close
+    /// (outside the model lock).
+    func releaseDescription(_ f: OpenFile, in s: inout ModelState) -> (PipeBuffer, Bool, Bool)? {
+        guard let id = f.inode else { return nil }
+        let pipe = s.inodes.update(id) { node -> PipeBuffer? in
+            node.opens -= 1
+            return node.pipe
+        }
+        releaseIfUnused(id, in: &s)
+        return pipe.map { ($0, f.readable, f.writable) }
+    }
+
+    func ftruncate(_ pid: Int32, _ fd: CInt, length: Int64) throws(Errno) {
+        guard length >= 0 else { throw .invalidArgument }
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            let f = try descriptor(pid, fd, in: &s)
+            guard let id = f.inode, s.inodes[id]!.kind == .regular, f.writable else { throw .invalidArgument }
+            let node = s.inodes[id]!
+            if node.appendOnly { throw .notPermitted }
+            switch node.mount {
+            case .devShm, .tmp, .sysvShm:
+                try ramfsResize(id, to: Int(length), in: &s)
+            case .data:
+                try HostFS.truncate(node.hostPath, to: Int(length))
+                s.inodes.update(id) { $0.size = Int(length) }
+            default:
+                throw .invalidArgument
+            }
+        }
+        _checkInvariants()
+    }
+
+    func unlink(_ pid: Int32, _ path: String) throws(Errno) {
+        let resolved = try ModelState.resolve(path)
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            switch resolved.place {
+            case .proc: throw .permissionDenied
+            case .directory: throw .isDirectory
+            case .mount(let m, let rel):
+                if rel.isEmpty { throw .isDirectory }
+                switch m {
+                case .devShm, .tmp:
+                    guard let id = s.names[m]?.removeValue(forKey: rel) else { throw .noSuchFileOrDirectory }
+                    s.inodes.update(id) { node in
+                        node.linked = false
+                        node.path += " (deleted)"
+                    }
+                    releaseIfUnused(id, in: &s)
+                case .rom:
+                    guard s.names[.rom]?[rel] != nil else {
+                        let prefix = rel + "/"
+                        if s.names[.rom]?.keys.contains(where: { $0.hasPrefix(prefix) }) == true { throw .isDirectory }
+                        throw .noSuchFileOrDirectory
+                    }
+                    throw .readOnlyFileSystem
+                case .data:
+                    let host = hostRoot + "/" + rel
+                    guard let st = try HostFS.status(host) else { throw .noSuchFileOrDirectory }
+                    if st.isDirectory { throw .isDirectory }
+                    try HostFS.unlink(host)
+                    if let id = s.hostInodes[st.inode] {
+                        s.inodes.update(id) { $0.path += " (deleted)" }
+                    }
+                case .dev:
+                    guard s.names[.dev]?[rel] != nil else { throw .noSuchFileOrDirectory }
+                    throw .permissionDenied
+                case .sysvShm, .pipefs, .sockfs:
+                    throw .noSuchFileOrDirectory
+                }
+            }
+        }
+        _checkInvariants()
+    }
+
+    func pipe(_ pid: Int32) throws(Errno) -> (read: CInt, write: CInt) {
+        try state.withLock { (s: inout ModelState) throws(Errno) -> (CInt, CInt) in
+            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
+            let r = s.tables[table]!.lowestFree()
+            guard r < maxOpenFiles else { throw .tooManyOpenFiles }
+            s.tables[table]!.descriptors[r] = OpenFile(kind: .directory, readable: false, writable: false)
+            let w = s.tables[table]!.lowestFree()
+            s.tables[table]!.descriptors[r] = nil
+            guard w < maxOpenFiles else { throw .tooManyOpenFiles }
+            let id = s.makeInode(.fifo, on: .pipefs, path: "pipe:")
+            let buffer = PipeBuffer()
+            buffer.open(reader: true, writer: true)
+            s.inodes.update(id) { node in
+                node.linked = false
+                node.pipe = buffer
+                node.opens = 2
+                node.path = "pipe:[\(node.number)]"
+            }
+            s.tables[table]!.descriptors[r] = OpenFile(kind: .inode(id), readable: true, writable: false)
+            s.tables[table]!.descriptors[w] = OpenFile(kind: .inode(id), readable: false, writable: true)
+            return (r, w)
+        }
+    }
+
+    func mkfifo(_ pid: Int32, _ path: String) throws(Errno) {
+        let resolved = try ModelState.resolve(path)
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            switch resolved.place {
+            case .proc: throw .permissionDenied
+            case .directory: throw .fileExists
+            case .mount(let m, let rel):
+                if rel.isEmpty { throw .fileExists }
+                switch m {
+                case .devShm, .tmp:
+                    if s.names[m]?[rel] != nil { throw .fileExists }
+                    if rel.contains("/") { throw .noSuchFileOrDirectory }
+                    let id = s.makeInode(.fifo, on: m, path: m.path + "/" + rel)
+                    s.inodes.update(id) { $0.pipe = PipeBuffer() }
+                    s.names[m, default: [:]][rel] = id
+                case .rom: throw .readOnlyFileSystem
+                case .data: throw .notPermitted
+                case .dev:
+                    if s.names[.dev]?[rel] != nil { throw .fileExists }
+                    throw .permissionDenied
+                case .sysvShm, .pipefs, .sockfs: throw .noSuchFileOrDirectory
+                }
+            }
+        }
+    }
+
+    func socket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) -> CInt {
+        guard domain == AF_UNIX || domain == AF_INET || domain == AF_INET6 else { throw .addressFamilyNotSupported }
+        let typeFlags = CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
+        let base = type & ~typeFlags
+        let stream = CInt(SOCK_STREAM.rawValue)
+        let dgram = CInt(SOCK_DGRAM.rawValue)
+        guard base == stream || base == dgram else { throw .invalidArgument }
+        if proto != 0 {
+            let tcp = CInt(IPPROTO_TCP)
+            let udp = CInt(IPPROTO_UDP)
+            guard domain != AF_UNIX, (base == stream && proto == tcp) || (base == dgram && proto == udp) else {
+                throw .protocolNotSupported
+            }
+        }
+        return try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
+            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
+            let fd = s.tables[table]!.lowestFree()
+            guard fd < maxOpenFiles else { throw .tooManyOpenFiles }
+            let id = s.makeInode(.socket, on: .sockfs, path: "socket:")
+            s.inodes.update(id) { node in
+                node.linked = false
+                node.opens = 1
+                node.path = "socket:[\(node.number)]"
+            }
+            s.tables[table]!.descriptors[fd] = OpenFile(kind: .inode(id), readable: true, writable: true)
+            return fd
+        }
+    }
+
+    func setAppendOnly(_ pid: Int32, _ fd: CInt, _ on: Bool) throws(Errno) {
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            let f = try descriptor(pid, fd, in: &s)
+            guard let id = f.inode, s.inodes[id]!.kind == .regular,
+                [.devShm, .tmp, .data].contains(s.inodes[id]!.mount)
+            else { throw Errno(rawValue: ENOTTY) }
+            s.inodes.update(id) { $0.appendOnly = on }
+        }
+    }
+
+    // MARK: Inode data
+
+    /// Reads through the file's read method (never the flash status pattern: the driver
+    /// reads the chip's data).
+    func readInode(_ id: Int, at offset: Int, count: Int, in s: inout ModelState) throws(Errno) -> [UInt8] {
+        let node = s.inodes[id]!
+        switch node.mount {
+        case .devShm, .tmp, .sysvShm:
+            return ramfsRead(node, at: offset, count: count)
+        case .rom:
+            guard offset < node.size else { return [] }
+            let n = min(count, node.size - offset)
+            return flashBytes(at: node.romOffset + offset, count: n, in: &s)
+        case .data:
+            guard count > 0 else { return [] }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
+            defer { buffer.deallocate() }
+            let n = try HostFS.read(node.hostPath, into: buffer, count: count, at: offset)
+            return Array(UnsafeRawBufferPointer(start: buffer, count: n))
+        case .dev:
+            switch node.device! {
+            case .zero: return [UInt8](repeating: 0, count: count)
+            case .ttyS0: return []
+            case .mtd0:
+                guard offset < flash.byteCount else { return [] }
+                return flashBytes(at: offset, count: min(count, flash.byteCount - offset), in: &s)
+            case .fb0, .ram0:
+                guard let (base, size) = deviceMemory(node.device!, in: &s), offset < size else { return [] }
+                let n = min(count, size - offset)
+                return Array(UnsafeRawBufferPointer(start: base + offset, count: n))
+            }
+        case .pipefs, .sockfs:
+            return []
+        }
+    }
+
+    /// Writes through the file's write method.
+    func writeInode(_ id: Int, _ bytes: [UInt8], at offset: Int, in s: inout ModelState) throws(Errno) -> Int {
+        let node = s.inodes[id]!
+        guard !bytes.isEmpty else { return 0 }
+        guard offset <= Int(Int64.max) - bytes.count else { throw .fileTooLarge }
+        switch node.mount {
+        case .devShm, .tmp, .sysvShm:
+            return try ramfsWrite(id, bytes, at: offset, in: &s)
+        case .rom:
+            throw .badFileDescriptor
+        case .data:
+            let n = try HostFS.write(node.hostPath, bytes, at: offset)
+            s.inodes.update(id) { $0.size = max($0.size, offset + n) }
+            return n
+        case .dev:
+            switch node.device! {
+            case .zero: return bytes.count
+            case .ttyS0:
+                s.console += bytes
+                return bytes.count
+            case .mtd0: throw .readOnlyFileSystem
+            case .fb0, .ram0:
+                guard let (base, size) = deviceMemory(node.device!, in: &s), offset < size else { throw .noSpace }
+                let n = min(bytes.count, size - offset)
+                bytes.withUnsafeBytes { (base + offset).copyMemory(from: $0.baseAddress!, byteCount: n) }
+                return n
+            }
+        case .pipefs, .sockfs:
+            throw .badFileDescriptor
+        }
+    }
+
+    /// Frees an inode nothing holds any more (its page cache with it), and the frame
+    /// buffer when its last descriptor and mapping are gone (`vm_ops->close`).
+    func releaseIfUnused(_ id: Int, in s: inout ModelState) {
+        guard let node = s.inodes[id] else { return }
+        if node.device == .fb0 && node.opens == 0 && node.regions == 0, let run = s.framebuffer {
+            s.framebuffer = nil
+            s.devicePages -= run.keptPages
+            releaseOrTrap(run)
+        }
+        guard node.isUnused else { return }
+        var freed = 0
+        for run in node.pages.values { releaseOrTrap(run); freed += 1 }
+        for run in node.orphans { releaseOrTrap(run); freed += 1 }
+        s.pageCachePages -= freed
+        if node.mount == .data { s.hostInodes[UInt64(node.number)] = nil }
+        s.inodes[id] = nil
+    }
+}
+
+extension FileTable {
+    /// The lowest descriptor not in use.
+    func lowestFree() -> Int32 {
+        var fd: Int32 = 0
+        while descriptors[fd] != nil { fd += 1 }
+        return fd
+    }
+}
+
+extension ModelState {
+    mutating func setOffset(_ pid: Int32, _ fd: CInt, _ offset: Int) {
+        guard let t = tableOf[pid] else { return }
+        tables.update(t) { $0.descriptors[fd]?.offset = offset }
+    }
+
+    /// The device nodes of `/dev`.
+    mutating func createDeviceNodes() {
+        for d in Device.allCases {
+            let id = makeInode(d.isBlock ? .blockDevice : .characterDevice, on: .dev, path: "/dev/" + d.name)
+            inodes.update(id) { $0.device = d }
+            names[.dev, default: [:]][d.name] = id
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingBlanks() -> String {
+        let blanks: Set<Character> = [" ", "\t", "\n"]
+        var s = Substring(self)
+        while let c = s.first, blanks.contains(c) { s.removeFirst() }
+        while let c = s.last, blanks.contains(c) { s.removeLast() }
+        return String(s)
+    }
+}

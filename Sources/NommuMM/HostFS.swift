@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+import NommuBase
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The host calls behind `/data`, the disk filesystem over a real host directory. Every
+/// call opens, works and closes, so the model holds no host descriptor between calls;
+/// failures come back as the host's errno.
+enum HostFS {
+    /// What is at a host path.
+    struct Status {
+        var isRegular: Bool
+        var isDirectory: Bool
+        var size: Int
+        var inode: UInt64
+    }
+
+    static var lastErrno: Errno { Errno(rawValue: errno) }
+
+    /// `stat`, or nil when nothing is there. - Throws: the host's errno for other failures.
+    static func status(_ path: String) throws(Errno) -> Status? {
+        var st = stat()
+        if stat(path, &st) != 0 {
+            if errno == ENOENT { return nil }
+            throw lastErrno
+        }
+        let type = st.st_mode & S_IFMT
+        return Status(
+            isRegular: type == S_IFREG, isDirectory: type == S_IFDIR, size: Int(st.st_size), inode: UInt64(st.st_ino))
+    }
+
+    /// Creates an empty regular file (O_CREAT | O_EXCL). - Throws: the host's errno.
+    static func create(_ path: String) throws(Errno) {
+        let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw lastErrno }
+        Glibc.close(fd)
+    }
+
+    /// Reads up to `count` bytes at `offset` into `buffer`; fewer at end of file.
+    /// - Throws: the host's errno.
+    static func read(_ path: String, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(Errno)
+        -> Int
+    {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw lastErrno }
+        defer { Glibc.close(fd) }
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw lastErrno
+            }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Writes `bytes` at `offset` (at the end when `offset` is nil). - Throws: the host's errno.
+    static func write(_ path: String, _ bytes: [UInt8], at offset: Int?) throws(Errno) -> Int {
+        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC | (offset == nil ? O_APPEND : 0))
+        guard fd >= 0 else { throw lastErrno }
+        defer { Glibc.close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { b in
+                offset.map { pwrite(fd, b.baseAddress! + done, b.count - done, off_t($0 + done)) }
+                    ?? Glibc.write(fd, b.baseAddress! + done, b.count - done)
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if done > 0 { return done }
+                throw lastErrno
+            }
+            done += n
+        }
+        return done
+    }
+
+    /// `truncate`. - Throws: the host's errno.
+    static func truncate(_ path: String, to size: Int) throws(Errno) {
+        guard Glibc.truncate(path, off_t(size)) == 0 else { throw lastErrno }
+    }
+
+    /// `unlink`. - Throws: the host's errno.
+    static func unlink(_ path: String) throws(Errno) {
+        guard Glibc.unlink(path) == 0 else { throw lastErrno }
+    }
+
+    /// Makes a fresh private directory under `$TMPDIR` (or /tmp). - Throws: the host's errno.
+    static func makeTemporaryDirectory() throws(Errno) -> String {
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array((base + "/nommu-data-XXXXXX").utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        guard made != nil else { throw lastErrno }
+        return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Removes a directory tree (best effort: it is the model's own temporary directory).
+    static func removeTree(_ path: String) {
+        guard let dir = opendir(path) else {
+            _ = Glibc.unlink(path)
+            return
+        }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name == "." || name == ".." { continue }
+            let child = path + "/" + name
+            var st = stat()
+            if lstat(child, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR {
+                removeTree(child)
+            } else {
+                _ = Glibc.unlink(child)
+            }
+        }
+        closedir(dir)
+        rmdir(path)
+    }
+}

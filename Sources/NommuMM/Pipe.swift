@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: Apache-2.0
+import NommuBase
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The buffer of a pipe or FIFO, with the blocking of `pipe_read` / `pipe_write`: a read
+/// waits while the pipe is empty and a writer exists (end of file when none does); a write
+/// waits while the pipe is full and fails with `EPIPE` when no reader is left. Its own
+/// pthread mutex and condition variable, so a blocked call never holds the model lock.
+final class PipeBuffer: @unchecked Sendable {
+    /// `PIPE_DEF_BUFFERS` × page: the default capacity.
+    static let capacity = 65536
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    // Guarded by mutex.
+    private var bytes: [UInt8] = []
+    private var head = 0
+    private var readers = 0
+    private var writers = 0
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    private func locked<R>(_ body: () throws(Errno) -> R) throws(Errno) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    /// Bytes waiting to be read.
+    var available: Int { (try? locked { bytes.count - head }) ?? 0 }
+
+    /// An end was opened.
+    func open(reader: Bool, writer: Bool) {
+        try? locked {
+            if reader { readers += 1 }
+            if writer { writers += 1 }
+        }
+    }
+
+    /// An end was closed: waiting calls re-check (a reader may now see end of file, a
+    /// writer `EPIPE`).
+    func close(reader: Bool, writer: Bool) {
+        try? locked {
+            if reader { readers -= 1 }
+            if writer { writers -= 1 }
+            pthread_cond_broadcast(cond)
+        }
+    }
+
+    /// `read`: up to `count` bytes; [] at end of file.
+    /// - Throws: `EAGAIN` when empty with a writer and `nonBlocking`.
+    func read(count: Int, nonBlocking: Bool) throws(Errno) -> [UInt8] {
+        guard count > 0 else { return [] }
+        return try locked { () throws(Errno) -> [UInt8] in
+            while bytes.count == head {
+                if writers == 0 { return [] }
+                if nonBlocking { throw .resourceTemporarilyUnavailable }
+                pthread_cond_wait(cond, mutex)
+            }
+            let n = min(count, bytes.count - head)
+            let out = Array(bytes[head..<head + n])
+            head += n
+            if head == bytes.count {
+                bytes.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            pthread_cond_broadcast(cond)
+            return out
+        }
+    }
+
+    /// `write`: all of `data`, waiting for room unless `nonBlocking`.
+    /// - Throws: `EPIPE` when no reader is left (before anything was written);
+    ///   `EAGAIN` when full and `nonBlocking` (before anything was written).
+    /// - Returns: Bytes written.
+    func write(_ data: [UInt8], nonBlocking: Bool) throws(Errno) -> Int {
+        try locked { () throws(Errno) -> Int in
+            var written = 0
+            while written < data.count {
+                if readers == 0 {
+                    if written == 0 { throw .brokenPipe }
+                    return written
+                }
+                let room = PipeBuffer.capacity - (bytes.count - head)
+                if room == 0 {
+                    if nonBlocking {
+                        if written == 0 { throw .resourceTemporarilyUnavailable }
+                        return written
+                    }
+                    pthread_cond_wait(cond, mutex)
+                    continue
+                }
+                let n = min(room, data.count - written)
+                bytes += data[written..<written + n]
+                written += n
+                pthread_cond_broadcast(cond)
+            }
+            return written
+        }
+    }
+}

@@ -1,0 +1,238 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// SysV shared memory (Part A.3, SPEC §7.4) and POSIX shared memory on /dev/shm (§7.3).
+// A SysV segment is an unlinked ramfs file whose contiguous zeroed pages are gathered when
+// it is created; every attach maps it MAP_SHARED, so every attacher gets the same address.
+public import NommuBase
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// A SysV shared-memory segment.
+struct ShmSegment {
+    var key: Int32
+    var inode: Int
+    var size: Int
+    var attaches = 0
+    var creator: Int32
+    var lastPID: Int32 = 0
+    var mode: CInt
+    /// `SHM_DEST`: removed with IPC_RMID, destroyed at the last detach.
+    var removed = false
+    var attachTime = 0
+    var detachTime = 0
+    var changeTime = 0
+}
+
+/// What `shmctl(IPC_STAT)` reports.
+public struct SharedMemoryStatus: Sendable, Hashable {
+    public var key: Int32
+    public var size: Int
+    public var attaches: Int
+    public var creatorPID: Int32
+    public var lastPID: Int32
+    /// Permission bits, with `SHM_DEST` (0o1000) once removed.
+    public var mode: CInt
+    public var attachTime: Int
+    public var detachTime: Int
+    public var changeTime: Int
+}
+
+/// SysV IPC constants, one-to-one with `<sys/ipc.h>` and `<sys/shm.h>`.
+public enum SharedMemory {
+    /// `IPC_PRIVATE`.
+    public static let privateKey: Int32 = 0
+    /// `IPC_CREAT`.
+    public static let create = CInt(IPC_CREAT)
+    /// `IPC_EXCL`.
+    public static let exclusive = CInt(IPC_EXCL)
+    /// `IPC_RMID`.
+    public static let remove = CInt(IPC_RMID)
+    /// `IPC_STAT`.
+    public static let stat = CInt(IPC_STAT)
+    /// `SHM_RDONLY`.
+    public static let readOnly = CInt(SHM_RDONLY)
+    /// `SHM_RND`.
+    public static let round = CInt(SHM_RND)
+    /// `SHM_REMAP`.
+    public static let remap: CInt = 0o40000
+    /// `SHM_EXEC`.
+    public static let exec: CInt = 0o100000
+    /// `SHM_DEST`: the mode bit of a removed segment.
+    public static let destroyBit: CInt = 0o1000
+}
+
+extension Process {
+    /// `shmget(key, size, shmflg)`: a segment's contiguous zeroed pages are allocated when it
+    /// is created (SPEC §7.4).
+    /// - Throws: `EINVAL` for a size of 0, or larger than an existing segment of `key`;
+    ///   `ENOENT` for a missing key without `IPC_CREAT`; `EEXIST` for `IPC_CREAT | IPC_EXCL`
+    ///   on an existing key; `EFBIG` for 4 GiB or more, or above the largest block;
+    ///   `ENOMEM` when no contiguous run fits; `ESRCH`.
+    /// - Returns: The segment id.
+    public func shmget(key: Int32, size: Int, flags: CInt) throws(Errno) -> CInt {
+        try system.shmget(pid, key: key, size: size, flags: flags)
+    }
+
+    /// `shmat(shmid, shmaddr, shmflg)`: maps the segment `MAP_SHARED` (read-only with
+    /// `SHM_RDONLY`); every attacher gets the same address.
+    /// - Throws: `EINVAL` for a non-zero address (Part A.1), `SHM_REMAP` without one, or
+    ///   an unknown id; `ESRCH`.
+    public func shmat(_ shmid: CInt, address: UInt = 0, flags: CInt = 0) throws(Errno) -> VirtualAddress {
+        try system.shmat(pid, shmid, address: address, flags: flags)
+    }
+
+    /// `shmdt(shmaddr)`: unmaps the attach that starts exactly at `address`.
+    /// - Throws: `EINVAL` for an unaligned address or one that starts no attach; `ESRCH`.
+    public func shmdt(_ address: UInt) throws(Errno) {
+        try system.shmdt(pid, address)
+    }
+
+    /// `shmctl(shmid, IPC_RMID)`: the segment goes at its last detach (at once when none).
+    /// - Throws: `EINVAL` for an unknown id; `ESRCH`.
+    public func shmRemove(_ shmid: CInt) throws(Errno) {
+        try system.shmRemove(pid, shmid)
+    }
+
+    /// `shmctl(shmid, IPC_STAT)`. - Throws: `EINVAL` for an unknown id; `ESRCH`.
+    public func shmStatus(_ shmid: CInt) throws(Errno) -> SharedMemoryStatus {
+        try system.shmStatus(pid, shmid)
+    }
+
+    /// `shm_open(name, oflag, mode)`: `open` of `/dev/shm/<name>`.
+    /// - Throws: `EINVAL` for an empty name or one with a `/` after the leading ones;
+    ///   `ENAMETOOLONG`; then as `open`.
+    public func shmOpen(_ name: String, _ flags: OpenFlags, mode: CInt = 0o600) throws(Errno) -> CInt {
+        try open("/dev/shm/" + Self.posixShmName(name), flags)
+    }
+
+    /// `shm_unlink(name)`: `unlink` of `/dev/shm/<name>`. - Throws: as `shmOpen`, then `unlink`.
+    public func shmUnlink(_ name: String) throws(Errno) {
+        try unlink("/dev/shm/" + Self.posixShmName(name))
+    }
+
+    /// glibc's name rule: leading slashes are dropped; what is left must be non-empty,
+    /// slash-free and at most NAME_MAX bytes.
+    static func posixShmName(_ name: String) throws(Errno) -> String {
+        let trimmed = String(name.drop { $0 == "/" })
+        guard !trimmed.isEmpty, !trimmed.contains("/") else { throw .invalidArgument }
+        guard trimmed.utf8.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
+        return trimmed
+    }
+}
+
+extension System {
+    private func now() -> Int { Int(time(nil)) }
+
+    func shmget(_ pid: Int32, key: Int32, size: Int, flags: CInt) throws(Errno) -> CInt {
+        try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
+            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            if key != SharedMemory.privateKey, let id = s.sysvKeys[key] {
+                if flags & SharedMemory.create != 0 && flags & SharedMemory.exclusive != 0 { throw .fileExists }
+                guard size <= s.sysv[id]!.size else { throw .invalidArgument }
+                return id
+            }
+            if key != SharedMemory.privateKey && flags & SharedMemory.create == 0 { throw .noSuchFileOrDirectory }
+            // newseg: SHMMIN is 1.
+            guard size >= 1 else { throw .invalidArgument }
+            let hex = String(UInt32(bitPattern: key), radix: 16)
+            let name = "/SYSV" + String(repeating: "0", count: max(0, 8 - hex.count)) + hex
+            let inode = s.makeInode(.regular, on: .sysvShm, path: name + " (deleted)")
+            s.inodes.update(inode) { node in
+                node.linked = false
+                node.pins = 1
+            }
+            do throws(Errno) {
+                try ramfsResize(inode, to: size, in: &s)
+            } catch {
+                s.inodes.update(inode) { $0.pins = 0 }
+                releaseIfUnused(inode, in: &s)
+                throw error
+            }
+            let id = s.nextShmID
+            s.nextShmID += 1
+            s.sysv[id] = ShmSegment(
+                key: key, inode: inode, size: size, creator: pid, mode: flags & 0o777, changeTime: now())
+            if key != SharedMemory.privateKey { s.sysvKeys[key] = id }
+            return id
+        }
+    }
+
+    func shmat(_ pid: Int32, _ shmid: CInt, address: UInt, flags: CInt) throws(Errno) -> VirtualAddress {
+        // do_shmat: a non-zero address means MAP_FIXED, which no-MMU refuses (Part A.1).
+        guard shmid >= 0 else { throw .invalidArgument }
+        guard address == 0 else { throw .invalidArgument }
+        guard flags & SharedMemory.remap == 0 else { throw .invalidArgument }
+        let (inode, size) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Int, Int) in
+            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            guard let seg = s.sysv[shmid] else { throw .invalidArgument }
+            return (seg.inode, seg.size)
+        }
+        var prot: Protection = flags & SharedMemory.readOnly != 0 ? [.read] : [.read, .write]
+        if flags & SharedMemory.exec != 0 { prot.insert(.exec) }
+        let rounded = (UInt(size) + pageSize - 1) & ~(pageSize - 1)
+        let addr = try mmapFile(
+            pid, rounded: rounded, protection: prot, flags: .shared, fd: -1, pgoff: 0, sysv: (inode, shmid))
+        state.withLock { s in
+            s.sysv[shmid]?.attaches += 1
+            s.sysv[shmid]?.lastPID = pid
+            s.sysv[shmid]?.attachTime = now()
+        }
+        return addr
+    }
+
+    func shmdt(_ pid: Int32, _ address: UInt) throws(Errno) {
+        guard address & (pageSize - 1) == 0 else { throw .invalidArgument }
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            guard
+                let i = s.spaces[mm]!.mappings.firstIndex(where: { $0.start == address && $0.shm != nil })
+            else { throw .invalidArgument }
+            s.sysv[s.spaces[mm]!.mappings[i].shm!]?.lastPID = pid
+            removeMapping(at: i, of: mm, in: &s)
+        }
+        _checkInvariants()
+    }
+
+    /// `shm_close`: one attach fewer; a removed segment goes with its last.
+    func sysvDetached(_ shmid: CInt, in s: inout ModelState) {
+        guard var seg = s.sysv[shmid] else { return }
+        seg.attaches -= 1
+        seg.detachTime = now()
+        s.sysv[shmid] = seg
+        if seg.removed && seg.attaches == 0 { destroySegment(shmid, in: &s) }
+    }
+
+    private func destroySegment(_ shmid: CInt, in s: inout ModelState) {
+        guard let seg = s.sysv.removeValue(forKey: shmid) else { return }
+        if s.sysvKeys[seg.key] == shmid { s.sysvKeys[seg.key] = nil }
+        s.inodes.update(seg.inode) { $0.pins -= 1 }
+        releaseIfUnused(seg.inode, in: &s)
+    }
+
+    func shmRemove(_ pid: Int32, _ shmid: CInt) throws(Errno) {
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            guard var seg = s.sysv[shmid] else { throw .invalidArgument }
+            // The key is released at once; the segment lives until its last detach.
+            if s.sysvKeys[seg.key] == shmid { s.sysvKeys[seg.key] = nil }
+            seg.removed = true
+            seg.changeTime = now()
+            s.sysv[shmid] = seg
+            if seg.attaches == 0 { destroySegment(shmid, in: &s) }
+        }
+        _checkInvariants()
+    }
+
+    func shmStatus(_ pid: Int32, _ shmid: CInt) throws(Errno) -> SharedMemoryStatus {
+        try state.withLock { (s: inout ModelState) throws(Errno) -> SharedMemoryStatus in
+            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            guard let seg = s.sysv[shmid] else { throw .invalidArgument }
+            return SharedMemoryStatus(
+                key: seg.removed ? SharedMemory.privateKey : seg.key, size: seg.size, attaches: seg.attaches,
+                creatorPID: seg.creator, lastPID: seg.lastPID,
+                mode: seg.mode | (seg.removed ? SharedMemory.destroyBit : 0), attachTime: seg.attachTime,
+                detachTime: seg.detachTime, changeTime: seg.changeTime)
+        }
+    }
+}

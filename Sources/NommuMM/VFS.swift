@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// # Files: a small VFS
+//
+// The default tree of ABI.md: mounts with their filesystems (each with the kernel's
+// mapping capabilities), inodes, and the open-file descriptions that descriptor tables
+// hold. Everything here is guarded by the model lock (it lives in `ModelState`); pipes
+// block on their own lock (Pipe.swift) and host I/O for `/data` goes through `HostFS`.
+import NommuBase
+import PageAllocator
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The kernel's NOMMU_MAP_* capabilities (include/linux/fs.h, v4.0+).
+struct MapCapabilities: OptionSet, Hashable {
+    let rawValue: UInt
+    /// NOMMU_MAP_COPY: a private copy may be read into fresh memory.
+    static let copy = MapCapabilities(rawValue: 0x01)
+    /// NOMMU_MAP_DIRECT: the backing memory can be mapped in place.
+    static let direct = MapCapabilities(rawValue: 0x08)
+    /// NOMMU_MAP_READ (= VM_MAYREAD).
+    static let read = MapCapabilities(rawValue: 0x10)
+    /// NOMMU_MAP_WRITE (= VM_MAYWRITE).
+    static let write = MapCapabilities(rawValue: 0x20)
+    /// NOMMU_MAP_EXEC (= VM_MAYEXEC).
+    static let exec = MapCapabilities(rawValue: 0x40)
+    /// NOMMU_VMFLAGS: the bits copied into a direct mapping's vm_flags.
+    static let vmFlags: MapCapabilities = [.read, .write, .exec]
+}
+
+/// A device number as `/proc/maps` prints it (`%02x:%02x`).
+struct DeviceNumber: Hashable {
+    var major: UInt32
+    var minor: UInt32
+}
+
+/// The filesystems of the default tree, and the kernel-internal ones behind SysV segments,
+/// pipes and sockets.
+enum MountPoint: CaseIterable, Hashable {
+    case devShm, tmp, rom, data, dev, sysvShm, pipefs, sockfs
+
+    /// Where it is mounted ("" for the internal ones).
+    var path: String {
+        switch self {
+        case .devShm: "/dev/shm"
+        case .tmp: "/tmp"
+        case .rom: "/rom"
+        case .data: "/data"
+        case .dev: "/dev"
+        case .sysvShm, .pipefs, .sockfs: ""
+        }
+    }
+
+    /// The superblock's device (`s_dev`), printed in `/proc/maps`: anonymous devices for
+    /// memory filesystems, 1f:00 (mtdblock0) under romfs, 08:01 (sda1) under the disk.
+    var device: DeviceNumber {
+        switch self {
+        case .devShm: DeviceNumber(major: 0, minor: 0x17)
+        case .tmp: DeviceNumber(major: 0, minor: 0x18)
+        case .rom: DeviceNumber(major: 31, minor: 0)
+        case .data: DeviceNumber(major: 8, minor: 1)
+        case .dev: DeviceNumber(major: 0, minor: 5)
+        case .sysvShm: DeviceNumber(major: 0, minor: 1)
+        case .pipefs: DeviceNumber(major: 0, minor: 0x0c)
+        case .sockfs: DeviceNumber(major: 0, minor: 0x08)
+        }
+    }
+
+    /// Memory-backed (ramfs, which is what tmpfs is on !MMU).
+    var isRamfs: Bool { self == .devShm || self == .tmp || self == .sysvShm }
+
+    /// `MNT_NOEXEC` (Part A.12: `/dev/shm`).
+    var isNoExec: Bool { self == .devShm }
+}
+
+/// The character and block devices of `/dev`.
+enum Device: CaseIterable, Hashable {
+    case fb0, mtd0, ram0, zero, ttyS0
+
+    var name: String {
+        switch self {
+        case .fb0: "fb0"
+        case .mtd0: "mtd0"
+        case .ram0: "ram0"
+        case .zero: "zero"
+        case .ttyS0: "ttyS0"
+        }
+    }
+
+    /// Whether the node is a block device (else a character device).
+    var isBlock: Bool { self == .ram0 }
+
+    /// Whether the driver has an mmap operation (`f_op->mmap`).
+    var hasMmap: Bool { self != .ttyS0 }
+
+    /// `f_op->mmap_capabilities`, or nil when the driver has none (the inode-type defaults
+    /// of SPEC §1.3 apply: char → DIRECT|READ|WRITE, block → COPY).
+    var capabilities: MapCapabilities? {
+        switch self {
+        case .fb0: nil  // a frame buffer: the char default, direct read/write only
+        case .mtd0: [.copy, .direct, .read, .exec]  // a ROM-type MTD (Part A.11)
+        case .ram0: [.copy, .direct, .read, .write, .exec]  // memory, allocated up front
+        case .zero: [.copy]
+        case .ttyS0: nil
+        }
+    }
+}
+
+/// The kernel's inode, for every kind of file the model has.
+struct Inode {
+    enum Kind: Equatable { case regular, directory, characterDevice, blockDevice, fifo, socket }
+
+    var kind: Kind
+    var mount: MountPoint
+    /// `i_ino`.
+    var number: UInt
+    /// The path `/proc/maps` prints.
+    var path: String
+    /// `i_size`.
+    var size = 0
+    /// Whether a name refers to it (false after unlink, and for pipes, sockets, SysV segments).
+    var linked = true
+    /// Open file descriptions, regions and kernel references (SysV ids) holding it.
+    var opens = 0
+    var regions = 0
+    var pins = 0
+    /// Whether it has been opened (romfs files can be added only before).
+    var everOpened = false
+    /// `S_APPEND` (chattr +a).
+    var appendOnly = false
+    /// ramfs page cache: one single-page run per file page index (absent = a hole that
+    /// reads as zeros).
+    var pages: [Int: PageRun] = [:]
+    /// Truncated page-cache pages a private overlay still covered: kept until the inode goes.
+    var orphans: [PageRun] = []
+    /// romfs: the data's offset in the flash image.
+    var romOffset = 0
+    /// `/data`: the path under the host directory.
+    var hostPath = ""
+    /// Device nodes.
+    var device: Device? = nil
+    /// Pipes and FIFOs.
+    var pipe: PipeBuffer? = nil
+
+    init(kind: Kind, mount: MountPoint, number: UInt, path: String) {
+        self.kind = kind
+        self.mount = mount
+        self.number = number
+        self.path = path
+    }
+
+    /// No name, descriptor, region or kernel reference holds it.
+    var isUnused: Bool { !linked && opens == 0 && regions == 0 && pins == 0 }
+
+    /// The capabilities `validate_mmap_request` works out (steps 7–8), or nil for an inode
+    /// type that has no default (step 7: EINVAL).
+    var capabilities: MapCapabilities? {
+        switch mount {
+        case .devShm, .tmp, .sysvShm:
+            return [.direct, .copy, .read, .write, .exec]  // ramfs_mmap_capabilities
+        case .rom:
+            return [.copy, .direct, .read, .exec]  // romfs on a ROM MTD: the MTD's
+        case .data:
+            return [.copy]  // a disk filesystem without the op: the regular-file default
+        case .dev:
+            if let d = device, let caps = d.capabilities { return caps }
+            switch kind {
+            case .characterDevice: return [.direct, .read, .write]
+            case .blockDevice, .regular: return [.copy]
+            default: return nil
+            }
+        case .pipefs, .sockfs:
+            return nil
+        }
+    }
+
+    /// Whether the file has `f_op->mmap` (pipes and FIFOs do not; sockets do).
+    var hasMmapOperation: Bool {
+        switch kind {
+        case .fifo, .directory: false
+        case .socket, .regular: true
+        case .characterDevice, .blockDevice: device?.hasMmap ?? false
+        }
+    }
+
+    /// Whether the file has `f_op->get_unmapped_area` (without it DIRECT is dropped).
+    var hasGetUnmappedArea: Bool {
+        switch mount {
+        case .devShm, .tmp, .sysvShm, .rom: true
+        case .dev: device == .fb0 || device == .mtd0 || device == .ram0 || device == .zero
+        default: false
+        }
+    }
+}
+
+/// An open file description.
+struct OpenFile {
+    enum Kind {
+        /// A procfs text file; its bytes are taken when it is opened (as seq_file does).
+        case text([UInt8])
+        /// `/proc/sys/vm/nr_trim_pages`: reads the current value, writes set it.
+        case nrTrimPages
+        /// A directory (procfs or a mount point): opens for reading, reads fail.
+        case directory
+        /// A file of the VFS.
+        case inode(Int)
+    }
+
+    var kind: Kind
+    var offset = 0
+    var readable: Bool
+    var writable: Bool
+    var append = false
+    var nonBlocking = false
+
+    /// The inode, for VFS files.
+    var inode: Int? {
+        if case .inode(let i) = kind { return i }
+        return nil
+    }
+}
+
+/// A descriptor table (`files_struct`); vfork children share their parent's.
+struct FileTable {
+    var descriptors: [Int32: OpenFile] = [:]
+    var users = 1
+}
+
+/// Open flags, one-to-one with `O_*` (the ones the model honours; others are ignored as
+/// the kernel ignores unknown bits).
+public struct OpenFlags: OptionSet, Sendable, Hashable {
+    public let rawValue: CInt
+    public init(rawValue: CInt) { self.rawValue = rawValue }
+    /// `O_RDONLY` (0).
+    public static let readOnly: OpenFlags = []
+    /// `O_WRONLY`.
+    public static let writeOnly = OpenFlags(rawValue: O_WRONLY)
+    /// `O_RDWR`.
+    public static let readWrite = OpenFlags(rawValue: O_RDWR)
+    /// `O_CREAT`.
+    public static let create = OpenFlags(rawValue: O_CREAT)
+    /// `O_EXCL`.
+    public static let exclusive = OpenFlags(rawValue: O_EXCL)
+    /// `O_TRUNC`.
+    public static let truncate = OpenFlags(rawValue: O_TRUNC)
+    /// `O_APPEND`.
+    public static let append = OpenFlags(rawValue: O_APPEND)
+    /// `O_NONBLOCK` (pipes and FIFOs: no waiting).
+    public static let nonBlocking = OpenFlags(rawValue: O_NONBLOCK)
+    /// `O_ACCMODE`.
+    public static let accessModeMask: CInt = O_ACCMODE
+}
+
+/// Descriptors a process may hold open (RLIMIT_NOFILE's usual soft limit).
+let maxOpenFiles: Int32 = 1024
+
+/// A path split into its mount and the rest.
+struct ResolvedPath {
+    enum Place {
+        case proc([String])
+        case mount(MountPoint, String)
+        /// "/" or "/dev" (directories that are not themselves filesystems the model writes).
+        case directory
+    }
+    var place: Place
+}
+
+extension ModelState {
+    /// Splits an absolute path into its mount and the name under it.
+    /// - Throws: `ENAMETOOLONG` (PATH_MAX, NAME_MAX); `ENOENT` for relative paths and paths
+    ///   outside the tree.
+    static func resolve(_ path: String) throws(Errno) -> ResolvedPath {
+        guard path.utf8.count < Int(PATH_MAX) else { throw .fileNameTooLong }
+        guard !path.isEmpty else { throw .noSuchFileOrDirectory }
+        var parts: [String] = []
+        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
+            guard c.utf8.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
+            if c == "." { continue }
+            if c == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
+            parts.append(String(c))
+        }
+        guard path.hasPrefix("/") else { throw .noSuchFileOrDirectory }
+        guard let first = parts.first else { return ResolvedPath(place: .directory) }
+        let rest = parts.dropFirst().joined(separator: "/")
+        switch first {
+        case "proc": return ResolvedPath(place: .proc(Array(parts.dropFirst())))
+        case "tmp": return ResolvedPath(place: .mount(.tmp, rest))
+        case "rom": return ResolvedPath(place: .mount(.rom, rest))
+        case "data": return ResolvedPath(place: .mount(.data, rest))
+        case "dev":
+            if parts.count >= 2 && parts[1] == "shm" {
+                return ResolvedPath(place: .mount(.devShm, parts.dropFirst(2).joined(separator: "/")))
+            }
+            return parts.count == 1 ? ResolvedPath(place: .directory) : ResolvedPath(place: .mount(.dev, rest))
+        default: throw .noSuchFileOrDirectory
+        }
+    }
+
+    /// Allocates an inode number on `mount` and stores the inode.
+    mutating func makeInode(_ kind: Inode.Kind, on mount: MountPoint, path: String) -> Int {
+        let n = nextInodeNumber[mount, default: 2]
+        nextInodeNumber[mount] = n + 1
+        return inodes.insert(Inode(kind: kind, mount: mount, number: n, path: path))
+    }
+}
