@@ -236,3 +236,33 @@ extension System {
         }
     }
 }
+
+extension System {
+    /// Empties the memory filesystems and the IPC namespace, and gives the ramdisk back:
+    /// what a power-off does, so a test can check that every page comes back. Processes
+    /// must have exited. - Throws: `EBUSY` while a process is alive.
+    package func tearDownFilesystems() throws(Errno) {
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard s.processes.count == 0 else { throw .resourceBusy }
+            for id in Array(s.sysv.keys) where s.sysv[id]!.attaches == 0 {
+                s.sysv[id]!.removed = true
+                s.sysvKeys[s.sysv[id]!.key] = nil
+                sysvDetachedAll(id, in: &s)
+            }
+            for m in [MountPoint.devShm, .tmp] {
+                for (_, id) in s.names[m] ?? [:] {
+                    s.inodes.update(id) { $0.linked = false }
+                    releaseIfUnused(id, in: &s)
+                }
+                s.names[m] = [:]
+            }
+        }
+        try releaseRamdisk()
+    }
+
+    private func sysvDetachedAll(_ shmid: CInt, in s: inout ModelState) {
+        guard let seg = s.sysv.removeValue(forKey: shmid) else { return }
+        s.inodes.update(seg.inode) { $0.pins -= 1 }
+        releaseIfUnused(seg.inode, in: &s)
+    }
+}

@@ -126,6 +126,9 @@ public final class System: @unchecked Sendable {
         if ownsHostRoot { HostFS.removeTree(hostRoot) }
     }
 
+    /// The host directory behind `/data`.
+    public var hostDirectory: String { hostRoot }
+
     /// CONFIG_MMAP_ALLOW_UNINITIALIZED.
     public var allowUninitialized: Bool { configuration.allowUninitialized }
 

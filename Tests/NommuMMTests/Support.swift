@@ -20,6 +20,7 @@ let rw: Protection = [.read, .write]
 func everythingBackViolation(_ system: System, _ processes: [Process]) -> String? {
     for p in processes { p.exit() }
     if !system.pids.isEmpty { return "processes left: \(system.pids)" }
+    do { try system.tearDownFilesystems() } catch { return "tear-down: \(error)" }
     if system.regionCount != 0 { return "\(system.regionCount) regions left" }
     if system.mmapPagesAllocated != 0 { return "mmap_pages_allocated \(system.mmapPagesAllocated)" }
     if let v = system.invariantViolation() { return v }
