@@ -239,19 +239,24 @@ extension System {
             if let known = s.hostInodes[status.inode] {
                 id = known
             } else {
+                let (hostFD, writable) = try hostCall(.open, in: &s) { () throws(Errno) in try HostFS.openFile(host) }
                 id = s.inodes.insert(
                     Inode(kind: .regular, mount: .data, number: UInt(status.inode), path: "/data/" + rel))
                 s.inodes.update(id) { node in
                     node.linked = false  // the host holds the name; the inode lives while used
                     node.hostPath = host
+                    node.hostFD = hostFD
+                    node.hostWritable = writable
                 }
                 s.hostInodes[status.inode] = id
             }
             s.inodes.update(id) { $0.size = status.size }
-            do {
+            do throws(Errno) {
+                if write && !s.inodes[id]!.hostWritable { throw .permissionDenied }
                 try checkWritable(id, flags, write: write, in: &s)
                 if write && flags.contains(.truncate) {
-                    try HostFS.truncate(host, to: 0)
+                    let hfd = s.inodes[id]!.hostFD
+                    try hostCall(.truncate, in: &s) { () throws(Errno) in try HostFS.truncate(hfd, to: 0) }
                     s.inodes.update(id) { $0.size = 0 }
                 }
             } catch {
@@ -398,7 +403,11 @@ extension System {
                 case .directory: throw .isDirectory
                 case .regular, .characterDevice, .blockDevice:
                     let append = f.append && node.kind == .regular
-                    let at = append ? node.size : (position ?? f.offset)
+                    if append && node.mount == .data {
+                        let size = try hostCall(.read, in: &s) { () throws(Errno) in try HostFS.size(node.hostFD) }
+                        s.inodes.update(id) { $0.size = size }
+                    }
+                    let at = append ? s.inodes[id]!.size : (position ?? f.offset)
                     let n = try writeInode(id, bytes, at: at, in: &s)
                     if position == nil { s.setOffset(pid, fd, at + n) }
                     return .done(n)
@@ -451,7 +460,8 @@ extension System {
             case .devShm, .tmp, .sysvShm:
                 try ramfsResize(id, to: Int(length), in: &s)
             case .data:
-                try HostFS.truncate(node.hostPath, to: Int(length))
+                try hostCall(.truncate, in: &s) { () throws(Errno) in try HostFS.truncate(node.hostFD, to: Int(length))
+                }
                 s.inodes.update(id) { $0.size = Int(length) }
             default:
                 throw .invalidArgument
@@ -610,7 +620,9 @@ extension System {
             guard count > 0 else { return [] }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
             defer { buffer.deallocate() }
-            let n = try HostFS.read(node.hostPath, into: buffer, count: count, at: offset)
+            let n = try hostCall(.read, in: &s) { () throws(Errno) in
+                try HostFS.read(node.hostFD, into: buffer, count: count, at: offset)
+            }
             return Array(UnsafeRawBufferPointer(start: buffer, count: n))
         case .dev:
             switch node.device! {
@@ -640,7 +652,8 @@ extension System {
         case .rom:
             throw .badFileDescriptor
         case .data:
-            let n = try HostFS.write(node.hostPath, bytes, at: offset)
+            let n = try hostCall(.write, in: &s) { () throws(Errno) in try HostFS.write(node.hostFD, bytes, at: offset)
+            }
             s.inodes.update(id) { $0.size = max($0.size, offset + n) }
             return n
         case .dev:
@@ -675,8 +688,29 @@ extension System {
         for run in node.pages.values { releaseOrTrap(run); freed += 1 }
         for run in node.orphans { releaseOrTrap(run); freed += 1 }
         s.pageCachePages -= freed
-        if node.mount == .data { s.hostInodes[UInt64(node.number)] = nil }
+        if node.mount == .data {
+            s.hostInodes[UInt64(node.number)] = nil
+            HostFS.closeFile(node.hostFD)
+        }
         s.inodes[id] = nil
+    }
+}
+
+/// The host calls behind `/data`, for fault injection.
+package enum HostCall: Hashable, Sendable, CaseIterable {
+    case open, read, write, truncate
+}
+
+extension System {
+    /// Makes every later host call of kind `call` fail with `errno` (nil: succeed again).
+    package func injectHostFault(_ call: HostCall, _ errno: Errno?) {
+        state.withLock { $0.hostFaults[call] = errno }
+    }
+
+    /// Runs a host call unless a fault is injected for it.
+    func hostCall<T>(_ call: HostCall, in s: inout ModelState, _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        if let e = s.hostFaults[call] { throw e }
+        return try body()
     }
 }
 

@@ -4,9 +4,9 @@ import NommuBase
     import Glibc
 #endif
 
-/// The host calls behind `/data`, the disk filesystem over a real host directory. Every
-/// call opens, works and closes, so the model holds no host descriptor between calls;
-/// failures come back as the host's errno.
+/// The host calls behind `/data`, the disk filesystem over a real host directory. An
+/// inode holds one host descriptor while it lives (so open files outlive their names, as
+/// on a disk); failures come back as the host's errno.
 enum HostFS {
     /// What is at a host path.
     struct Status {
@@ -37,14 +37,32 @@ enum HostFS {
         Glibc.close(fd)
     }
 
+    /// Opens a regular file for the inode's lifetime (read-write, else read-only).
+    /// - Throws: the host's errno.
+    static func openFile(_ path: String) throws(Errno) -> (CInt, writable: Bool) {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        if fd >= 0 { return (fd, true) }
+        guard errno == EACCES || errno == EROFS else { throw lastErrno }
+        let ro = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard ro >= 0 else { throw lastErrno }
+        return (ro, false)
+    }
+
+    /// Closes a descriptor from `openFile`.
+    static func closeFile(_ fd: CInt) { Glibc.close(fd) }
+
+    /// The file's size now.
+    static func size(_ fd: CInt) throws(Errno) -> Int {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw lastErrno }
+        return Int(st.st_size)
+    }
+
     /// Reads up to `count` bytes at `offset` into `buffer`; fewer at end of file.
     /// - Throws: the host's errno.
-    static func read(_ path: String, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(Errno)
+    static func read(_ fd: CInt, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(Errno)
         -> Int
     {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw lastErrno }
-        defer { Glibc.close(fd) }
         var done = 0
         while done < count {
             let n = pread(fd, buffer + done, count - done, off_t(offset + done))
@@ -58,16 +76,11 @@ enum HostFS {
         return done
     }
 
-    /// Writes `bytes` at `offset` (at the end when `offset` is nil). - Throws: the host's errno.
-    static func write(_ path: String, _ bytes: [UInt8], at offset: Int?) throws(Errno) -> Int {
-        let fd = Glibc.open(path, O_WRONLY | O_CLOEXEC | (offset == nil ? O_APPEND : 0))
-        guard fd >= 0 else { throw lastErrno }
-        defer { Glibc.close(fd) }
+    /// Writes `bytes` at `offset`. - Throws: the host's errno (when nothing was written).
+    static func write(_ fd: CInt, _ bytes: [UInt8], at offset: Int) throws(Errno) -> Int {
         var done = 0
         while done < bytes.count {
-            let n = bytes.withUnsafeBytes { b in
-                offset.map { pwrite(fd, b.baseAddress! + done, b.count - done, off_t($0 + done)) }
-                    ?? Glibc.write(fd, b.baseAddress! + done, b.count - done)
+            let n = bytes.withUnsafeBytes { b in pwrite(fd, b.baseAddress! + done, b.count - done, off_t(offset + done))
             }
             if n < 0 {
                 if errno == EINTR { continue }
@@ -79,9 +92,9 @@ enum HostFS {
         return done
     }
 
-    /// `truncate`. - Throws: the host's errno.
-    static func truncate(_ path: String, to size: Int) throws(Errno) {
-        guard Glibc.truncate(path, off_t(size)) == 0 else { throw lastErrno }
+    /// `ftruncate`. - Throws: the host's errno.
+    static func truncate(_ fd: CInt, to size: Int) throws(Errno) {
+        guard Glibc.ftruncate(fd, off_t(size)) == 0 else { throw lastErrno }
     }
 
     /// `unlink`. - Throws: the host's errno.

@@ -205,7 +205,9 @@ extension System {
         let node = s.inodes[id]!
         switch node.mount {
         case .data:
-            return try HostFS.read(node.hostPath, into: dst, count: count, at: offset)
+            return try hostCall(.read, in: &s) { () throws(Errno) in
+                try HostFS.read(node.hostFD, into: dst, count: count, at: offset)
+            }
         case .rom:
             guard offset < node.size else { return 0 }
             let n = min(count, node.size - offset)

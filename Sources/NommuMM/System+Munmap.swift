@@ -22,9 +22,15 @@ extension System {
             // 3. File mappings are never split: only a VMA starting at or after `start` and
             // ending exactly at `end` goes, whole.
             if s.regions[vma.region]!.backing.inode != nil {
+                // (Where mappings overlap, which only device and shareable file mappings do,
+                // one that starts below `start` is passed over rather than refused.)
+                let overlapping = s.spaces[mm]!.hasOverlaps
                 for c in candidates {
                     let m = s.spaces[mm]!.mappings[c]
-                    if start > m.start { throw .invalidArgument }
+                    if start > m.start {
+                        if overlapping { continue }
+                        throw .invalidArgument
+                    }
                     if end == m.end {
                         removeMapping(at: c, of: mm, in: &s)
                         return

@@ -206,6 +206,8 @@ struct ModelState {
     var sysv: [CInt: ShmSegment] = [:]
     var sysvKeys: [Int32: CInt] = [:]
     var nextShmID: CInt = 0
+    /// Host calls made to fail (fault injection).
+    var hostFaults: [HostCall: Errno] = [:]
     var nextPID: Int32 = 1
     /// `mmap_pages_allocated`.
     var mmapPagesAllocated = 0

@@ -138,6 +138,9 @@ struct Inode {
     var romOffset = 0
     /// `/data`: the path under the host directory.
     var hostPath = ""
+    /// `/data`: the host descriptor held while the inode lives, and whether it is writable.
+    var hostFD: CInt = -1
+    var hostWritable = false
     /// Device nodes.
     var device: Device? = nil
     /// Pipes and FIFOs.

@@ -171,14 +171,13 @@ struct PrivateCopyTests {
         let p = s.createProcess()
         try p.writeFile("/data/gone", pattern(100))
         let fd = try p.open("/data/gone")
-        // The host file turns into a directory under the open descriptor: reads fail EISDIR.
-        let host = s.hostDirectory + "/gone"
-        #expect(Glibc.unlink(host) == 0)
-        #expect(Glibc.mkdir(host, 0o755) == 0)
+        // The disk fails the read (an injected host EIO).
         let before = Snapshot(s, [p])
-        expectErrno(Errno(rawValue: EISDIR), "row 35") {
+        s.injectHostFault(.read, .ioError)
+        expectErrno(.ioError, "row 35") {
             _ = try p.mmap(length: page, protection: .read, flags: .private, fd: fd)
         }
+        s.injectHostFault(.read, nil)
         #expect(Snapshot(s, [p]) == before)
         #expect(s.regionCount == 0)
         #expect(everythingBackViolation(s, [p]) == nil)
