@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import CNommu
+public import CNommu
 import NommuBase
 import NommuMM
 #if canImport(Glibc)
@@ -12,7 +12,7 @@ public func nommu_open_fixed_args(
 ) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let path else { return failing(.badAddress, -1) }
-    do { return try p.open(String(cString: path), OpenFlags(rawValue: flags)) } catch { return failing(error, -1) }
+    do { return try p.open(nommu_c_path(path), OpenFlags(rawValue: flags)) } catch { return failing(error, -1) }
 }
 
 @_cdecl("nommu_close")
@@ -49,4 +49,185 @@ public func nommu_write(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer
     guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
     let bytes = buf.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? []
     do { return try p.write(fd, bytes) } catch { return failing(error, -1) }
+}
+
+/// A C string as a Swift string; nil for NULL.
+func path(_ p: UnsafePointer<CChar>?) -> String? {
+    p.map(nommu_c_path)
+}
+
+func nommu_c_path(_ p: UnsafePointer<CChar>) -> String {
+    String(decoding: UnsafeRawBufferPointer(start: p, count: strlen(p)), as: UTF8.self)
+}
+
+/// Runs a call that returns nothing: 0, or -1 and errno.
+func status(_ body: () throws(Errno) -> Void) -> CInt {
+    do {
+        try body()
+        return 0
+    } catch {
+        return failing(error, -1)
+    }
+}
+
+@_cdecl("nommu_pread")
+public func nommu_pread(
+    _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int, _ offset: off_t
+) -> Int {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard count >= 0 else { return failing(.invalidArgument, -1) }
+    guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
+    do {
+        let bytes = try p.pread(fd, count: count, offset: Int64(offset))
+        if let buf, !bytes.isEmpty {
+            bytes.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        return bytes.count
+    } catch {
+        return failing(error, -1)
+    }
+}
+
+@_cdecl("nommu_pwrite")
+public func nommu_pwrite(
+    _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int, _ offset: off_t
+) -> Int {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard count >= 0 else { return failing(.invalidArgument, -1) }
+    guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
+    let bytes = buf.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? []
+    do { return try p.pwrite(fd, bytes, offset: Int64(offset)) } catch { return failing(error, -1) }
+}
+
+@_cdecl("nommu_ftruncate")
+public func nommu_ftruncate(_ p: OpaquePointer?, _ fd: CInt, _ length: off_t) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    return status { () throws(Errno) in try p.ftruncate(fd, length: Int64(length)) }
+}
+
+@_cdecl("nommu_unlink")
+public func nommu_unlink(_ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard let s = path(pathname) else { return failing(.badAddress, -1) }
+    return status { () throws(Errno) in try p.unlink(s) }
+}
+
+@_cdecl("nommu_pipe")
+public func nommu_pipe(_ p: OpaquePointer?, _ fds: UnsafeMutablePointer<CInt>?) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard let fds else { return failing(.badAddress, -1) }
+    do {
+        let (r, w) = try p.pipe()
+        fds[0] = r
+        fds[1] = w
+        return 0
+    } catch {
+        return failing(error, -1)
+    }
+}
+
+@_cdecl("nommu_mkfifo")
+public func nommu_mkfifo(_ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ mode: mode_t) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard let s = path(pathname) else { return failing(.badAddress, -1) }
+    return status { () throws(Errno) in try p.mkfifo(s, mode: CInt(bitPattern: mode)) }
+}
+
+@_cdecl("nommu_socket")
+public func nommu_socket(_ p: OpaquePointer?, _ domain: CInt, _ type: CInt, _ proto: CInt) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    do { return try p.socket(domain: domain, type: type, protocol: proto) } catch { return failing(error, -1) }
+}
+
+@_cdecl("nommu_set_append_only")
+public func nommu_set_append_only(_ p: OpaquePointer?, _ fd: CInt, _ on: CInt) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    return status { () throws(Errno) in try p.setAppendOnly(fd, on != 0) }
+}
+
+@_cdecl("nommu_romfs_add")
+public func nommu_romfs_add(
+    _ system: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ data: UnsafeRawPointer?, _ len: Int
+) -> CInt {
+    guard let h = systemHandle(system) else { return failing(.invalidArgument, -1) }
+    guard let s = path(pathname), data != nil || len == 0, len >= 0 else { return failing(.badAddress, -1) }
+    return status { () throws(Errno) in try h.system.romfsAdd(path: s, UnsafeRawBufferPointer(start: data, count: len))
+    }
+}
+
+@_cdecl("nommu_flash_set_mode")
+public func nommu_flash_set_mode(_ system: OpaquePointer?, _ device: UnsafePointer<CChar>?, _ mode: CInt) -> CInt {
+    guard let h = systemHandle(system) else { return failing(.invalidArgument, -1) }
+    guard let d = path(device) else { return failing(.badAddress, -1) }
+    guard let m = FlashMode(rawValue: mode) else { return failing(.invalidArgument, -1) }
+    return status { () throws(Errno) in try h.system.setFlashMode(device: d, m) }
+}
+
+@_cdecl("nommu_shmget")
+public func nommu_shmget(_ p: OpaquePointer?, _ key: key_t, _ size: Int, _ flags: CInt) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard size >= 0 else { return failing(.invalidArgument, -1) }
+    do { return try p.shmget(key: key, size: size, flags: flags) } catch { return failing(error, -1) }
+}
+
+@_cdecl("nommu_shmat")
+public func nommu_shmat(
+    _ p: OpaquePointer?, _ shmid: CInt, _ addr: UnsafeRawPointer?, _ flags: CInt
+) -> UnsafeMutableRawPointer? {
+    guard let p = process(p) else { return failing(.invalidArgument, mapFailed) }
+    do { return try p.shmat(shmid, address: address(addr), flags: flags).pointer } catch {
+        return failing(error, mapFailed)
+    }
+}
+
+@_cdecl("nommu_shmdt")
+public func nommu_shmdt(_ p: OpaquePointer?, _ addr: UnsafeRawPointer?) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    return status { () throws(Errno) in try p.shmdt(address(addr)) }
+}
+
+@_cdecl("nommu_shmctl")
+public func nommu_shmctl(
+    _ p: OpaquePointer?, _ shmid: CInt, _ cmd: CInt, _ buf: UnsafeMutablePointer<shmid_ds>?
+) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    switch cmd {
+    case SharedMemory.remove:
+        return status { () throws(Errno) in try p.shmRemove(shmid) }
+    case SharedMemory.stat:
+        guard let buf else { return failing(.badAddress, -1) }
+        do {
+            let st = try p.shmStatus(shmid)
+            var ds = shmid_ds()
+            ds.shm_perm.__key = st.key
+            ds.shm_perm.mode = UInt32(st.mode)
+            ds.shm_segsz = st.size
+            ds.shm_nattch = shmatt_t(st.attaches)
+            ds.shm_cpid = st.creatorPID
+            ds.shm_lpid = st.lastPID
+            ds.shm_atime = time_t(st.attachTime)
+            ds.shm_dtime = time_t(st.detachTime)
+            ds.shm_ctime = time_t(st.changeTime)
+            buf.pointee = ds
+            return 0
+        } catch {
+            return failing(error, -1)
+        }
+    default:
+        return failing(.invalidArgument, -1)
+    }
+}
+
+@_cdecl("nommu_shm_open")
+public func nommu_shm_open(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ oflag: CInt, _ mode: mode_t) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard let n = path(name) else { return failing(.badAddress, -1) }
+    do { return try p.shmOpen(n, OpenFlags(rawValue: oflag)) } catch { return failing(error, -1) }
+}
+
+@_cdecl("nommu_shm_unlink")
+public func nommu_shm_unlink(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard let n = path(name) else { return failing(.badAddress, -1) }
+    return status { () throws(Errno) in try p.shmUnlink(n) }
 }

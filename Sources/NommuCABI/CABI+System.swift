@@ -20,6 +20,9 @@ public func nommu_config_init(_ config: UnsafeMutablePointer<nommu_config>?) {
     c.arena_source = CInt(NOMMU_ARENA_MMAP.rawValue)
     c.huge_pages = 0
     c.host_dir = nil
+    c.flash_bytes = 16 << 20
+    c.ramdisk_bytes = 256 << 10
+    c.framebuffer_bytes = 160 << 10
     config.pointee = c
 }
 
@@ -40,7 +43,9 @@ public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> Opaqu
                 arenaBytes: Int(c.arena_bytes), pageSize: Int(c.page_size), maxOrder: Int(c.max_order),
                 backing: c.arena_source == CInt(NOMMU_ARENA_MMAP.rawValue) ? .mmap : .posixMemalign,
                 hugePages: c.huge_pages != 0, allowUninitialized: c.allow_uninitialized != 0,
-                nrTrimPages: Int(c.nr_trim_pages)))
+                nrTrimPages: Int(c.nr_trim_pages), hostDirectory: c.host_dir.map { String(cString: $0) },
+                flashBytes: Int(clamping: c.flash_bytes), ramdiskBytes: Int(clamping: c.ramdisk_bytes),
+                framebufferBytes: Int(clamping: c.framebuffer_bytes)))
         return OpaquePointer(Unmanaged.passRetained(SystemHandle(system)).toOpaque())
     } catch {
         return failing(error, nil)

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <sys/mman.h>
 #include <fcntl.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
 
 #ifndef MAP_UNINITIALIZED
 #define MAP_UNINITIALIZED 0x4000000
@@ -66,7 +68,10 @@ struct nommu_config {
     int nr_trim_pages;       /* initial vm.nr_trim_pages (default 1) */
     int arena_source;        /* enum nommu_arena_source (default NOMMU_ARENA_MMAP) */
     int huge_pages;          /* ask the host for MADV_HUGEPAGE (default 0) */
-    const char *host_dir;    /* backing directory of /data (files arrive later); NULL = temporary */
+    const char *host_dir;    /* backing directory of /data; NULL = a fresh temporary one, removed at destroy */
+    size_t flash_bytes;      /* the flash window: /dev/mtd0, holding the /rom image (default 16 MiB) */
+    size_t ramdisk_bytes;    /* /dev/ram0, contiguous, from the arena at first open (default 256 KiB) */
+    size_t framebuffer_bytes; /* /dev/fb0, from the arena while open or mapped (default 160 KiB) */
 };
 
 /* Fills the defaults. */
@@ -104,12 +109,54 @@ int nommu_munlock(nommu_process *process, const void *addr, size_t len);
 int nommu_mincore(nommu_process *process, void *addr, size_t len, unsigned char *vec);
 int nommu_madvise(nommu_process *process, void *addr, size_t len, int advice);
 
-/* ---- Files (this version: /proc, read-only, and the writable /proc/sys/vm/nr_trim_pages) ---- */
+/* ---- Files: a per-process descriptor table over the default tree (see the README) ----
+ *  /dev/shm, /tmp  tmpfs (ramfs): truncate-then-mmap gives contiguous pages for MAP_SHARED
+ *  /rom            romfs on the flash (XIP: read-only private mappings may be unaligned)
+ *  /data           a disk filesystem over host_dir: private copies only
+ *  /dev            fb0, mtd0, ram0, zero, ttyS0
+ *  /proc           maps, self/maps, <pid>/maps, <pid>/status, meminfo, buddyinfo, sys/vm/nr_trim_pages
+ * vfork children share the table; exit closes it. */
 
+/* With O_CREAT, a third argument: mode_t mode (permissions are not modelled). */
 int nommu_open(nommu_process *process, const char *path, int flags, ...);
 int nommu_close(nommu_process *process, int fd);
 ssize_t nommu_read(nommu_process *process, int fd, void *buf, size_t count);
 ssize_t nommu_write(nommu_process *process, int fd, const void *buf, size_t count);
+ssize_t nommu_pread(nommu_process *process, int fd, void *buf, size_t count, off_t offset);
+ssize_t nommu_pwrite(nommu_process *process, int fd, const void *buf, size_t count, off_t offset);
+int nommu_ftruncate(nommu_process *process, int fd, off_t length);
+int nommu_unlink(nommu_process *process, const char *path);
+int nommu_pipe(nommu_process *process, int fds[2]);
+int nommu_mkfifo(nommu_process *process, const char *path, mode_t mode);
+int nommu_socket(nommu_process *process, int domain, int type, int protocol);
+/* chattr +a / -a (the S_APPEND inode flag) on a tmpfs or /data file. */
+int nommu_set_append_only(nommu_process *process, int fd, int on);
+
+/* Puts a file into the romfs image of /rom (only before its first nommu_open): -1 and
+ * EEXIST, EBUSY (opened, or the flash is busy), ENOSPC (image full), EINVAL (not /rom). */
+int nommu_romfs_add(nommu_system *system, const char *path, const void *data, size_t len);
+
+enum nommu_flash_mode {
+    NOMMU_FLASH_READ = 0,    /* the window shows the data */
+    NOMMU_FLASH_PROGRAM = 1, /* the window shows the status word 0x0080 */
+    NOMMU_FLASH_ERASE = 2,
+};
+/* device: "/dev/mtd0". While not in read mode, direct mappings see the status pattern,
+ * new direct mappings are refused (private ones get a copy of the real data). */
+int nommu_flash_set_mode(nommu_system *system, const char *device, int mode);
+
+/* ---- Shared memory ---- */
+
+/* SysV (Part A.3): pages are allocated at shmget; every attacher gets the same address;
+ * a non-zero shmaddr is EINVAL; shmdt needs an attach's exact start. */
+int nommu_shmget(nommu_process *process, key_t key, size_t size, int shmflg);
+void *nommu_shmat(nommu_process *process, int shmid, const void *shmaddr, int shmflg);
+int nommu_shmdt(nommu_process *process, const void *shmaddr);
+/* IPC_RMID and IPC_STAT. */
+int nommu_shmctl(nommu_process *process, int shmid, int cmd, struct shmid_ds *buf);
+/* POSIX, on /dev/shm. */
+int nommu_shm_open(nommu_process *process, const char *name, int oflag, mode_t mode);
+int nommu_shm_unlink(nommu_process *process, const char *name);
 
 /* ---- Page allocator, for allocator experiments ---- */
 

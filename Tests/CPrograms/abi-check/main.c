@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static int passed, failed;
 
@@ -137,6 +138,161 @@ static void more_rows(void) {
     nommu_process_exit(p);
     nommu_process_exit(q);
     CHECK(mmap_pages(sys) == 0, "exit releases 65530 mappings");
+    nommu_system_destroy(sys);
+}
+
+/* Files, devices and shared memory: SPEC §12 rows 12-23, 34-39, 41-48, 58, 64, 69, 74-77. */
+static void file_rows(void) {
+    nommu_system *sys = nommu_system_create(NULL);
+    nommu_process *p = nommu_process_create(sys);
+    nommu_process *q = nommu_process_create(sys);
+    const int rw = PROT_READ | PROT_WRITE;
+    char text[8192];
+    unsigned char data[6000];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 + 1);
+
+    /* Rows 12-13: pipes and FIFOs have no mmap (ENODEV); sockets are EINVAL. */
+    int fds[2] = {-7, -7};
+    CHECK(nommu_pipe(p, fds) == 0 && fds[0] >= 0 && fds[1] >= 0, "pipe");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fds[0], 0), MAP_FAILED, ENODEV, "row 12 pipe");
+    CHECK(nommu_mkfifo(p, "/tmp/fifo", 0600) == 0, "mkfifo");
+    EXPECT_ERRNO(nommu_mkfifo(p, "/tmp/fifo", 0600), -1, EEXIST, "mkfifo twice");
+    int fifo = nommu_open(p, "/tmp/fifo", O_RDWR);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, fifo, 0), MAP_FAILED, ENODEV, "row 12 FIFO");
+    int sock = nommu_socket(p, AF_UNIX, SOCK_STREAM, 0);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, sock, 0), MAP_FAILED, EINVAL, "row 13 socket");
+    CHECK(nommu_write(p, fds[1], "ab", 2) == 2 && nommu_read(p, fds[0], text, 8) == 2 && text[1] == 'b', "pipe data");
+
+    /* Rows 14-17, 22. */
+    /* /tmp/f is written a page at a time, between pages of /tmp/g: not contiguous in order. */
+    int f = nommu_open(p, "/tmp/f", O_RDWR | O_CREAT | O_EXCL, 0600);
+    int g = nommu_open(p, "/tmp/g", O_RDWR | O_CREAT | O_EXCL, 0600);
+    CHECK(f >= 0 && nommu_write(p, f, data, PAGE) == PAGE && nommu_write(p, g, data, PAGE) == PAGE &&
+              nommu_write(p, f, data + PAGE, sizeof data - PAGE) == (ssize_t)(sizeof data - PAGE),
+          "tmpfs write");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/f", O_RDWR | O_CREAT | O_EXCL, 0600), -1, EEXIST, "O_EXCL");
+    int wo = nommu_open(p, "/tmp/f", O_WRONLY);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, wo, 0), MAP_FAILED, EACCES, "row 14 private");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, wo, 0), MAP_FAILED, EACCES, "row 14 shared");
+    int ro = nommu_open(p, "/tmp/f", O_RDONLY);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, rw, MAP_SHARED, ro, 0), MAP_FAILED, EACCES, "row 15");
+    int shm = nommu_shm_open(p, "/seg", O_RDWR | O_CREAT, 0600);
+    CHECK(shm >= 0 && nommu_ftruncate(p, shm, 2 * PAGE) == 0, "shm_open + ftruncate");
+    int app = nommu_open(p, "/dev/shm/seg", O_RDWR | O_APPEND);
+    CHECK(nommu_set_append_only(p, app, 1) == 0, "chattr +a");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, app, 0), MAP_FAILED, EACCES, "row 16");
+    EXPECT_ERRNO(nommu_ftruncate(p, app, 0), -1, EPERM, "ftruncate append-only");
+    CHECK(nommu_set_append_only(p, app, 0) == 0, "chattr -a");
+    int d = nommu_open(p, "/data/six", O_RDWR | O_CREAT, 0644);
+    CHECK(d >= 0 && nommu_write(p, d, data, sizeof data) == (ssize_t)sizeof data, "disk write");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, d, 0), MAP_FAILED, ENODEV, "row 17");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ | PROT_EXEC, MAP_SHARED, shm, 0), MAP_FAILED, EPERM, "row 22");
+
+    /* Rows 18-20, 23: devices. */
+    int fb = nommu_open(p, "/dev/fb0", O_RDWR);
+    int zero = nommu_open(p, "/dev/zero", O_RDWR);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, zero, 0), MAP_FAILED, ENODEV, "rows 18/23");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ | PROT_EXEC, MAP_SHARED, fb, 0), MAP_FAILED, EINVAL, "row 19");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fb, 0), MAP_FAILED, ENODEV, "row 20");
+    unsigned char *z = nommu_mmap(p, NULL, PAGE, rw, MAP_PRIVATE, zero, 0);
+    CHECK(z != MAP_FAILED && z[0] == 0 && z[PAGE - 1] == 0, "row 23 private /dev/zero");
+    unsigned char *video = nommu_mmap(p, NULL, 2 * PAGE, rw, MAP_SHARED, fb, 0);
+    CHECK(video != MAP_FAILED, "fb0 shared");
+    EXPECT_ERRNO(nommu_futex(p, (uint32_t *)video, FUTEX_WAKE, 1, NULL), -1, EPERM, "row 74 device memory");
+    int tty = nommu_open(p, "/dev/ttyS0", O_RDWR);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, tty, 0), MAP_FAILED, ENODEV, "ttyS0");
+
+    /* Rows 34, 36-39: private copies of a disk file, shared when read-only. */
+    uint64_t before = mmap_pages(sys);
+    int dq = nommu_open(q, "/data/six", O_RDONLY);
+    unsigned char *c1 = nommu_mmap(p, NULL, 8192, PROT_READ, MAP_PRIVATE, d, 0);
+    unsigned char *c2 = nommu_mmap(q, NULL, 8192, PROT_READ, MAP_PRIVATE, dq, 0);
+    CHECK(c1 != MAP_FAILED && memcmp(c1, data, sizeof data) == 0 && c1[6000] == 0 && c1[8191] == 0, "row 34");
+    CHECK(c2 == c1 && mmap_pages(sys) == before + 2, "row 36 one copy, two processes");
+    unsigned char *inner = nommu_mmap(q, NULL, PAGE, PROT_READ, MAP_PRIVATE, dq, PAGE);
+    CHECK(inner == c1 + PAGE, "row 37 inner range");
+    unsigned char *own = nommu_mmap(p, NULL, 8192, rw, MAP_PRIVATE, d, 0);
+    CHECK(own != MAP_FAILED && own != c1 && mmap_pages(sys) == before + 4, "row 39 writable: own copy");
+    CHECK(nommu_pwrite(p, d, "X", 1, 0) == 1 && c1[0] == data[0], "later writes not in the copy");
+    int other = nommu_open(p, "/data/other", O_RDWR | O_CREAT, 0644);
+    CHECK(nommu_ftruncate(p, other, 4 * PAGE) == 0, "disk ftruncate");
+    void *o2 = nommu_mmap(p, NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, other, 0);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, 4 * PAGE, PROT_READ, MAP_PRIVATE, other, 0), MAP_FAILED, EINVAL, "row 38");
+    EXPECT_ERRNO(nommu_munmap(p, c1, PAGE), -1, EINVAL, "row 58 front");
+    EXPECT_ERRNO(nommu_munmap(p, c1 + PAGE, PAGE), -1, EINVAL, "row 58 back");
+    EXPECT_ERRNO(nommu_mremap(p, c1, 8192, PAGE, 0), MAP_FAILED, EPERM, "row 64");
+    CHECK(nommu_munmap(p, c1, 8192) == 0 && nommu_munmap(p, o2, 2 * PAGE) == 0, "whole file unmaps");
+
+    /* Rows 41-48: tmpfs. */
+    unsigned char *s1 = nommu_mmap(p, NULL, 2 * PAGE, rw, MAP_SHARED, shm, 0);
+    int shmq = nommu_shm_open(q, "seg", O_RDWR, 0);
+    unsigned char *s2 = nommu_mmap(q, NULL, 2 * PAGE, rw, MAP_SHARED, shmq, 0);
+    CHECK(s1 != MAP_FAILED && s1 == s2, "row 41 same address");
+    s1[100] = 42;
+    CHECK(s2[100] == 42, "row 41 data shared");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, 3 * PAGE, PROT_READ, MAP_SHARED, shm, 0), MAP_FAILED, ENODEV, "row 42 past EOF");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, 2 * PAGE, PROT_READ, MAP_SHARED, f, 0), MAP_FAILED, ENODEV,
+                 "row 43 write()-filled pages");
+    unsigned char *ov = nommu_mmap(q, NULL, 2 * PAGE, PROT_READ, MAP_PRIVATE, shmq, 0);
+    CHECK(ov == s1, "row 44 private overlay in place");
+    int big = nommu_open(p, "/tmp/big", O_RDWR | O_CREAT, 0600);
+    EXPECT_ERRNO(nommu_ftruncate(p, big, (off_t)1 << 32), -1, EFBIG, "row 45");
+    EXPECT_ERRNO(nommu_ftruncate(p, shm, PAGE), -1, ETXTBSY, "row 46");
+    CHECK(nommu_ftruncate(p, big, PAGE) == 0 && nommu_ftruncate(p, big, 3 * PAGE) == 0, "row 48 grow");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, big, 2 * PAGE), MAP_FAILED, ENODEV, "row 48 tail");
+
+    /* Row 69: /proc/maps format for a shared tmpfs region. */
+    read_proc(p, "/proc/maps", text, sizeof text);
+    char *line = strstr(text, "/dev/shm/seg");
+    char *bol = line;
+    while (bol && bol > text && bol[-1] != '\n') bol--;
+    CHECK(line && line - bol == 73 && strstr(bol, " rw-S 00000000 00:17 ") && strstr(bol, " rw-S ") < line,
+          "row 69 S, device, path at column 73");
+
+    /* Rows 75-77: SysV. */
+    int id = nommu_shmget(p, 0x4242, 5000, IPC_CREAT | 0600);
+    CHECK(id >= 0, "row 77 shmget");
+    void *a1 = nommu_shmat(p, id, NULL, 0);
+    void *a2 = nommu_shmat(q, id, NULL, SHM_RDONLY);
+    CHECK(a1 != MAP_FAILED && a1 == a2 && ((unsigned char *)a2)[4999] == 0, "shmat: one address, zeroed");
+    EXPECT_ERRNO(nommu_shmat(p, id, a1, 0), MAP_FAILED, EINVAL, "row 75");
+    EXPECT_ERRNO(nommu_shmdt(p, (char *)a1 + PAGE), -1, EINVAL, "row 76");
+    struct shmid_ds ds;
+    memset(&ds, 0xAB, sizeof ds);
+    EXPECT_ERRNO(nommu_shmctl(p, id + 99, IPC_STAT, &ds), -1, EINVAL, "IPC_STAT unknown id");
+    CHECK(ds.shm_segsz == (size_t)0xABABABABABABABABull, "shmid_ds untouched on failure");
+    CHECK(nommu_shmctl(p, id, IPC_STAT, &ds) == 0 && ds.shm_nattch == 2 && ds.shm_segsz == 5000, "IPC_STAT");
+    CHECK(nommu_shmctl(p, id, IPC_RMID, NULL) == 0 && nommu_shmdt(p, a1) == 0, "IPC_RMID, shmdt");
+    EXPECT_ERRNO(nommu_shmget(q, 0x4242, 0, 0), -1, ENOENT, "key gone");
+
+    /* romfs and the flash window. */
+    static const char rom[] = "#!/bin/sh\necho rom\n";
+    CHECK(nommu_romfs_add(sys, "/rom/bin/hello", rom, sizeof rom) == 0, "romfs_add");
+    EXPECT_ERRNO(nommu_romfs_add(sys, "/rom/bin/hello", rom, sizeof rom), -1, EEXIST, "romfs_add twice");
+    int r = nommu_open(p, "/rom/bin/hello", O_RDONLY);
+    EXPECT_ERRNO(nommu_romfs_add(sys, "/rom/bin/hello", rom, 1), -1, EBUSY, "romfs_add after open");
+    const char *x1 = nommu_mmap(p, NULL, sizeof rom, PROT_READ | PROT_EXEC, MAP_PRIVATE, r, 0);
+    CHECK(x1 != MAP_FAILED && memcmp(x1, rom, sizeof rom) == 0 && mmap_pages(sys) == before + 4,
+          "XIP: no copy (MmapCopy counts the two /data copies only)");
+    CHECK(nommu_flash_set_mode(sys, "/dev/mtd0", NOMMU_FLASH_PROGRAM) == 0 && (unsigned char)x1[0] == 0x80 &&
+              x1[1] == 0,
+          "program mode: the status word");
+    EXPECT_ERRNO(nommu_flash_set_mode(sys, "/dev/mtd0", 7), -1, EINVAL, "bad mode");
+    CHECK(nommu_flash_set_mode(sys, "/dev/mtd0", NOMMU_FLASH_READ) == 0 && x1[0] == '#', "read mode: the data");
+
+    /* Descriptor errors, out-parameters untouched. */
+    EXPECT_ERRNO(nommu_open(p, "/nowhere", O_RDONLY), -1, ENOENT, "outside the tree");
+    EXPECT_ERRNO(nommu_open(p, "/rom/x", O_WRONLY | O_CREAT, 0600), -1, EROFS, "EROFS");
+    EXPECT_ERRNO(nommu_pread(p, fds[0], text, 1, 0), -1, ESPIPE, "pread on a pipe");
+    EXPECT_ERRNO(nommu_unlink(p, "/tmp/none"), -1, ENOENT, "unlink missing");
+    EXPECT_ERRNO(nommu_close(q, f), -1, EBADF, "another process's descriptor");
+    EXPECT_ERRNO(nommu_open(p, NULL, O_RDONLY), -1, EFAULT, "NULL path");
+    int out[2] = {-7, -7};
+    EXPECT_ERRNO(nommu_pipe(NULL, out), -1, EINVAL, "NULL process");
+    CHECK(out[0] == -7 && out[1] == -7, "pipe fds untouched on failure");
+
+    nommu_process_exit(q);
+    nommu_process_exit(p);
     nommu_system_destroy(sys);
 }
 
@@ -285,6 +441,7 @@ int main(void) {
     nommu_system_destroy(sys);
 
     more_rows();
+    file_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
