@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Program loading the way ELF-FDPIC does it on a no-MMU system (fs/binfmt_elf_fdpic.c,
+// elf_fdpic_map_file_by_direct_mmap): every PT_LOAD segment is mmapped from the file on
+// its own, text read-only and private (so it is shared between processes, and executes in
+// place when the file is on /rom), data as a private copy with its bss cleared, then one
+// anonymous region for brk and stack, mapped with MAP_UNINITIALIZED.
+public import NommuBase
+
+/// Where `exec` put a program (`struct nommu_image`).
+public struct ExecutableImage: Sendable, Hashable {
+    /// One loaded segment.
+    public struct Segment: Sendable, Hashable {
+        /// Where the segment's first byte (its `p_vaddr`) landed.
+        public var address: VirtualAddress
+        /// `p_memsz`.
+        public var memorySize: Int
+        /// `p_filesz`.
+        public var fileSize: Int
+        public var protection: Protection
+        /// Mapped in place (execute in place, or a direct overlay) rather than copied.
+        public var inPlace: Bool
+    }
+
+    public var segments: [Segment]
+    /// The entry point, relocated into the segment that holds it.
+    public var entry: VirtualAddress
+    /// The brk range: brk starts at `startBrk` and may move up to `endBrk`.
+    public var startBrk: VirtualAddress
+    public var endBrk: VirtualAddress
+    /// `start_stack`: the top of the brk+stack region (stacks grow down and never grow).
+    public var startStack: VirtualAddress
+    /// Bytes of the brk+stack region (PT_GNU_STACK's size, else 128 KiB).
+    public var stackSize: Int
+    /// PT_INTERP, when the program names one (the model does not load interpreters).
+    public var interpreter: String?
+}
+
+extension Process {
+    /// `execve` of an ELF executable under ELF-FDPIC rules: a fresh address space (a vfork
+    /// child leaves its parent's alone), each PT_LOAD segment mapped from the file, then
+    /// the brk+stack region; `start_stack` is set so `/proc/<pid>/maps` labels `[stack]`.
+    /// - Throws: `ENOENT`, `ENAMETOOLONG` for the path; `EACCES` for a file that is not
+    ///   regular or is on a noexec mount; `ENOEXEC` for a malformed or non-ELF file;
+    ///   `ENOMEM` (and any mmap error) when a segment cannot be mapped. On failure nothing
+    ///   is mapped and the old address space stays.
+    public func exec(_ path: String) throws(Errno) -> ExecutableImage {
+        try system.exec(pid, path)
+    }
+
+    /// `brk(addr)`: moves the break within [start_brk, end_brk] and returns it; any other
+    /// address (0 included) leaves it and returns the current break (SPEC §9).
+    public func brk(_ address: UInt) throws(Errno) -> VirtualAddress {
+        try system.brk(pid, address)
+    }
+}
+
+extension System {
+    /// FDPIC's stack size when PT_GNU_STACK gives none.
+    static let defaultStackSize = 131_072
+
+    func exec(_ pid: Int32, _ path: String) throws(Errno) -> ExecutableImage {
+        let resolved = try ModelState.resolve(path)
+        if case .mount(let m, _) = resolved.place, m.isNoExec { throw .permissionDenied }
+        let fd = try open(pid, path, .readOnly)
+        defer { try? close(pid, fd) }
+        let (isRegular, size) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Bool, Int) in
+            let f = try descriptor(pid, fd, in: &s)
+            guard let id = f.inode else { return (false, 0) }
+            let node = s.inodes[id]!
+            return (node.kind == .regular, node.size)
+        }
+        guard isRegular else { throw .permissionDenied }
+        let elf: ELFImage
+        do {
+            elf = try ELFImage.parse(fileSize: UInt64(size)) { offset, count in
+                guard let bytes = try? read(pid, fd, count: count, at: Int(offset)), bytes.count == count else {
+                    return nil
+                }
+                return bytes
+            }
+        } catch {
+            throw .execFormatError
+        }
+        let page = UInt64(pageSize)
+        for seg in elf.segments {
+            // Each segment is mapped at a page offset: its offset and address must agree
+            // within a page, and its sizes must fit the machine.
+            guard (seg.offset & (page - 1)) == (seg.virtualAddress & (page - 1)),
+                seg.memorySize <= UInt64(taskSize), seg.offset <= UInt64(Int.max)
+            else { throw .execFormatError }
+        }
+
+        // A fresh address space; the old one stays until the new one is complete.
+        let (oldMM, newMM) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Int, Int) in
+            guard let old = s.processes[pid] else { throw .noSuchProcess }
+            let new = s.spaces.insert(AddressSpace())
+            s.processes[pid] = new
+            return (old, new)
+        }
+        func rollBack() {
+            state.withLock { s in
+                s.processes[pid] = oldMM
+                s.spaces[newMM]!.users = 1
+                releaseAddressSpace(newMM, in: &s)
+            }
+        }
+        var segments: [ExecutableImage.Segment] = []
+        var entry: UInt = 0
+        do throws(Errno) {
+            for seg in elf.segments {
+                let disp = UInt(seg.virtualAddress & (page - 1))
+                var prot: Protection = []
+                if seg.readable { prot.insert(.read) }
+                if seg.writable { prot.insert(.write) }
+                if seg.executable { prot.insert(.exec) }
+                let base: VirtualAddress
+                if seg.fileSize == 0 {
+                    // Pure bss: anonymous, cleared.
+                    base = try mmap(
+                        pid, address: 0, length: UInt(seg.memorySize) + disp, protection: prot.union(.read),
+                        flags: [.private, .anonymous], fd: -1, offset: 0)
+                } else {
+                    let length = (seg.writable ? UInt(seg.memorySize) : UInt(seg.fileSize)) + disp
+                    base = try mmap(
+                        pid, address: 0, length: length, protection: prot, flags: .private, fd: fd,
+                        offset: Int64(seg.offset) - Int64(disp))
+                    if seg.writable && seg.memorySize > seg.fileSize {
+                        // The copy read whatever follows the segment in the file: clear the bss.
+                        let from = base.rawValue + disp + UInt(seg.fileSize)
+                        UnsafeMutableRawPointer(bitPattern: from)!.initializeMemory(
+                            as: UInt8.self, repeating: 0, count: Int(seg.memorySize - seg.fileSize))
+                    }
+                }
+                let address = VirtualAddress(base.rawValue + disp)
+                let inPlace = state.withLock { s in
+                    guard let mm = s.processes[pid],
+                        let m = s.spaces[mm]!.mappings.first(where: { $0.start == base.rawValue })
+                    else { return false }
+                    return !s.regions[m.region]!.flags.contains(.mappedCopy)
+                        && s.regions[m.region]!.backing.inode != nil
+                }
+                segments.append(
+                    .init(
+                        address: address, memorySize: Int(seg.memorySize), fileSize: Int(seg.fileSize),
+                        protection: prot, inPlace: inPlace))
+                if elf.entry >= seg.virtualAddress && elf.entry - seg.virtualAddress < max(seg.memorySize, 1) {
+                    entry = address.rawValue + UInt(elf.entry - seg.virtualAddress)
+                }
+            }
+            // The brk+stack region: MAP_UNINITIALIZED, so it is cleared only when the system
+            // does not allow uninitialised mappings.
+            var stackSize = Int(elf.stackSize ?? 0)
+            if stackSize == 0 { stackSize = System.defaultStackSize }
+            stackSize = max((stackSize + Int(pageSize) - 1) & ~(Int(pageSize) - 1), 2 * Int(pageSize))
+            var stackProt: Protection = [.read, .write]
+            if elf.executableStack { stackProt.insert(.exec) }
+            let region = try mmap(
+                pid, address: 0, length: UInt(stackSize), protection: stackProt,
+                flags: [.private, .anonymous, .uninitialized, .growsDown], fd: -1, offset: 0)
+            let startBrk = region.rawValue
+            let endBrk = startBrk + UInt(stackSize) - pageSize
+            let startStack = startBrk + UInt(stackSize)
+            state.withLock { s in
+                s.spaces.update(newMM) { space in
+                    space.startBrk = startBrk
+                    space.brk = startBrk
+                    space.endBrk = endBrk
+                    space.startStack = startStack
+                }
+            }
+            // Done: the old address space goes (a vfork parent keeps it), and a shared
+            // descriptor table is unshared (exec's unshare_files).
+            state.withLock { s in
+                releaseAddressSpace(oldMM, in: &s)
+                if let t = s.tableOf[pid], s.tables[t]!.users > 1 {
+                    var copy = s.tables[t]!
+                    copy.users = 1
+                    s.tables.update(t) { $0.users -= 1 }
+                    for f in copy.descriptors.values {
+                        if let i = f.inode {
+                            s.inodes.update(i) { node in
+                                node.opens += 1
+                                node.pipe?.open(reader: f.readable, writer: f.writable)
+                            }
+                        }
+                    }
+                    s.tableOf[pid] = s.tables.insert(copy)
+                }
+            }
+            _checkInvariants()
+            return ExecutableImage(
+                segments: segments, entry: VirtualAddress(entry), startBrk: VirtualAddress(startBrk),
+                endBrk: VirtualAddress(endBrk), startStack: VirtualAddress(startStack), stackSize: stackSize,
+                interpreter: elf.interpreter)
+        } catch {
+            rollBack()
+            throw error
+        }
+    }
+
+    func brk(_ pid: Int32, _ address: UInt) throws(Errno) -> VirtualAddress {
+        try state.withLock { (s: inout ModelState) throws(Errno) -> VirtualAddress in
+            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            let space = s.spaces[mm]!
+            if space.startBrk != 0 && address >= space.startBrk && address <= space.endBrk {
+                s.spaces.update(mm) { $0.brk = address }
+                return VirtualAddress(address)
+            }
+            return VirtualAddress(space.brk)
+        }
+    }
+}
