@@ -231,3 +231,53 @@ public func nommu_shm_unlink(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?)
     guard let n = path(name) else { return failing(.badAddress, -1) }
     return status { () throws(Errno) in try p.shmUnlink(n) }
 }
+
+@_cdecl("nommu_exec_elf")
+public func nommu_exec_elf(
+    _ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<nommu_image>?
+) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    guard let s = path(pathname) else { return failing(.badAddress, -1) }
+    if let out, out.pointee.size < MemoryLayout<nommu_image>.size { return failing(.invalidArgument, -1) }
+    do {
+        let image = try p.exec(s)
+        guard let out else { return 0 }
+        var c = nommu_image()
+        c.size = MemoryLayout<nommu_image>.size
+        c.entry = image.entry.pointer
+        if let text = image.segments.first(where: { $0.protection.contains(.exec) }) {
+            c.text = text.address.pointer
+            c.text_len = text.memorySize
+            c.text_in_place = text.inPlace ? 1 : 0
+        }
+        if let data = image.segments.first(where: { $0.protection.contains(.write) }) {
+            c.data = data.address.pointer
+            c.data_len = data.fileSize
+            c.bss = data.address.pointer.map { $0 + data.fileSize }
+            c.bss_len = data.memorySize - data.fileSize
+        }
+        c.start_brk = image.startBrk.pointer
+        c.end_brk = image.endBrk.pointer
+        c.start_stack = image.startStack.pointer
+        c.stack_size = image.stackSize
+        c.nsegments = CUnsignedInt(image.segments.count)
+        withUnsafeMutableBytes(of: &c.segments) { raw in
+            let slots = raw.bindMemory(to: nommu_image_segment.self)
+            for (i, seg) in image.segments.prefix(slots.count).enumerated() {
+                slots[i] = nommu_image_segment(
+                    address: seg.address.pointer, memsz: seg.memorySize, filesz: seg.fileSize,
+                    prot: seg.protection.rawValue, in_place: seg.inPlace ? 1 : 0)
+            }
+        }
+        out.pointee = c
+        return 0
+    } catch {
+        return failing(error, -1)
+    }
+}
+
+@_cdecl("nommu_brk")
+public func nommu_brk(_ p: OpaquePointer?, _ newBrk: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    guard let p = process(p) else { return failing(.invalidArgument, nil) }
+    do { return try p.brk(UInt(bitPattern: newBrk)).pointer } catch { return failing(error, nil) }
+}

@@ -158,6 +158,47 @@ int nommu_shmctl(nommu_process *process, int shmid, int cmd, struct shmid_ds *bu
 int nommu_shm_open(nommu_process *process, const char *name, int oflag, mode_t mode);
 int nommu_shm_unlink(nommu_process *process, const char *name);
 
+/* ---- Programs ---- */
+
+#define NOMMU_IMAGE_MAX_SEGMENTS 16
+
+/* One loaded PT_LOAD segment. */
+struct nommu_image_segment {
+    void *address; /* where its p_vaddr landed */
+    size_t memsz;
+    size_t filesz;
+    int prot;      /* PROT_* */
+    int in_place;  /* mapped in place rather than copied */
+};
+
+/* Where nommu_exec_elf put a program. */
+struct nommu_image {
+    size_t size;          /* in: sizeof(struct nommu_image) */
+    void *entry;          /* the entry point, relocated */
+    void *text;           /* the first executable segment (its p_vaddr's byte) */
+    size_t text_len;      /* its p_memsz */
+    int text_in_place;    /* 1: executes in place (romfs) or overlays the page cache; 0: a copy */
+    void *data;           /* the first writable segment */
+    size_t data_len;      /* its p_filesz */
+    void *bss;            /* data + p_filesz: cleared */
+    size_t bss_len;       /* p_memsz - p_filesz */
+    void *start_brk;      /* the brk+stack region (mapped MAP_UNINITIALIZED) */
+    void *end_brk;        /* brk may move within [start_brk, end_brk] */
+    void *start_stack;    /* the top of the region; /proc/<pid>/maps labels it [stack] */
+    size_t stack_size;    /* PT_GNU_STACK's size, else 128 KiB */
+    unsigned nsegments;   /* PT_LOAD segments (the first NOMMU_IMAGE_MAX_SEGMENTS are listed) */
+    struct nommu_image_segment segments[NOMMU_IMAGE_MAX_SEGMENTS];
+};
+
+/* execve under ELF-FDPIC rules: a fresh address space (a vfork child leaves its parent's),
+ * each PT_LOAD segment mmapped from the file, then the brk+stack region. out may be NULL;
+ * when not, out->size must be at least sizeof(struct nommu_image) (else EINVAL). ENOEXEC for
+ * a malformed file, EACCES for a non-regular file or a noexec mount; nothing changes on failure. */
+int nommu_exec_elf(nommu_process *process, const char *path, struct nommu_image *out);
+/* Moves the break within [start_brk, end_brk]; any other address (NULL included) leaves it.
+ * Returns the break, as the brk system call does. */
+void *nommu_brk(nommu_process *process, void *new_brk);
+
 /* ---- Page allocator, for allocator experiments ---- */
 
 #define NOMMU_GFP_ZERO 0x1u

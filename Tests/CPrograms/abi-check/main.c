@@ -296,6 +296,46 @@ static void file_rows(void) {
     nommu_system_destroy(sys);
 }
 
+/* Program loading: nommu_exec_elf and nommu_brk, with a real binary from the host. */
+static void exec_rows(void) {
+    FILE *host = fopen("/bin/ls", "rb");
+    if (!host) return;
+    static unsigned char image[4 << 20];
+    size_t len = fread(image, 1, sizeof image, host);
+    fclose(host);
+    nommu_system *sys = nommu_system_create(NULL);
+    nommu_process *a = nommu_process_create(sys);
+    nommu_process *b = nommu_process_create(sys);
+    CHECK(nommu_romfs_add(sys, "/rom/bin/ls", image, len) == 0, "romfs_add /bin/ls");
+    struct nommu_image ia, ib, untouched;
+    memset(&ia, 0, sizeof ia);
+    ia.size = ib.size = sizeof ia;
+    CHECK(nommu_exec_elf(a, "/rom/bin/ls", &ia) == 0 && nommu_exec_elf(b, "/rom/bin/ls", &ib) == 0, "exec twice");
+    CHECK(ia.text == ib.text && ia.text_in_place && ia.data != ib.data, "XIP text shared, data private");
+    CHECK(ia.nsegments >= 2 && ia.segments[0].address != NULL, "segments listed");
+    CHECK(ia.stack_size == 131072 && (char *)ia.start_stack == (char *)ia.start_brk + ia.stack_size, "stack");
+    char text[8192];
+    read_proc(a, "/proc/self/maps", text, sizeof text);
+    CHECK(strstr(text, "[stack]") && strstr(text, "/rom/bin/ls"), "maps: [stack] and the program");
+    CHECK(nommu_brk(a, NULL) == ia.start_brk, "brk(NULL) is the current break");
+    CHECK(nommu_brk(a, (char *)ia.start_brk + 100) == (char *)ia.start_brk + 100, "brk grows within the range");
+    CHECK(nommu_brk(a, (char *)ia.end_brk + PAGE) == (char *)ia.start_brk + 100, "row 80: beyond: unchanged");
+    int fd = nommu_open(a, "/tmp/script", O_WRONLY | O_CREAT, 0755);
+    nommu_write(a, fd, "#!/bin/sh\n", 10);
+    nommu_close(a, fd);
+    memset(&untouched, 0xAB, sizeof untouched);
+    untouched.size = sizeof untouched;
+    struct nommu_image copy = untouched;
+    EXPECT_ERRNO(nommu_exec_elf(a, "/tmp/script", &untouched), -1, ENOEXEC, "ENOEXEC");
+    CHECK(memcmp(&copy, &untouched, sizeof copy) == 0, "image untouched on failure");
+    EXPECT_ERRNO(nommu_exec_elf(a, "/dev/zero", NULL), -1, EACCES, "not a regular file");
+    ib.size = 8;
+    EXPECT_ERRNO(nommu_exec_elf(b, "/rom/bin/ls", &ib), -1, EINVAL, "image size too small");
+    nommu_process_exit(a);
+    nommu_process_exit(b);
+    nommu_system_destroy(sys);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -442,6 +482,7 @@ int main(void) {
 
     more_rows();
     file_rows();
+    exec_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
