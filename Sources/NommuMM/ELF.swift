@@ -100,8 +100,8 @@ extension ELFImage {
     /// `count` bytes at `offset`, or nil if they are not there (the parser never asks past fileSize).
     ///
     /// Reads the ELF header, the program header table (in one call) and the `PT_INTERP` path.
-    /// A nil or short read is `truncated`. Checks run in the order of `ELFError`'s cases, and
-    /// program headers in file order, so the first problem found is the one thrown.
+    /// A nil or short read is `truncated`. The first failing check is thrown: the ELF header's in the
+    /// order of `ELFError`'s cases, then each program header in file order, then `noLoadableSegment`.
     package static func parse(fileSize: UInt64, read: (UInt64, Int) -> [UInt8]?) throws(ELFError) -> ELFImage {
         guard fileSize >= UInt64(ELFLayout.elf32.headerSize) else { throw .truncated }
         let ident = try fetch(read, at: 0, count: Int(min(fileSize, UInt64(ELFLayout.elf64.headerSize))))
@@ -234,7 +234,7 @@ private enum ELFConstant {
     static let pfW: UInt32 = 2
     /// `PF_R`: readable.
     static let pfR: UInt32 = 4
-    /// The most program headers accepted (the kernel's limit is 64 KiB of them; `PN_XNUM` is refused).
+    /// The most program headers accepted (so `PN_XNUM`, 0xffff, is refused).
     static let maxProgramHeaders: UInt64 = 4096
     /// The longest `PT_INTERP` accepted, NUL included (`PATH_MAX`).
     static let maxInterpreterSize: UInt64 = 4096

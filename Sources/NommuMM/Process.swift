@@ -135,15 +135,18 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: Introspection
 
-    /// This process's mappings, in address order: (start, end, region start, region end).
+    /// This process's mappings, in address order, with the region behind each.
     public var mappings: [MappingInfo] {
         system.state.withLock { s in
             guard let mm = s.processes[pid], let space = s.spaces[mm] else { return [] }
             return space.mappings.map { m in
                 let r = s.regions[m.region]!
-                return MappingInfo(
+                var info = MappingInfo(
                     start: VirtualAddress(m.start), end: VirtualAddress(m.end), regionStart: VirtualAddress(r.start),
                     regionEnd: VirtualAddress(r.end), regionTop: VirtualAddress(r.top), regionUsage: r.usage)
+                info.ownsPages = r.run != nil
+                info.path = r.backing.inode.flatMap { s.inodes[$0]?.path }
+                return info
             }
         }
     }
@@ -172,6 +175,11 @@ public struct MappingInfo: Sendable, Hashable {
     public var regionEnd: VirtualAddress
     public var regionTop: VirtualAddress
     public var regionUsage: Int
+    /// The region owns its memory (an anonymous region or a private copy); false for
+    /// memory mapped in place (page cache, device memory, execute in place).
+    public var ownsPages = true
+    /// The mapped file's path, for file and device mappings.
+    public var path: String? = nil
 
     public init(
         start: VirtualAddress, end: VirtualAddress, regionStart: VirtualAddress, regionEnd: VirtualAddress,

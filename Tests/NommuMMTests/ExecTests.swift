@@ -148,7 +148,7 @@ struct ExecTests {
 
     @Test("a real host binary loads from /rom and /data; XIP saves the text")
     func hostBinary() throws {
-        guard let ls = hostFile("/bin/ls") else { return }
+        let ls = try #require(hostFile("/bin/ls"), "the host has /bin/ls")
         let s = try makeSystem(pages: 8192)
         let procs = (0..<3).map { _ in s.createProcess() }
         try s.romfsAdd(path: "/rom/ls", ls)
@@ -165,5 +165,26 @@ struct ExecTests {
         #expect(!dtext.inPlace, "a disk file is copied")
         #expect(try procs[2].readFile("/proc/self/maps").contains("/data/ls"))
         #expect(everythingBackViolation(s, procs) == nil)
+    }
+}
+
+@Suite("nommu exec-map")
+struct ExecMapTests {
+    @Test("from /rom text is in place; from /data it is one shared copy; the figures add up")
+    func report() throws {
+        let ls = try #require(hostFile("/bin/ls"), "the host has /bin/ls")
+        let rom = try ExecMap.run(files: [("ls", ls)], instances: 3, from: .rom)
+        #expect(rom.rows.count == 3)
+        #expect(rom.rows.allSatisfy { $0.inPlaceBytes > 0 && $0.sharedBytes == 0 })
+        #expect(rom.ramBytes == rom.rows.reduce(0) { $0 + $1.privateBytes })
+        #expect(rom.unsharedBytes == rom.rows.reduce(0) { $0 + $1.privateBytes + $1.inPlaceBytes })
+        let data = try ExecMap.run(files: [("ls", ls)], instances: 3, from: .data)
+        #expect(data.rows.allSatisfy { $0.inPlaceBytes == 0 && $0.sharedBytes > 0 })
+        #expect(data.ramBytes == data.rows[0].sharedBytes + data.rows.reduce(0) { $0 + $1.privateBytes })
+        #expect(data.report.contains("/proc/maps") && data.report.contains("[stack]"))
+        #expect(rom.ramBytes < data.ramBytes, "XIP needs no RAM for text")
+        #expect(throws: Errno.execFormatError) {
+            _ = try ExecMap.run(files: [("x", [1, 2, 3])], instances: 1, from: .rom)
+        }
     }
 }
