@@ -269,8 +269,8 @@ private struct ELFLayout {
     /// Offset of `p_align` in a program header.
     let pAlign: Int
 
-    /// The highest end address a segment may have: 2^32 for ELF32, 2^64 - 1 for ELF64.
-    var addressLimit: UInt64 { wordSize == 8 ? .max : 1 << 32 }
+    /// The highest end address a segment may have: the class's largest address, so the end fits in a word.
+    var addressLimit: UInt64 { wordSize == 8 ? .max : UInt64(UInt32.max) }
 
     /// ELF32 (`Elf32_Ehdr`, `Elf32_Phdr`).
     static let elf32 = ELFLayout(

@@ -51,6 +51,7 @@ extension System {
             }
         }
         s.pageCachePages += fresh.count
+        if offset > s.inodes[id]!.size { zeroTail(id, from: s.inodes[id]!.size, in: &s) }
         s.inodes.update(id) { node in
             for (i, run) in fresh { node.pages[i] = run }
             bytes.withUnsafeBytes { src in
@@ -106,7 +107,9 @@ extension System {
             return
         }
         if newSize > old {
-            // Growing a non-empty file allocates nothing.
+            // Growing a non-empty file allocates nothing. Bytes a shared mapping wrote past
+            // the old end (in its last page) are not file data: they read as zeros.
+            zeroTail(id, from: old, in: &s)
             s.inodes.update(id) { $0.size = newSize }
             return
         }
@@ -160,6 +163,15 @@ extension System {
             node.size = newSize
         }
         s.pageCachePages -= freed
+    }
+
+    /// Zeroes [from, end of its page) in the page cache: past-EOF bytes of the last page.
+    func zeroTail(_ id: Int, from: Int, in s: inout ModelState) {
+        let page = Int(pageSize)
+        let within = from & (page - 1)
+        guard within != 0, let run = s.inodes[id]!.pages[from >> pageShift] else { return }
+        let p = UnsafeMutableRawPointer(bitPattern: pageAddress(run))! + within
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: page - within)
     }
 
     /// `ramfs_nommu_get_unmapped_area`: the page-cache address when [pgoff, pgoff + len)
