@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import NommuBase
 import NommuMM
 import NommuTestSupport
 import Testing
@@ -15,6 +16,28 @@ struct ReadmeModelExampleTests {
         #expect(maps.hasSuffix(" rw-p 00000000 00:00 0 \n"))
         p.exit()
         #expect(everythingBackViolation(system, [p]) == nil)
+    }
+}
+
+@Suite("README example: files and shared memory")
+struct ReadmeFilesExampleTests {
+    @Test func example() throws {
+        let system = try System()
+        let (a, b) = (system.createProcess(), system.createProcess())
+        let fd = try a.shmOpen("/ring", [.readWrite, .create])  // POSIX shm on /dev/shm
+        try a.ftruncate(fd, length: 8192)  // gathers 2 contiguous zeroed pages
+        let x = try a.mmap(length: 8192, protection: [.read, .write], flags: .shared, fd: fd)
+        let y = try b.mmap(
+            length: 8192, protection: [.read, .write], flags: .shared, fd: try b.shmOpen("ring", .readWrite))
+        #expect(x == y)
+        let id = try a.shmget(key: 0x1234, size: 5000, flags: SharedMemory.create | 0o600)  // SysV: pages now
+        let s1 = try a.shmat(id)
+        let s2 = try b.shmat(id)
+        #expect(s1 == s2)
+        #expect(throws: Errno.invalidArgument) { _ = try a.shmat(id, address: s1.rawValue) }
+        try a.shmRemove(id)
+        try a.shmUnlink("ring")
+        #expect(everythingBackViolation(system, [a, b]) == nil)
     }
 }
 
