@@ -16,8 +16,18 @@ extension System {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.processes[pid] else { throw .noSuchProcess }
             // 2. The first VMA that intersects [start, end) (v6.1+ vma_find).
-            let candidates = s.spaces[mm]!.indices(intersecting: start, end)
-            guard let i = candidates.first else { throw .invalidArgument }
+            // (Without overlapping mappings, a bisection; no array is built on this path.)
+            let i: Int
+            if s.spaces[mm]!.hasOverlaps {
+                guard let k = s.spaces[mm]!.indices(intersecting: start, end).first else { throw .invalidArgument }
+                i = k
+            } else {
+                let k = s.spaces[mm]!.firstIndex(endingAbove: start)
+                guard k < s.spaces[mm]!.mappings.count, s.spaces[mm]!.mappings[k].start < end else {
+                    throw .invalidArgument
+                }
+                i = k
+            }
             let vma = s.spaces[mm]!.mappings[i]
             // 3. File mappings are never split: only a VMA starting at or after `start` and
             // ending exactly at `end` goes, whole.
@@ -25,7 +35,7 @@ extension System {
                 // (Where mappings overlap, which only device and shareable file mappings do,
                 // one that starts below `start` is passed over rather than refused.)
                 let overlapping = s.spaces[mm]!.hasOverlaps
-                for c in candidates {
+                for c in s.spaces[mm]!.indices(intersecting: start, end) {
                     let m = s.spaces[mm]!.mappings[c]
                     if start > m.start {
                         if overlapping { continue }

@@ -84,6 +84,10 @@ public final class System: @unchecked Sendable {
     let pageShift: Int
     let state: HostMutex<ModelState>
     let futexes = FutexTable()
+    #if NOMMU_INTERNAL_CHECKS
+        /// Calls of `_checkInvariants`, for sampling the walk in large states.
+        let checkCalls = HostMutex<Int>(0)
+    #endif
     /// The flash window: `/dev/mtd0`'s memory, with the romfs image of `/rom` in it.
     let flash: HostArena
     /// The host directory behind `/data`, and whether the system made it (and removes it).

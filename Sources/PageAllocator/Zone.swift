@@ -22,6 +22,10 @@ struct ZoneState {
     var splits: Int64 = 0
     var merges: Int64 = 0
     var failedAllocations: Int64 = 0
+    #if NOMMU_INTERNAL_CHECKS
+        /// Calls of `_checkInvariants`, for sampling the O(pages) walk in large arenas.
+        var checkCalls = 0
+    #endif
 }
 
 /// The zone: free areas (one doubly linked list per order), the page descriptors and the
