@@ -262,3 +262,49 @@ struct PrivateCopyTests {
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 }
+
+@Suite("/data over a host directory")
+struct HostDirectoryTests {
+    @Test("a given host directory: its files appear, writes reach it, and it outlives the system")
+    func givenDirectory() throws {
+        var template = Array("/tmp/nommu-hostdir-XXXXXX".utf8CString)
+        let dir = try #require(
+            template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }.map { String(cString: $0) })
+        defer {
+            _ = Glibc.unlink(dir + "/seed")
+            _ = Glibc.unlink(dir + "/made")
+            _ = Glibc.rmdir(dir)
+        }
+        let fd = Glibc.open(dir + "/seed", O_CREAT | O_WRONLY, 0o644)
+        _ = Glibc.write(fd, "from the host", 13)
+        Glibc.close(fd)
+        do {
+            let s = try System(.init(arenaBytes: 4 << 20, hostDirectory: dir))
+            let p = s.createProcess()
+            #expect(try p.readFile("/data/seed") == "from the host")
+            try p.writeFile("/data/made", Array("from the model".utf8))
+            let m = try p.mmap(length: 13, protection: .read, flags: .private, fd: try p.open("/data/seed"))
+            #expect(bytes(m, 13) == Array("from the host".utf8))
+            #expect(everythingBackViolation(s, [p]) == nil)
+        }
+        var st = stat()
+        #expect(stat(dir + "/made", &st) == 0 && st.st_size == 14, "written through to the host, and kept")
+        #expect(throws: Errno.notDirectory) { _ = try System(.init(arenaBytes: 4 << 20, hostDirectory: dir + "/seed")) }
+    }
+
+    @Test("no host directory given: a fresh temporary one, removed with the system")
+    func temporaryDirectory() throws {
+        var dir = ""
+        do {
+            let s = try System(.init(arenaBytes: 4 << 20))
+            dir = s.hostDirectory
+            let p = s.createProcess()
+            try p.writeFile("/data/x", [1, 2, 3])
+            var st = stat()
+            #expect(stat(dir + "/x", &st) == 0)
+            p.exit()
+        }
+        var st = stat()
+        #expect(stat(dir, &st) != 0, "removed at destroy")
+    }
+}
