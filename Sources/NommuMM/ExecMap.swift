@@ -108,10 +108,11 @@ public enum ExecMap {
         out += "\nRAM in use (MmapCopy): \(ram / 1024) kB\n"
         out += "RAM if every process had its own copies: \(unshared / 1024) kB\n"
         let saved = unshared - ram
-        let percent = unshared > 0 ? Double(saved) * 100 / Double(unshared) : 0
+        // Integer rounding: the static library then needs nothing from libm.
+        let percent = unshared > 0 ? (saved * 100 + unshared / 2) / unshared : 0
         out += "saved by sharing"
         out += source == .rom ? " and executing in place" : " read-only copies"
-        out += ": \(saved / 1024) kB (\(Int(percent.rounded()))%)\n"
+        out += ": \(saved / 1024) kB (\(percent)%)\n"
         out += "\n== /proc/maps\n" + procMaps
         for (program, pid, text) in firsts { out += "\n== /proc/\(pid)/maps (\(program))\n" + text }
         for (_, p) in processes { p.exit() }
