@@ -149,3 +149,5 @@ uint64_t cshim_now_ns(void) {
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
+
+int64_t cshim_bench_sink;

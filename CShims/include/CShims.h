@@ -112,6 +112,14 @@ static inline void cshim_store_relaxed_i64(int64_t *p, int64_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+/* The benchmarks' sink: values from timed loops are added here so that nothing is optimised
+ * away. Relaxed atomic load and store (plain moves on x86-64): benchmarks run on several
+ * threads at once in the tests, and a plain global would be a data race. */
+extern int64_t cshim_bench_sink;
+static inline void cshim_black_hole(int64_t v) {
+    __atomic_store_n(&cshim_bench_sink, __atomic_load_n(&cshim_bench_sink, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
 // MARK: - Thread-local slots (per-CPU page lists)
 
 /// One thread's entry for one allocator: the allocator's never-reused id and that

@@ -7,13 +7,11 @@
 internal import CShims
 import NommuBase
 
-/// Opaque sink for values produced in timed loops, so that nothing is optimised away.
-nonisolated(unsafe) var benchSink: Int = 0
-
-/// Consumes `value` (a plain add into a global the optimiser cannot see the end of).
+/// Consumes `value`: adds it to a sink the optimiser cannot see the end of
+/// (`cshim_black_hole`: relaxed atomic load and store, race-free across threads).
 @inline(__always)
 func blackHole(_ value: Int) {
-    benchSink &+= value
+    cshim_black_hole(Int64(truncatingIfNeeded: value))
 }
 
 /// Something measured by running it `count` times in a row.
