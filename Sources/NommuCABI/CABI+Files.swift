@@ -28,11 +28,19 @@ public func nommu_close(_ p: OpaquePointer?, _ fd: CInt) -> CInt {
 
 @_cdecl("nommu_read")
 public func nommu_read(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    readInto(p, buf, count) { (p, n) throws(Errno) in try p.read(fd, count: n) }
+}
+
+/// The common part of `read` and `pread`: argument checks, the call, the copy out.
+func readInto(
+    _ handle: OpaquePointer?, _ buf: UnsafeMutableRawPointer?, _ count: Int,
+    _ call: (Process, Int) throws(Errno) -> [UInt8]
+) -> Int {
+    guard let p = process(handle) else { return failing(.invalidArgument, -1) }
     guard count >= 0 else { return failing(.invalidArgument, -1) }
     guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
     do {
-        let bytes = try p.read(fd, count: count)
+        let bytes = try call(p, count)
         if let buf, !bytes.isEmpty {
             bytes.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
@@ -42,13 +50,20 @@ public func nommu_read(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawP
     }
 }
 
-@_cdecl("nommu_write")
-public func nommu_write(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int) -> Int {
-    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+/// The common part of `write` and `pwrite`: argument checks, the copy in, the call.
+func writeFrom(
+    _ handle: OpaquePointer?, _ buf: UnsafeRawPointer?, _ count: Int, _ call: (Process, [UInt8]) throws(Errno) -> Int
+) -> Int {
+    guard let p = process(handle) else { return failing(.invalidArgument, -1) }
     guard count >= 0 else { return failing(.invalidArgument, -1) }
     guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
     let bytes = buf.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? []
-    do { return try p.write(fd, bytes) } catch { return failing(error, -1) }
+    do { return try call(p, bytes) } catch { return failing(error, -1) }
+}
+
+@_cdecl("nommu_write")
+public func nommu_write(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int) -> Int {
+    writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.write(fd, bytes) }
 }
 
 /// A C string as a Swift string; nil for NULL.
@@ -74,29 +89,14 @@ func status(_ body: () throws(Errno) -> Void) -> CInt {
 public func nommu_pread(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
-    guard let p = process(p) else { return failing(.invalidArgument, -1) }
-    guard count >= 0 else { return failing(.invalidArgument, -1) }
-    guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
-    do {
-        let bytes = try p.pread(fd, count: count, offset: Int64(offset))
-        if let buf, !bytes.isEmpty {
-            bytes.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        }
-        return bytes.count
-    } catch {
-        return failing(error, -1)
-    }
+    readInto(p, buf, count) { (p, n) throws(Errno) in try p.pread(fd, count: n, offset: Int64(offset)) }
 }
 
 @_cdecl("nommu_pwrite")
 public func nommu_pwrite(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
-    guard let p = process(p) else { return failing(.invalidArgument, -1) }
-    guard count >= 0 else { return failing(.invalidArgument, -1) }
-    guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
-    let bytes = buf.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? []
-    do { return try p.pwrite(fd, bytes, offset: Int64(offset)) } catch { return failing(error, -1) }
+    writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.pwrite(fd, bytes, offset: Int64(offset)) }
 }
 
 @_cdecl("nommu_ftruncate")

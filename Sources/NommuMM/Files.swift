@@ -349,16 +349,8 @@ extension System {
                 return .done(chunk)
             case .nrTrimPages: return .nrTrim(position ?? f.offset)
             case .inode(let id):
-                let node = s.inodes[id]!
-                switch node.kind {
-                case .fifo:
-                    if position != nil { throw .illegalSeek }
-                    return .pipe(node.pipe!, f.nonBlocking)
-                case .socket:
-                    if position != nil { throw .illegalSeek }
-                    throw .socketNotConnected
-                case .directory: throw .isDirectory
-                case .regular, .characterDevice, .blockDevice:
+                if let pipe = try streamOf(id, position: position, in: &s) { return .pipe(pipe, f.nonBlocking) }
+                do {
                     let at = position ?? f.offset
                     let bytes = try readInode(id, at: at, count: count, in: &s)
                     if position == nil { s.setOffset(pid, fd, at + bytes.count) }
@@ -392,16 +384,9 @@ extension System {
             case .directory, .text: throw .badFileDescriptor
             case .nrTrimPages: return .nrTrim
             case .inode(let id):
+                if let pipe = try streamOf(id, position: position, in: &s) { return .pipe(pipe, f.nonBlocking) }
                 let node = s.inodes[id]!
-                switch node.kind {
-                case .fifo:
-                    if position != nil { throw .illegalSeek }
-                    return .pipe(node.pipe!, f.nonBlocking)
-                case .socket:
-                    if position != nil { throw .illegalSeek }
-                    throw .socketNotConnected
-                case .directory: throw .isDirectory
-                case .regular, .characterDevice, .blockDevice:
+                do {
                     let append = f.append && node.kind == .regular
                     if append && node.mount == .data {
                         let size = try hostCall(.read, in: &s) { () throws(Errno) in try HostFS.size(node.hostFD) }
@@ -424,6 +409,23 @@ extension System {
             guard let value = Int(text), value >= 0, value <= Int(Int32.max) else { throw .invalidArgument }
             try setNrTrimPages(value)
             return bytes.count
+        }
+    }
+
+    /// The pipe behind a FIFO or pipe inode (nil for files and devices, which read and
+    /// write at an offset). - Throws: `ESPIPE` for an offset on a pipe or socket;
+    /// `ENOTCONN` for a socket; `EISDIR` for a directory.
+    private func streamOf(_ id: Int, position: Int?, in s: inout ModelState) throws(Errno) -> PipeBuffer? {
+        let node = s.inodes[id]!
+        switch node.kind {
+        case .fifo:
+            if position != nil { throw .illegalSeek }
+            return node.pipe!
+        case .socket:
+            if position != nil { throw .illegalSeek }
+            throw .socketNotConnected
+        case .directory: throw .isDirectory
+        case .regular, .characterDevice, .blockDevice: return nil
         }
     }
 
