@@ -32,7 +32,7 @@ let package = Package(
     name: "nommu",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM"]),
+        .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"]),
         .executable(name: "nommu", targets: ["nommu"]),
         // The C ABI of nommu.h: libnommu-c.so and libnommu-c-static.a (see the README for the
         // compile and link lines, and scripts/install-c-library for libnommu + nommu.pc).
@@ -58,6 +58,11 @@ let package = Package(
         .target(
             name: "NommuMM",
             dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "NommuMalloc",
+            dependencies: ["NommuBase", "PageAllocator", "NommuMM"],
             swiftSettings: swiftSettings
         ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
@@ -102,6 +107,11 @@ let package = Package(
         .testTarget(
             name: "NommuMMTests",
             dependencies: ["NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "NommuMallocTests",
+            dependencies: ["NommuMalloc", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -151,6 +151,16 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The mapping of this process that contains `address`: its [start, end), or nil.
+    public func mapping(containing address: UInt) -> (start: UInt, end: UInt)? {
+        system.state.withLock { s in
+            guard let mm = s.processes[pid], let space = s.spaces[mm], let i = space.index(containing: address) else {
+                return nil
+            }
+            return (space.mappings[i].start, space.mappings[i].end)
+        }
+    }
+
     /// Sets `mm->start_stack` (the ELF loader's job, next issue); package-visible for tests.
     package func setStartStack(_ address: UInt) {
         system.state.withLock { s in

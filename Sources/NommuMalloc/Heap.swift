@@ -1,0 +1,364 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The `heap` policy: boundary-tag chunks inside mmapped areas.
+//
+// A chunk at address c (16-byte aligned, size a multiple of 16, at least 48):
+//   c+0   prevSize: the previous chunk's size, valid while that chunk is free (its footer)
+//   c+8   size | INUSE (bit 0) | PREV_INUSE (bit 1)
+//   c+16  in use: the requested size;   free: next chunk in its bin
+//   c+24  in use: the heap tag;         free: previous chunk in its bin
+//   c+32  payload
+// An area [a, a + n) holds chunks from a up to a fence chunk of 32 bytes at a + n − 32 that
+// is always in use. Free chunks never touch (they coalesce at once), so a free chunk's
+// neighbours are in use. Bins: exact 16-byte classes below 1 KiB, quarter-octaves above;
+// a bitmap of non-empty bins finds the first bin that must fit in O(1).
+import NommuBase
+
+/// A chunk, seen through its address.
+struct Chunk: Equatable {
+    static let overhead = 32
+    static let minimum = 48
+    static let inUseBit: UInt64 = 1
+    static let prevInUseBit: UInt64 = 2
+
+    let base: UnsafeMutableRawPointer
+    init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    var address: UInt { UInt(bitPattern: base) }
+    var word: UInt64 {
+        get { base.load(fromByteOffset: 8, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
+    }
+    var size: Int { Int(word & ~15) }
+    var inUse: Bool { word & Chunk.inUseBit != 0 }
+    var prevInUse: Bool { word & Chunk.prevInUseBit != 0 }
+    var prevSize: Int {
+        get { Int(base.load(as: UInt64.self)) }
+        nonmutating set { base.storeBytes(of: UInt64(newValue), as: UInt64.self) }
+    }
+    var nextFree: UnsafeMutableRawPointer? {
+        get { UnsafeMutableRawPointer(bitPattern: UInt(base.load(fromByteOffset: 16, as: UInt64.self))) }
+        nonmutating set { base.storeBytes(of: UInt64(UInt(bitPattern: newValue)), toByteOffset: 16, as: UInt64.self) }
+    }
+    var prevFree: UnsafeMutableRawPointer? {
+        get { UnsafeMutableRawPointer(bitPattern: UInt(base.load(fromByteOffset: 24, as: UInt64.self))) }
+        nonmutating set { base.storeBytes(of: UInt64(UInt(bitPattern: newValue)), toByteOffset: 24, as: UInt64.self) }
+    }
+    var next: Chunk { Chunk(base + size) }
+    var payload: UnsafeMutableRawPointer { base + Chunk.overhead }
+
+    func set(size: Int, inUse: Bool, prevInUse: Bool) {
+        word = UInt64(size) | (inUse ? Chunk.inUseBit : 0) | (prevInUse ? Chunk.prevInUseBit : 0)
+    }
+
+    func setPrevInUse(_ on: Bool) {
+        word = on ? word | Chunk.prevInUseBit : word & ~Chunk.prevInUseBit
+    }
+
+    /// The chunk size that holds `bytes` of payload.
+    static func size(forPayload bytes: Int) -> Int {
+        max(minimum, (bytes + overhead + 15) & ~15)
+    }
+}
+
+/// The heap's bins and areas.
+struct HeapState {
+    static let binCount = 128
+    var bins = [UnsafeMutableRawPointer?](repeating: nil, count: HeapState.binCount)
+    var binMap: (UInt64, UInt64) = (0, 0)
+    /// Areas by start address: (start, bytes).
+    var areas: [(start: UInt, bytes: Int)] = []
+    /// Bytes in free chunks.
+    var freeBytes = 0
+    /// A wholly free area kept for reuse (its start), if any.
+    var spare: UInt? = nil
+
+    static func bin(for size: Int) -> Int {
+        if size < 1024 { return size >> 4 }
+        let lg = Int.bitWidth - 1 - size.leadingZeroBitCount
+        let sub = (size >> (lg - 2)) & 3
+        return min(binCount - 1, 64 + (lg - 10) * 4 + sub)
+    }
+
+    mutating func setBit(_ i: Int, _ on: Bool) {
+        if i < 64 {
+            binMap.0 = on ? binMap.0 | (1 << UInt64(i)) : binMap.0 & ~(1 << UInt64(i))
+        } else {
+            binMap.1 = on ? binMap.1 | (1 << UInt64(i - 64)) : binMap.1 & ~(1 << UInt64(i - 64))
+        }
+    }
+
+    /// The first non-empty bin at or above `i`.
+    func firstBin(from i: Int) -> Int? {
+        if i < 64 {
+            let m = binMap.0 & (~0 << UInt64(i))
+            if m != 0 { return m.trailingZeroBitCount }
+            return binMap.1 != 0 ? 64 + binMap.1.trailingZeroBitCount : nil
+        }
+        guard i < HeapState.binCount else { return nil }
+        let m = binMap.1 & (~0 << UInt64(i - 64))
+        return m != 0 ? 64 + m.trailingZeroBitCount : nil
+    }
+
+    mutating func insert(_ c: Chunk) {
+        let i = HeapState.bin(for: c.size)
+        c.prevFree = nil
+        c.nextFree = bins[i]
+        if let head = bins[i] { Chunk(head).prevFree = c.base }
+        bins[i] = c.base
+        setBit(i, true)
+        freeBytes += c.size
+    }
+
+    mutating func unlink(_ c: Chunk) {
+        let i = HeapState.bin(for: c.size)
+        if let p = c.prevFree { Chunk(p).nextFree = c.nextFree } else { bins[i] = c.nextFree }
+        if let n = c.nextFree { Chunk(n).prevFree = c.prevFree }
+        if bins[i] == nil { setBit(i, false) }
+        freeBytes -= c.size
+    }
+
+    /// The area holding `address`, by bisection.
+    func area(containing address: UInt) -> Int? {
+        var lo = 0
+        var hi = areas.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if areas[mid].start + UInt(areas[mid].bytes) <= address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < areas.count && areas[lo].start <= address ? lo : nil
+    }
+}
+
+extension Malloc {
+    /// Whether `c` lies in one of the heap's areas (before its fence).
+    func heapOwns(_ c: Chunk) throws(Errno) -> Bool {
+        guard let i = heap.area(containing: c.address) else { return false }
+        return c.address + UInt(Chunk.overhead) <= heap.areas[i].start + UInt(heap.areas[i].bytes - Chunk.overhead)
+    }
+
+    func heapAllocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        let need = Chunk.size(forPayload: size + (alignment > 16 ? alignment + Chunk.minimum : 0))
+        let c = try takeChunk(need)
+        var chunk = c
+        if alignment > 16 {
+            chunk = align(c, to: alignment)
+        }
+        trim(chunk, to: Chunk.size(forPayload: size))
+        let p = chunk.payload
+        p.storeBytes(of: UInt64(size), toByteOffset: -16, as: UInt64.self)
+        p.storeBytes(of: BlockHeader.heapTag, toByteOffset: -8, as: UInt64.self)
+        if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: size) }
+        return p
+    }
+
+    /// A free chunk of at least `need` bytes, unlinked and marked in use (a new area when none fits).
+    func takeChunk(_ need: Int) throws(Errno) -> Chunk {
+        var i = HeapState.bin(for: need)
+        if i >= 64, var p = heap.bins[i] {
+            // A large bin holds a range of sizes: look at a few for a fit, then move on.
+            var looked = 0
+            while looked < 8 {
+                let c = Chunk(p)
+                if c.size >= need {
+                    markTaken(c)
+                    return c
+                }
+                guard let n = c.nextFree else { break }
+                p = n
+                looked += 1
+            }
+            i += 1
+        } else if i < 64, heap.bins[i] == nil {
+            i += 1
+        }
+        if let j = heap.firstBin(from: i), let p = heap.bins[j] {
+            let c = Chunk(p)
+            if c.size >= need {
+                markTaken(c)
+                return c
+            }
+        }
+        let c = try growHeap(need)
+        markTaken(c)
+        return c
+    }
+
+    private func markTaken(_ c: Chunk) {
+        heap.unlink(c)
+        c.set(size: c.size, inUse: true, prevInUse: c.prevInUse)
+        c.next.setPrevInUse(true)
+    }
+
+    /// Maps a new area holding at least `need` bytes; returns its one free chunk (in a bin).
+    func growHeap(_ need: Int) throws(Errno) -> Chunk {
+        let page = process.system.configuration.pageSize
+        let bytes = (max(configuration.extendSize, need + Chunk.overhead) + page - 1) / page * page
+        let base = try map(bytes, uninitialized: configuration.uninitialized)
+        let start = UInt(bitPattern: base)
+        let i = heap.areas.firstIndex { $0.start > start } ?? heap.areas.count
+        heap.areas.insert((start, bytes), at: i)
+        let fence = Chunk(base + bytes - Chunk.overhead)
+        fence.set(size: Chunk.overhead, inUse: true, prevInUse: false)
+        let c = Chunk(base)
+        c.set(size: bytes - Chunk.overhead, inUse: false, prevInUse: true)
+        fence.prevSize = c.size
+        heap.insert(c)
+        return c
+    }
+
+    /// Splits off the tail of an in-use chunk beyond `size` as a free chunk when it is big enough.
+    func trim(_ c: Chunk, to size: Int) {
+        let excess = c.size - size
+        guard excess >= Chunk.minimum else { return }
+        c.set(size: size, inUse: true, prevInUse: c.prevInUse)
+        let rest = Chunk(c.base + size)
+        rest.set(size: excess, inUse: true, prevInUse: true)
+        freeChunk(rest)
+    }
+
+    /// Gives the leading part of `c` back so that the payload is aligned; returns the aligned chunk.
+    func align(_ c: Chunk, to alignment: Int) -> Chunk {
+        let a = UInt(alignment)
+        var payload = (c.address + UInt(Chunk.overhead) + a - 1) & ~(a - 1)
+        if payload - UInt(Chunk.overhead) != c.address
+            && payload - UInt(Chunk.overhead) - c.address < UInt(Chunk.minimum)
+        {
+            payload += a
+        }
+        let start = payload - UInt(Chunk.overhead)
+        guard start != c.address else { return c }
+        let lead = Int(start - c.address)
+        let aligned = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
+        aligned.set(size: c.size - lead, inUse: true, prevInUse: true)
+        c.set(size: lead, inUse: true, prevInUse: c.prevInUse)
+        freeChunk(c)
+        return aligned
+    }
+
+    /// Frees an in-use chunk: coalesce, bin, and give back a wholly free area.
+    func freeChunk(_ chunk: Chunk) {
+        var c = chunk
+        var size = c.size
+        var prevInUse = c.prevInUse
+        if !prevInUse {
+            let prev = Chunk(c.base - c.prevSize)
+            heap.unlink(prev)
+            size += prev.size
+            prevInUse = prev.prevInUse
+            c = prev
+        }
+        let next = Chunk(c.base + size)
+        if !next.inUse {
+            heap.unlink(next)
+            size += next.size
+        }
+        c.set(size: size, inUse: false, prevInUse: prevInUse)
+        let after = c.next
+        after.prevSize = size
+        after.setPrevInUse(false)
+        if let i = heap.area(containing: c.address), heap.areas[i].start == c.address,
+            size == heap.areas[i].bytes - Chunk.overhead
+        {
+            // Wholly free. One such area is kept for reuse; another one at or above the
+            // unmap threshold is given back.
+            if let spare = heap.spare, spare != c.address, isWhollyFree(spare),
+                heap.areas[i].bytes >= configuration.unmapThreshold
+            {
+                let area = heap.areas.remove(at: i)
+                unmap(c.base, area.bytes)
+                return
+            }
+            heap.spare = c.address
+        }
+        heap.insert(c)
+    }
+
+    /// Whether the area starting at `start` is one free chunk.
+    func isWhollyFree(_ start: UInt) -> Bool {
+        guard let i = heap.area(containing: start), heap.areas[i].start == start else { return false }
+        let c = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
+        return !c.inUse && c.size == heap.areas[i].bytes - Chunk.overhead
+    }
+
+    func heapFree(_ p: UnsafeMutableRawPointer) throws(Errno) {
+        let c = Chunk(p - Chunk.overhead)
+        p.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)  // the tag: a second free is refused
+        freeChunk(c)
+    }
+
+    /// Grows or shrinks a heap block where it is; nil when it must move.
+    func heapResizeInPlace(_ p: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
+        let c = Chunk(p - Chunk.overhead)
+        let need = Chunk.size(forPayload: size)
+        if need > c.size {
+            let n = c.next
+            guard !n.inUse, c.size + n.size >= need else { return nil }
+            heap.unlink(n)
+            c.set(size: c.size + n.size, inUse: true, prevInUse: c.prevInUse)
+            c.next.setPrevInUse(true)
+        }
+        trim(c, to: need)
+        p.storeBytes(of: UInt64(size), toByteOffset: -16, as: UInt64.self)
+        return p
+    }
+}
+
+extension Malloc {
+    /// The first broken heap invariant, or nil: every area is tiled exactly by chunks ending
+    /// in its fence; sizes are aligned and at least the minimum; no two free chunks touch;
+    /// every free chunk's footer and its neighbour's PREV_INUSE bit agree; the bins hold
+    /// exactly the free chunks, each in its own bin, with the bitmap and the free byte
+    /// count matching.
+    package func heapViolation() -> String? {
+        lock.withLock { _ -> String? in
+            var freeInAreas: Set<UInt> = []
+            var freeBytes = 0
+            for (start, bytes) in heap.areas {
+                var c = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
+                var prevFree = false
+                let fence = start + UInt(bytes - Chunk.overhead)
+                guard c.prevInUse else { return "area \(start): first chunk without PREV_INUSE" }
+                while c.address < fence {
+                    let size = c.size
+                    guard size >= Chunk.minimum, size & 15 == 0, c.address + UInt(size) <= fence else {
+                        return "chunk \(c.address): bad size \(size)"
+                    }
+                    guard c.prevInUse == !prevFree else { return "chunk \(c.address): PREV_INUSE disagrees" }
+                    if !c.inUse {
+                        guard !prevFree else { return "chunk \(c.address): two free chunks touch" }
+                        guard c.next.prevSize == size else { return "chunk \(c.address): footer \(c.next.prevSize)" }
+                        freeInAreas.insert(c.address)
+                        freeBytes += size
+                    }
+                    prevFree = !c.inUse
+                    c = c.next
+                }
+                guard c.address == fence, c.inUse, c.size == Chunk.overhead else { return "area \(start): fence" }
+                guard c.prevInUse == !prevFree else { return "area \(start): fence PREV_INUSE" }
+            }
+            var inBins: Set<UInt> = []
+            for i in 0..<HeapState.binCount {
+                var p = heap.bins[i]
+                var prev: UnsafeMutableRawPointer? = nil
+                let bit = i < 64 ? (heap.binMap.0 >> UInt64(i)) & 1 : (heap.binMap.1 >> UInt64(i - 64)) & 1
+                guard (p != nil) == (bit == 1) else { return "bin \(i): bitmap disagrees" }
+                while let q = p {
+                    let c = Chunk(q)
+                    guard HeapState.bin(for: c.size) == i else {
+                        return "chunk \(c.address) of size \(c.size) in bin \(i)"
+                    }
+                    guard c.prevFree == prev else { return "bin \(i): back link of \(c.address)" }
+                    guard inBins.insert(c.address).inserted else { return "chunk \(c.address) twice in the bins" }
+                    prev = q
+                    p = c.nextFree
+                }
+            }
+            guard inBins == freeInAreas else {
+                return "bins hold \(inBins.count) chunks, areas \(freeInAreas.count) free"
+            }
+            guard freeBytes == heap.freeBytes else { return "free bytes \(heap.freeBytes), counted \(freeBytes)" }
+            return nil
+        }
+    }
+}

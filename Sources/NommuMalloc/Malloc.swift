@@ -1,0 +1,345 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// # Mallocs over no-MMU mmap
+//
+// On a no-MMU system the C library's malloc draws its memory through mmap, so the rules
+// of the model (contiguous runs, power-of-two blocks, trimming, clearing unless
+// MAP_UNINITIALIZED) decide how fast a program allocates and whether it fits. Two shapes of
+// uClibc's allocators are modelled, per process:
+//
+// - `simple` (uClibc's malloc-simple): every allocation is its own mapping, with a header;
+//   free unmaps it.
+// - `heap` (uClibc's default shape): heap areas mmapped in extend-sized chunks, carved by a
+//   boundary-tag allocator with segregated free lists (coalescing, O(1) bin search by
+//   bitmap), allocations above a threshold mapped directly, and wholly free areas given
+//   back above an unmap threshold.
+//
+// All metadata of a block lives in the mapped memory itself (as a real malloc's does); the
+// heap's own state is a fixed set of bin heads. Calls take the heap's pthread mutex.
+public import NommuBase
+public import NommuMM
+import PageAllocator
+
+/// A malloc over one process's `mmap`.
+public final class Malloc: @unchecked Sendable {
+    /// The allocator's shape.
+    public enum Policy: String, Sendable, CaseIterable {
+        /// uClibc's malloc-simple: one mapping per allocation.
+        case simple
+        /// uClibc's heap malloc: areas, a free list with coalescing, direct mappings for large blocks.
+        case heap
+    }
+
+    /// How a malloc is set up.
+    public struct Configuration: Sendable, Hashable {
+        public var policy: Policy
+        /// Pass `MAP_UNINITIALIZED` for `malloc`, `realloc` and `posix_memalign` (never for
+        /// `calloc`); it takes effect only where the system allows uninitialised mappings.
+        public var uninitialized: Bool
+        /// `heap`: bytes mapped at a time for a new area (rounded up to pages).
+        public var extendSize: Int
+        /// `heap`: requests of this many bytes or more get their own mapping.
+        public var mmapThreshold: Int
+        /// `heap`: a wholly free area of this many bytes or more is given back (one wholly
+        /// free area is kept for reuse).
+        public var unmapThreshold: Int
+
+        public init(
+            policy: Policy = .heap, uninitialized: Bool = false, extendSize: Int = 64 << 10,
+            mmapThreshold: Int = 128 << 10, unmapThreshold: Int = 64 << 10
+        ) {
+            self.policy = policy
+            self.uninitialized = uninitialized
+            self.extendSize = extendSize
+            self.mmapThreshold = mmapThreshold
+            self.unmapThreshold = unmapThreshold
+        }
+    }
+
+    public let process: Process
+    public let configuration: Configuration
+    // (Not HostMutex<Void>: the thread sanitizer faults on inout access to a zero-sized value.)
+    let lock = HostMutex<Int>(0)
+    // The mutable state sits behind pointers, reached through addressors: a class's stored
+    // `var`s would pay dynamic exclusivity checks on every access.
+    private let heapStorage: UnsafeMutablePointer<HeapState>
+    private let counterStorage: UnsafeMutablePointer<Counters>
+
+    var heap: HeapState {
+        unsafeAddress { UnsafePointer(heapStorage) }
+        unsafeMutableAddress { heapStorage }
+    }
+
+    /// Counters, for reports.
+    public struct Counters: Sendable, Hashable {
+        /// mmap and munmap calls made.
+        public var mmaps = 0
+        public var munmaps = 0
+        /// Bytes the process has asked for and not freed (requested sizes).
+        public var liveBytes = 0
+        /// Blocks live.
+        public var liveBlocks = 0
+    }
+
+    var counters: Counters {
+        unsafeAddress { UnsafePointer(counterStorage) }
+        unsafeMutableAddress { counterStorage }
+    }
+
+    /// A malloc for `process`. - Throws: `EINVAL` for thresholds or an extend size that are
+    /// not positive.
+    public init(process: Process, _ configuration: Configuration = Configuration()) throws(Errno) {
+        guard configuration.extendSize > 0, configuration.mmapThreshold > 0, configuration.unmapThreshold > 0 else {
+            throw .invalidArgument
+        }
+        self.process = process
+        self.configuration = configuration
+        heapStorage = .allocate(capacity: 1)
+        heapStorage.initialize(to: HeapState())
+        counterStorage = .allocate(capacity: 1)
+        counterStorage.initialize(to: Counters())
+    }
+
+    deinit {
+        heapStorage.deinitialize(count: 1)
+        heapStorage.deallocate()
+        counterStorage.deinitialize(count: 1)
+        counterStorage.deallocate()
+    }
+
+    /// The counters now.
+    public var statistics: Counters { lock.withLock { _ in counters } }
+
+    // MARK: The C contracts
+
+    /// `malloc(size)`: a 16-byte aligned block of at least `size` bytes (`size` 0 gives a
+    /// unique minimum block). - Throws: `ENOMEM`.
+    public func malloc(_ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
+        try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+            let p = try allocate(size, alignment: 16, zeroed: false)
+            note(allocated: size)
+            return p
+        }
+    }
+
+    /// `calloc(count, size)`: zeroed memory, whatever the uninitialised switch says.
+    /// - Throws: `ENOMEM`, also when `count * size` overflows.
+    public func calloc(_ count: Int, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
+        let (total, overflow) = count.multipliedReportingOverflow(by: size)
+        guard count >= 0, size >= 0, !overflow else { throw .noMemory }
+        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+            let p = try allocate(total, alignment: 16, zeroed: true)
+            note(allocated: total)
+            return p
+        }
+    }
+
+    /// `realloc(pointer, size)`: nil `pointer` is `malloc`; size 0 frees and returns nil
+    /// (glibc's behaviour); otherwise the block grows or shrinks in place when it can, or
+    /// moves. - Throws: `ENOMEM` (the old block is untouched); `EINVAL` for a pointer that
+    /// is not a live block.
+    public func realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer? {
+        guard let pointer else { return try malloc(size) }
+        if size == 0 {
+            try free(pointer)
+            return nil
+        }
+        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+            let old = try requestedSize(of: pointer)
+            let q = try reallocate(pointer, size)
+            counters.liveBytes += size - old
+            return q
+        }
+    }
+
+    /// `free(pointer)`; nil is a no-op. - Throws: `EINVAL` for a pointer that is not a live
+    /// block (a double free, or a pointer this malloc did not return).
+    public func free(_ pointer: UnsafeMutableRawPointer?) throws(Errno) {
+        guard let pointer else { return }
+        try lock.withLock { (_: inout Int) throws(Errno) in
+            let size = try requestedSize(of: pointer)
+            try release(pointer)
+            counters.liveBytes -= size
+            counters.liveBlocks -= 1
+        }
+    }
+
+    /// `posix_memalign(&p, alignment, size)`. - Throws: `EINVAL` for an alignment that is
+    /// not a power of two multiple of the pointer size; `ENOMEM`.
+    public func posixMemalign(alignment: Int, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
+        guard alignment >= MemoryLayout<UnsafeRawPointer>.size, alignment & (alignment - 1) == 0 else {
+            throw .invalidArgument
+        }
+        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+            let p = try allocate(size, alignment: max(16, alignment), zeroed: false)
+            note(allocated: size)
+            return p
+        }
+    }
+
+    /// `malloc_usable_size(pointer)`: bytes usable in the block (0 for nil).
+    /// - Throws: `EINVAL` for a pointer that is not a live block.
+    public func usableSize(_ pointer: UnsafeMutableRawPointer?) throws(Errno) -> Int {
+        guard let pointer else { return 0 }
+        return try lock.withLock { (_: inout Int) throws(Errno) -> Int in try usable(pointer) }
+    }
+
+    private func note(allocated size: Int) {
+        counters.liveBytes += size
+        counters.liveBlocks += 1
+    }
+
+    // MARK: Dispatch
+
+    func allocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        guard size >= 0, size <= Int.max / 2 else { throw .noMemory }
+        switch configuration.policy {
+        case .simple:
+            return try mapBlock(size, alignment: alignment, zeroed: zeroed)
+        case .heap:
+            if size + alignment >= configuration.mmapThreshold {
+                return try mapBlock(size, alignment: alignment, zeroed: zeroed)
+            }
+            return try heapAllocate(size, alignment: alignment, zeroed: zeroed)
+        }
+    }
+
+    func release(_ p: UnsafeMutableRawPointer) throws(Errno) {
+        let h = try header(of: p)
+        if h.isMapped { return try unmapBlock(p) }
+        try heapFree(p)
+    }
+
+    func reallocate(_ p: UnsafeMutableRawPointer, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
+        guard size <= Int.max / 2 else { throw .noMemory }
+        let h = try header(of: p)
+        if !h.isMapped, let q = heapResizeInPlace(p, size) { return q }
+        if h.isMapped && size <= h.usable && size + 16 > h.usable / 2 {
+            header(p).requested = UInt64(size)
+            return p
+        }
+        let q = try allocate(size, alignment: 16, zeroed: false)
+        q.copyMemory(from: p, byteCount: min(size, h.usable))
+        try release(p)
+        return q
+    }
+
+    func requestedSize(of p: UnsafeMutableRawPointer) throws(Errno) -> Int {
+        Int(try header(of: p).requested)
+    }
+
+    func usable(_ p: UnsafeMutableRawPointer) throws(Errno) -> Int { try header(of: p).usable }
+
+    // MARK: mmap
+
+    /// One anonymous private mapping, uninitialised when asked and allowed.
+    func map(_ bytes: Int, uninitialized: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        var flags: MapFlags = [.private, .anonymous]
+        if uninitialized { flags.insert(.uninitialized) }
+        do {
+            let a = try process.mmap(length: UInt(bytes), protection: [.read, .write], flags: flags)
+            counters.mmaps += 1
+            return a.pointer!
+        } catch {
+            // Whatever mmap says (EINVAL for absurd lengths included), malloc says ENOMEM.
+            throw .noMemory
+        }
+    }
+
+    func unmap(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        do {
+            try process.munmap(address: UInt(bitPattern: p), length: UInt(bytes))
+            counters.munmaps += 1
+        } catch {
+            preconditionFailure("malloc lost track of its mapping at \(p): \(error)")
+        }
+    }
+
+    /// A block with its own mapping: [mapping start … | header | payload].
+    func mapBlock(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        let length = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
+        let base = try map(length, uninitialized: configuration.uninitialized && !zeroed)
+        var payload = UInt(bitPattern: base) + UInt(BlockHeader.size)
+        if alignment > 16 { payload = (payload + UInt(alignment) - 1) & ~UInt(alignment - 1) }
+        let p = UnsafeMutableRawPointer(bitPattern: payload)!
+        let h = header(p)
+        h.mappingStart = UInt64(UInt(bitPattern: base))
+        h.mappingLength = UInt64(length)
+        h.requested = UInt64(size)
+        h.tag = BlockHeader.mappedTag
+        return p
+    }
+
+    func unmapBlock(_ p: UnsafeMutableRawPointer) throws(Errno) {
+        let h = header(p)
+        let start = UnsafeMutableRawPointer(bitPattern: UInt(h.mappingStart))!
+        let length = Int(h.mappingLength)
+        h.tag = 0
+        unmap(start, length)
+    }
+
+    /// The header of a live block. - Throws: `EINVAL` when `p` is not one.
+    func header(of p: UnsafeMutableRawPointer) throws(Errno) -> HeaderView {
+        // Only memory inside the arena is read: a wild pointer is refused, not followed.
+        guard UInt(bitPattern: p) & 15 == 0, UInt(bitPattern: p) > 4096,
+            process.system.allocator.pageFrame(containing: p - BlockHeader.size) != nil
+        else { throw .invalidArgument }
+        let h = header(p)
+        switch h.tag {
+        case BlockHeader.mappedTag:
+            guard h.mappingStart < UInt64(UInt(bitPattern: p)), h.mappingLength > 0,
+                let m = process.mapping(containing: UInt(h.mappingStart)), m.start == UInt(h.mappingStart),
+                m.end - m.start == (UInt(h.mappingLength) + UInt(process.system.configuration.pageSize) - 1)
+                    & ~UInt(process.system.configuration.pageSize - 1)
+            else { throw .invalidArgument }
+            return HeaderView(
+                isMapped: true, usable: Int(h.mappingStart + h.mappingLength) - Int(bitPattern: p),
+                requested: h.requested)
+        case BlockHeader.heapTag:
+            let c = Chunk(p - Chunk.overhead)
+            guard c.inUse, try heapOwns(c) else { throw .invalidArgument }
+            return HeaderView(isMapped: false, usable: c.size - Chunk.overhead, requested: h.requested)
+        default:
+            throw .invalidArgument
+        }
+    }
+
+    func header(_ p: UnsafeMutableRawPointer) -> BlockHeader { BlockHeader(p - BlockHeader.size) }
+}
+
+/// What a block's header says.
+struct HeaderView {
+    var isMapped: Bool
+    var usable: Int
+    var requested: UInt64
+}
+
+/// The 32 bytes before every payload. Mapped blocks: [mapping start][length][requested]
+/// [tag]. Heap blocks share the layout's last two words with the chunk header: the chunk's
+/// size word sits at -16 (see `Chunk`), the requested size at -24 … laid out so that both
+/// kinds keep `requested` at -16 and `tag` at -8.
+struct BlockHeader {
+    static let size = 32
+    static let mappedTag: UInt64 = 0x6E6F_6D6D_755F_6D61  // "nommu_ma"
+    static let heapTag: UInt64 = 0x6E6F_6D6D_755F_6865  // "nommu_he"
+    let base: UnsafeMutableRawPointer
+
+    init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    var mappingStart: UInt64 {
+        get { base.load(as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, as: UInt64.self) }
+    }
+    var mappingLength: UInt64 {
+        get { base.load(fromByteOffset: 8, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
+    }
+    var requested: UInt64 {
+        get { base.load(fromByteOffset: 16, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 16, as: UInt64.self) }
+    }
+    var tag: UInt64 {
+        get { base.load(fromByteOffset: 24, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 24, as: UInt64.self) }
+    }
+}
