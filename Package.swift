@@ -68,7 +68,7 @@ let package = Package(
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "NommuCABI",
-            dependencies: ["CNommu", "NommuBase", "HostArena", "PageAllocator", "NommuMM"],
+            dependencies: ["CNommu", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
             swiftSettings: swiftSettings
         ),
         .target(

@@ -86,5 +86,7 @@ public func nommu_getpid(_ p: OpaquePointer?) -> CInt {
 @_cdecl("nommu_process_exit")
 public func nommu_process_exit(_ p: OpaquePointer?) {
     guard let p else { return }
-    Unmanaged<Process>.fromOpaque(UnsafeRawPointer(p)).takeRetainedValue().exit()
+    let process = Unmanaged<Process>.fromOpaque(UnsafeRawPointer(p)).takeRetainedValue()
+    forgetMalloc(process)
+    process.exit()
 }

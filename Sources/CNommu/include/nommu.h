@@ -199,6 +199,36 @@ int nommu_exec_elf(nommu_process *process, const char *path, struct nommu_image 
  * Returns the break, as the brk system call does. */
 void *nommu_brk(nommu_process *process, void *new_brk);
 
+/* ---- Malloc layer: uClibc-shaped mallocs over the process's nommu_mmap ---- */
+
+enum nommu_malloc_policy {
+    NOMMU_MALLOC_HEAP = 0,   /* areas of extend_size, free lists with coalescing (default) */
+    NOMMU_MALLOC_SIMPLE = 1, /* malloc-simple: one mapping per block */
+};
+
+struct nommu_malloc_config {
+    size_t size;            /* sizeof(struct nommu_malloc_config); set by nommu_malloc_config_init */
+    int policy;             /* enum nommu_malloc_policy */
+    int uninitialized;      /* pass MAP_UNINITIALIZED for malloc/realloc/posix_memalign (never calloc) */
+    size_t extend_size;     /* heap: bytes mapped per new area (default 64 KiB) */
+    size_t mmap_threshold;  /* heap: blocks this big get their own mapping (default 128 KiB) */
+    size_t unmap_threshold; /* heap: wholly free areas this big go back, one kept (default 64 KiB) */
+};
+
+void nommu_malloc_config_init(struct nommu_malloc_config *config);
+/* Chooses the process's malloc before its first allocation (EBUSY after; EINVAL for bad values). */
+int nommu_malloc_configure(nommu_process *process, const struct nommu_malloc_config *config);
+/* The usual contracts: 16-byte alignment, malloc(0) unique, free(NULL) a no-op, realloc(NULL, n)
+ * = malloc, realloc(p, 0) frees and returns NULL, calloc overflow -> ENOMEM, ENOMEM when it
+ * does not fit. free of a pointer that is not a live block is ignored with errno EINVAL. */
+void *nommu_malloc(nommu_process *process, size_t size);
+void *nommu_calloc(nommu_process *process, size_t count, size_t size);
+void *nommu_realloc(nommu_process *process, void *ptr, size_t size);
+void nommu_free(nommu_process *process, void *ptr);
+/* 0, or EINVAL (alignment) / ENOMEM, as posix_memalign returns them; *out untouched on failure. */
+int nommu_posix_memalign(nommu_process *process, void **out, size_t alignment, size_t size);
+size_t nommu_malloc_usable_size(nommu_process *process, void *ptr);
+
 /* ---- Page allocator, for allocator experiments ---- */
 
 #define NOMMU_GFP_ZERO 0x1u

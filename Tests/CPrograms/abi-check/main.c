@@ -5,6 +5,7 @@
 #include "nommu.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -336,6 +337,49 @@ static void exec_rows(void) {
     nommu_system_destroy(sys);
 }
 
+/* The malloc layer's C contracts. */
+static void malloc_rows(void) {
+    nommu_system *sys = nommu_system_create(NULL);
+    for (int policy = NOMMU_MALLOC_HEAP; policy <= NOMMU_MALLOC_SIMPLE; policy++) {
+        nommu_process *p = nommu_process_create(sys);
+        struct nommu_malloc_config mc;
+        nommu_malloc_config_init(&mc);
+        mc.policy = policy;
+        CHECK(nommu_malloc_configure(p, &mc) == 0, "configure");
+        char *a = nommu_malloc(p, 100);
+        CHECK(a && ((uintptr_t)a & 15) == 0 && nommu_malloc_usable_size(p, a) >= 100, "malloc");
+        EXPECT_ERRNO(nommu_malloc_configure(p, &mc), -1, EBUSY, "configure after the first allocation");
+        char *z0 = nommu_malloc(p, 0), *z1 = nommu_malloc(p, 0);
+        CHECK(z0 && z1 && z0 != z1, "malloc(0) unique");
+        memset(a, 7, 100);
+        a = nommu_realloc(p, a, 100000);
+        CHECK(a && a[99] == 7, "realloc grows and keeps");
+        CHECK(nommu_realloc(p, a, 0) == NULL, "realloc(p, 0) frees");
+        unsigned char *c = nommu_calloc(p, 1000, 10);
+        int zero = c != NULL;
+        for (int i = 0; c && i < 10000; i++) zero &= c[i] == 0;
+        CHECK(zero, "calloc zeroed");
+        EXPECT_ERRNO(nommu_calloc(p, SIZE_MAX / 2, 3), NULL, ENOMEM, "calloc overflow");
+        EXPECT_ERRNO(nommu_malloc(p, SIZE_MAX - 8), NULL, ENOMEM, "malloc too big");
+        void *out = (void *)0x1234;
+        CHECK(nommu_posix_memalign(p, &out, 24, 10) == EINVAL && out == (void *)0x1234, "memalign EINVAL, untouched");
+        CHECK(nommu_posix_memalign(p, &out, 4096, 10) == 0 && ((uintptr_t)out & 4095) == 0, "memalign 4096");
+        nommu_free(p, out);
+        nommu_free(p, c);
+        errno = 0;
+        nommu_free(p, c);
+        CHECK(errno == EINVAL, "double free refused");
+        nommu_free(p, NULL);
+        nommu_free(p, z0);
+        nommu_free(p, z1);
+        nommu_process_exit(p);
+    }
+    struct nommu_stats st;
+    st.size = sizeof st;
+    CHECK(nommu_get_stats(sys, &st) == 0 && st.allocated_pages == 0, "malloc: every page back");
+    nommu_system_destroy(sys);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -483,6 +527,7 @@ int main(void) {
     more_rows();
     file_rows();
     exec_rows();
+    malloc_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
