@@ -62,7 +62,7 @@ let package = Package(
         ),
         .target(
             name: "NommuMalloc",
-            dependencies: ["NommuBase", "PageAllocator", "NommuMM"],
+            dependencies: ["CShims", "NommuBase", "PageAllocator", "NommuMM"],
             swiftSettings: swiftSettings
         ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
@@ -79,7 +79,7 @@ let package = Package(
         .executableTarget(
             name: "nommu",
             dependencies: [
-                "NommuBase", "PageAllocator", "NommuMM", "NommuBench",
+                "NommuBase", "PageAllocator", "NommuMM", "NommuBench", "NommuMalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

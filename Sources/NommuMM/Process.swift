@@ -161,6 +161,17 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// The region behind the mapping of this process that starts at `address`: its
+    /// [start, top), slack included; nil when no mapping starts there.
+    public func regionExtent(ofMappingAt address: UInt) -> (start: UInt, top: UInt)? {
+        system.state.withLock { s in
+            guard let mm = s.processes[pid], let space = s.spaces[mm], let i = space.index(containing: address),
+                space.mappings[i].start == address, let r = s.regions[space.mappings[i].region]
+            else { return nil }
+            return (r.start, r.top)
+        }
+    }
+
     /// Sets `mm->start_stack` (the ELF loader's job, next issue); package-visible for tests.
     package func setStartStack(_ address: UInt) {
         system.state.withLock { s in

@@ -2,22 +2,21 @@
 //
 // The `heap` policy: boundary-tag chunks inside mmapped areas.
 //
-// A chunk at address c (16-byte aligned, size a multiple of 16, at least 48):
-//   c+0   prevSize: the previous chunk's size, valid while that chunk is free (its footer)
-//   c+8   size | INUSE (bit 0) | PREV_INUSE (bit 1)
-//   c+16  in use: the requested size;   free: next chunk in its bin
-//   c+24  in use: the heap tag;         free: previous chunk in its bin
-//   c+32  payload
-// An area [a, a + n) holds chunks from a up to a fence chunk of 32 bytes at a + n − 32 that
-// is always in use. Free chunks never touch (they coalesce at once), so a free chunk's
-// neighbours are in use. Bins: exact 16-byte classes below 1 KiB, quarter-octaves above;
-// a bitmap of non-empty bins finds the first bin that must fit in O(1).
+// A chunk at address c (16-byte aligned, size a multiple of 16, at least 32):
+//   c+0         size | INUSE (bit 0) | PREV_INUSE (bit 1)
+//   c+8         in use: tag (16 bits) and requested size (48 bits);  free: next chunk in its bin
+//   c+16        in use: payload;                                     free: previous chunk in its bin
+//   c+size-8    free: the size again (the footer a following chunk coalesces through)
+// So a block costs 16 bytes of header, as glibc's does. An area [a, a + n) holds chunks from
+// a up to a 16-byte fence chunk at a + n − 16 that is always in use. Free chunks never
+// touch (they coalesce at once). Bins: exact 16-byte classes below 1 KiB, quarter-octaves
+// above; a bitmap of non-empty bins finds the first bin that must fit in O(1).
 import NommuBase
 
 /// A chunk, seen through its address.
 struct Chunk: Equatable {
-    static let overhead = 32
-    static let minimum = 48
+    static let overhead = 16
+    static let minimum = 32
     static let inUseBit: UInt64 = 1
     static let prevInUseBit: UInt64 = 2
 
@@ -26,23 +25,23 @@ struct Chunk: Equatable {
 
     var address: UInt { UInt(bitPattern: base) }
     var word: UInt64 {
-        get { base.load(fromByteOffset: 8, as: UInt64.self) }
-        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
+        get { base.load(as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, as: UInt64.self) }
     }
     var size: Int { Int(word & ~15) }
     var inUse: Bool { word & Chunk.inUseBit != 0 }
     var prevInUse: Bool { word & Chunk.prevInUseBit != 0 }
-    var prevSize: Int {
-        get { Int(base.load(as: UInt64.self)) }
-        nonmutating set { base.storeBytes(of: UInt64(newValue), as: UInt64.self) }
-    }
+    /// The previous chunk's size, from its footer (valid while that chunk is free).
+    var prevSize: Int { Int(base.load(fromByteOffset: -8, as: UInt64.self)) }
+    /// Writes the footer of a free chunk.
+    func writeFooter() { (base + size - 8).storeBytes(of: UInt64(size), as: UInt64.self) }
     var nextFree: UnsafeMutableRawPointer? {
-        get { UnsafeMutableRawPointer(bitPattern: UInt(base.load(fromByteOffset: 16, as: UInt64.self))) }
-        nonmutating set { base.storeBytes(of: UInt64(UInt(bitPattern: newValue)), toByteOffset: 16, as: UInt64.self) }
+        get { UnsafeMutableRawPointer(bitPattern: UInt(base.load(fromByteOffset: 8, as: UInt64.self))) }
+        nonmutating set { base.storeBytes(of: UInt64(UInt(bitPattern: newValue)), toByteOffset: 8, as: UInt64.self) }
     }
     var prevFree: UnsafeMutableRawPointer? {
-        get { UnsafeMutableRawPointer(bitPattern: UInt(base.load(fromByteOffset: 24, as: UInt64.self))) }
-        nonmutating set { base.storeBytes(of: UInt64(UInt(bitPattern: newValue)), toByteOffset: 24, as: UInt64.self) }
+        get { UnsafeMutableRawPointer(bitPattern: UInt(base.load(fromByteOffset: 16, as: UInt64.self))) }
+        nonmutating set { base.storeBytes(of: UInt64(UInt(bitPattern: newValue)), toByteOffset: 16, as: UInt64.self) }
     }
     var next: Chunk { Chunk(base + size) }
     var payload: UnsafeMutableRawPointer { base + Chunk.overhead }
@@ -134,7 +133,7 @@ extension Malloc {
     /// Whether `c` lies in one of the heap's areas (before its fence).
     func heapOwns(_ c: Chunk) throws(Errno) -> Bool {
         guard let i = heap.area(containing: c.address) else { return false }
-        return c.address + UInt(Chunk.overhead) <= heap.areas[i].start + UInt(heap.areas[i].bytes - Chunk.overhead)
+        return c.address + UInt(Chunk.minimum) <= heap.areas[i].start + UInt(heap.areas[i].bytes - Chunk.overhead)
     }
 
     func heapAllocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
@@ -146,8 +145,7 @@ extension Malloc {
         }
         trim(chunk, to: Chunk.size(forPayload: size))
         let p = chunk.payload
-        p.storeBytes(of: UInt64(size), toByteOffset: -16, as: UInt64.self)
-        p.storeBytes(of: BlockHeader.heapTag, toByteOffset: -8, as: UInt64.self)
+        p.storeBytes(of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
         if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: size) }
         return p
     }
@@ -202,7 +200,7 @@ extension Malloc {
         fence.set(size: Chunk.overhead, inUse: true, prevInUse: false)
         let c = Chunk(base)
         c.set(size: bytes - Chunk.overhead, inUse: false, prevInUse: true)
-        fence.prevSize = c.size
+        c.writeFooter()
         heap.insert(c)
         return c
     }
@@ -254,9 +252,8 @@ extension Malloc {
             size += next.size
         }
         c.set(size: size, inUse: false, prevInUse: prevInUse)
-        let after = c.next
-        after.prevSize = size
-        after.setPrevInUse(false)
+        c.writeFooter()
+        c.next.setPrevInUse(false)
         if let i = heap.area(containing: c.address), heap.areas[i].start == c.address,
             size == heap.areas[i].bytes - Chunk.overhead
         {
@@ -299,7 +296,7 @@ extension Malloc {
             c.next.setPrevInUse(true)
         }
         trim(c, to: need)
-        p.storeBytes(of: UInt64(size), toByteOffset: -16, as: UInt64.self)
+        p.storeBytes(of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
         return p
     }
 }

@@ -79,6 +79,11 @@ public final class Malloc: @unchecked Sendable {
         public var liveBytes = 0
         /// Blocks live.
         public var liveBlocks = 0
+        /// Bytes of memory the process's malloc mappings hold (their regions, slack included).
+        public var heldBytes = 0
+        /// The most `liveBytes` and `heldBytes` have been.
+        public var peakLiveBytes = 0
+        public var peakHeldBytes = 0
     }
 
     var counters: Counters {
@@ -148,6 +153,7 @@ public final class Malloc: @unchecked Sendable {
             let old = try requestedSize(of: pointer)
             let q = try reallocate(pointer, size)
             counters.liveBytes += size - old
+            counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
             return q
         }
     }
@@ -187,6 +193,7 @@ public final class Malloc: @unchecked Sendable {
     private func note(allocated size: Int) {
         counters.liveBytes += size
         counters.liveBlocks += 1
+        counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
     }
 
     // MARK: Dispatch
@@ -239,6 +246,10 @@ public final class Malloc: @unchecked Sendable {
         do {
             let a = try process.mmap(length: UInt(bytes), protection: [.read, .write], flags: flags)
             counters.mmaps += 1
+            if let r = process.regionExtent(ofMappingAt: a.rawValue) {
+                counters.heldBytes += Int(r.top - r.start)
+                counters.peakHeldBytes = max(counters.peakHeldBytes, counters.heldBytes)
+            }
             return a.pointer!
         } catch {
             // Whatever mmap says (EINVAL for absurd lengths included), malloc says ENOMEM.
@@ -247,6 +258,7 @@ public final class Malloc: @unchecked Sendable {
     }
 
     func unmap(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
+        if let r = process.regionExtent(ofMappingAt: UInt(bitPattern: p)) { counters.heldBytes -= Int(r.top - r.start) }
         do {
             try process.munmap(address: UInt(bitPattern: p), length: UInt(bytes))
             counters.munmaps += 1
@@ -281,24 +293,28 @@ public final class Malloc: @unchecked Sendable {
     /// The header of a live block. - Throws: `EINVAL` when `p` is not one.
     func header(of p: UnsafeMutableRawPointer) throws(Errno) -> HeaderView {
         // Only memory inside the arena is read: a wild pointer is refused, not followed.
+        let arena = process.system.allocator
         guard UInt(bitPattern: p) & 15 == 0, UInt(bitPattern: p) > 4096,
-            process.system.allocator.pageFrame(containing: p - BlockHeader.size) != nil
+            arena.pageFrame(containing: p - Chunk.overhead) != nil
         else { throw .invalidArgument }
-        let h = header(p)
-        switch h.tag {
+        let word = p.load(fromByteOffset: -8, as: UInt64.self)
+        switch word >> 48 {
         case BlockHeader.mappedTag:
+            guard arena.pageFrame(containing: p - BlockHeader.size) != nil else { throw .invalidArgument }
+            let h = header(p)
+            let page = UInt(process.system.configuration.pageSize)
             guard h.mappingStart < UInt64(UInt(bitPattern: p)), h.mappingLength > 0,
                 let m = process.mapping(containing: UInt(h.mappingStart)), m.start == UInt(h.mappingStart),
-                m.end - m.start == (UInt(h.mappingLength) + UInt(process.system.configuration.pageSize) - 1)
-                    & ~UInt(process.system.configuration.pageSize - 1)
+                m.end - m.start == (UInt(h.mappingLength) + page - 1) & ~(page - 1)
             else { throw .invalidArgument }
             return HeaderView(
                 isMapped: true, usable: Int(h.mappingStart + h.mappingLength) - Int(bitPattern: p),
                 requested: h.requested)
         case BlockHeader.heapTag:
             let c = Chunk(p - Chunk.overhead)
-            guard c.inUse, try heapOwns(c) else { throw .invalidArgument }
-            return HeaderView(isMapped: false, usable: c.size - Chunk.overhead, requested: h.requested)
+            guard c.inUse, try heapOwns(c), c.next.prevInUse else { throw .invalidArgument }
+            return HeaderView(
+                isMapped: false, usable: c.size - Chunk.overhead, requested: word & BlockHeader.sizeMask)
         default:
             throw .invalidArgument
         }
@@ -314,17 +330,19 @@ struct HeaderView {
     var requested: UInt64
 }
 
-/// The 32 bytes before every payload. Mapped blocks: [mapping start][length][requested]
-/// [tag]. Heap blocks share the layout's last two words with the chunk header: the chunk's
-/// size word sits at -16 (see `Chunk`), the requested size at -24 … laid out so that both
-/// kinds keep `requested` at -16 and `tag` at -8.
+/// The header words before a payload. Both kinds keep a tag word at -8: the kind's tag in
+/// the top 16 bits, the requested size in the low 48. Mapped blocks add [mapping start]
+/// [mapping length] at -32 and -24; heap chunks keep their size word at -16 (see `Chunk`).
 struct BlockHeader {
     static let size = 32
-    static let mappedTag: UInt64 = 0x6E6F_6D6D_755F_6D61  // "nommu_ma"
-    static let heapTag: UInt64 = 0x6E6F_6D6D_755F_6865  // "nommu_he"
+    static let mappedTag: UInt64 = 0xB10C
+    static let heapTag: UInt64 = 0xA11C
+    static let sizeMask: UInt64 = (1 << 48) - 1
     let base: UnsafeMutableRawPointer
 
     init(_ base: UnsafeMutableRawPointer) { self.base = base }
+
+    static func tagWord(_ tag: UInt64, _ requested: Int) -> UInt64 { tag << 48 | (UInt64(requested) & sizeMask) }
 
     var mappingStart: UInt64 {
         get { base.load(as: UInt64.self) }
@@ -334,12 +352,16 @@ struct BlockHeader {
         get { base.load(fromByteOffset: 8, as: UInt64.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
     }
-    var requested: UInt64 {
-        get { base.load(fromByteOffset: 16, as: UInt64.self) }
-        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 16, as: UInt64.self) }
-    }
-    var tag: UInt64 {
+    private var word: UInt64 {
         get { base.load(fromByteOffset: 24, as: UInt64.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 24, as: UInt64.self) }
+    }
+    var tag: UInt64 {
+        get { word >> 48 }
+        nonmutating set { word = newValue << 48 | (word & BlockHeader.sizeMask) }
+    }
+    var requested: UInt64 {
+        get { word & BlockHeader.sizeMask }
+        nonmutating set { word = (word & ~BlockHeader.sizeMask) | (newValue & BlockHeader.sizeMask) }
     }
 }

@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Trace replay: several traces as several processes of one system, interleaved one event
+// each in turn, so they fragment each other as programs on one board do. Every block is
+// written (its first and last byte, or every page with `touch`) so the memory is used.
+// The same traces also run through the host's glibc malloc in the same run, for the ratio.
+internal import CShims
+public import NommuBase
+import NommuMM
+import PageAllocator
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How a replay is run.
+public struct ReplayOptions: Sendable, Hashable {
+    public var policy: Malloc.Policy
+    public var arenaBytes: Int
+    public var maxOrder: Int
+    /// `vm.nr_trim_pages`.
+    public var nrTrimPages: Int
+    /// The mallocs pass `MAP_UNINITIALIZED` for malloc.
+    public var uninitialized: Bool
+    /// The system honours it (CONFIG_MMAP_ALLOW_UNINITIALIZED).
+    public var allowUninitialized: Bool
+    /// Write every page of each block, not just its first and last byte.
+    public var touch: Bool
+    /// Also replay through glibc for the ratio.
+    public var compareWithGlibc: Bool
+    public var extendSize: Int
+    public var mmapThreshold: Int
+    public var unmapThreshold: Int
+
+    public init(
+        policy: Malloc.Policy = .heap, arenaBytes: Int = 64 << 20, maxOrder: Int = 10, nrTrimPages: Int = 1,
+        uninitialized: Bool = false, allowUninitialized: Bool = false, touch: Bool = false,
+        compareWithGlibc: Bool = true, extendSize: Int = 64 << 10, mmapThreshold: Int = 128 << 10,
+        unmapThreshold: Int = 64 << 10
+    ) {
+        self.policy = policy
+        self.arenaBytes = arenaBytes
+        self.maxOrder = maxOrder
+        self.nrTrimPages = nrTrimPages
+        self.uninitialized = uninitialized
+        self.allowUninitialized = allowUninitialized
+        self.touch = touch
+        self.compareWithGlibc = compareWithGlibc
+        self.extendSize = extendSize
+        self.mmapThreshold = mmapThreshold
+        self.unmapThreshold = unmapThreshold
+    }
+}
+
+/// What a replay found, for one trace (or, as "total", for all of them).
+public struct ReplayReport: Sendable, Hashable {
+    /// The first allocation that did not fit.
+    public struct Failure: Sendable, Hashable {
+        /// The event's number (1-based, among the trace's events).
+        public var event: Int
+        public var size: Int
+        /// The largest free block in the system then.
+        public var largestFreeBlockBytes: Int
+    }
+
+    public var trace: String
+    public var policy: Malloc.Policy
+    /// Events replayed (up to the first failure).
+    public var events: Int
+    public var nanoseconds: UInt64
+    public var nsPerEvent: Double
+    /// The same events through glibc, nil when not compared.
+    public var glibcNsPerEvent: Double?
+    public var peakLiveBytes: Int
+    /// The most pages the trace's malloc mappings held between two events (regions, slack
+    /// included): what the program holds as it runs.
+    public var peakPagesHeld: Int
+    /// The most pages held at any moment, inside calls too: a realloc that moves a block
+    /// holds the old and the new mapping while it copies, and a board needs room for both.
+    public var peakPagesInCall: Int
+    /// Slack pages (kept past the request by the trim rule), system-wide at the peak.
+    public var slackPages: Int
+    /// Pages the trim rule gave back during the replay, system-wide.
+    public var trimmedPages: Int
+    /// `MmapCopy` at its peak, in pages, system-wide.
+    public var mmapCopyPeakPages: Int
+    /// The largest free block and `/proc/buddyinfo` at the system's peak.
+    public var largestFreeBlockBytes: Int
+    public var buddyinfo: String
+    public var firstFailure: Failure?
+    public var mmaps: Int
+    public var munmaps: Int
+    public var unknownFrees: Int
+
+    /// Peak pages held ÷ peak live bytes.
+    public func overhead(pageSize: Int) -> Double {
+        peakLiveBytes > 0 ? Double(peakPagesHeld * pageSize) / Double(peakLiveBytes) : 0
+    }
+}
+
+/// Replays traces.
+public enum Replay {
+    /// Replays `traces` together. - Returns: one report per trace, then the total.
+    /// - Throws: `EINVAL`/`ENOMEM` when the system cannot be made.
+    public static func run(_ traces: [Trace], _ options: ReplayOptions) throws(Errno) -> [ReplayReport] {
+        let system = try System(
+            .init(
+                arenaBytes: options.arenaBytes, maxOrder: options.maxOrder,
+                allowUninitialized: options.allowUninitialized, nrTrimPages: options.nrTrimPages))
+        let page = system.configuration.pageSize
+        var runs: [Run] = []
+        for t in traces {
+            let p = system.createProcess()
+            let m = try Malloc(
+                process: p,
+                .init(
+                    policy: options.policy, uninitialized: options.uninitialized, extendSize: options.extendSize,
+                    mmapThreshold: options.mmapThreshold, unmapThreshold: options.unmapThreshold))
+            runs.append(Run(trace: t, malloc: m))
+        }
+        let trimmed0 = system.allocator.statistics().pagesTrimmed
+        var peakHeld = 0
+        var snapshot = Snapshot(system.allocator.statistics(), mmapCopy: 0)
+        let t0 = cshim_now_ns()
+        var active = runs.indices.filter { runs[$0].trace.count > 0 }
+        while !active.isEmpty {
+            var k = 0
+            while k < active.count {
+                let r = active[k]
+                let more = runs[r].step(touch: options.touch, pageSize: page)
+                runs[r].peakHeld = max(runs[r].peakHeld, runs[r].malloc.counters.heldBytes)
+                // Peak bookkeeping: integer compares; a snapshot only when the held total grows.
+                let held = runs.reduce(0) { $0 + $1.malloc.counters.heldBytes }
+                if held > peakHeld {
+                    peakHeld = held
+                    snapshot = Snapshot(system.allocator.statistics(), mmapCopy: system.mmapPagesAllocated)
+                }
+                if runs[r].failure == nil && !more {
+                    active.remove(at: k)
+                } else if let f = runs[r].failure, f.largestFreeBlockBytes < 0 {
+                    runs[r].failure!.largestFreeBlockBytes =
+                        Snapshot(system.allocator.statistics(), mmapCopy: 0)
+                        .largestFreeBlockBytes
+                    active.remove(at: k)
+                } else {
+                    k += 1
+                }
+            }
+        }
+        let elapsed = cshim_now_ns() - t0
+        let trimmed = Int(system.allocator.statistics().pagesTrimmed - trimmed0)
+        var reports: [ReplayReport] = []
+        for run in runs {
+            let c = run.malloc.counters
+            reports.append(
+                ReplayReport(
+                    trace: run.trace.name, policy: options.policy, events: run.done,
+                    nanoseconds: run.nanoseconds(share: elapsed, of: runs),
+                    nsPerEvent: run.done > 0 ? Double(elapsed) / Double(runs.reduce(0) { $0 + $1.done }) : 0,
+                    glibcNsPerEvent: nil, peakLiveBytes: c.peakLiveBytes,
+                    peakPagesHeld: (run.peakHeld + page - 1) / page,
+                    peakPagesInCall: (c.peakHeldBytes + page - 1) / page, slackPages: snapshot.slackPages,
+                    trimmedPages: trimmed, mmapCopyPeakPages: snapshot.mmapCopy,
+                    largestFreeBlockBytes: snapshot.largestFreeBlockBytes, buddyinfo: snapshot.buddyinfo,
+                    firstFailure: run.failure, mmaps: c.mmaps, munmaps: c.munmaps,
+                    unknownFrees: run.trace.unknownFrees))
+        }
+        for run in runs { run.release() }
+        for run in runs { run.malloc.process.exit() }
+        if options.compareWithGlibc {
+            let glibc = glibcReplay(traces, events: runs.map(\.done), touch: options.touch, pageSize: page)
+            for i in reports.indices { reports[i].glibcNsPerEvent = glibc }
+        }
+        let total = ReplayReport(
+            trace: "total", policy: options.policy, events: reports.reduce(0) { $0 + $1.events },
+            nanoseconds: elapsed, nsPerEvent: reports.first?.nsPerEvent ?? 0,
+            glibcNsPerEvent: reports.first?.glibcNsPerEvent, peakLiveBytes: reports.reduce(0) { $0 + $1.peakLiveBytes },
+            peakPagesHeld: (peakHeld + page - 1) / page,
+            peakPagesInCall: reports.reduce(0) { $0 + $1.peakPagesInCall }, slackPages: snapshot.slackPages,
+            trimmedPages: trimmed,
+            mmapCopyPeakPages: snapshot.mmapCopy, largestFreeBlockBytes: snapshot.largestFreeBlockBytes,
+            buddyinfo: snapshot.buddyinfo, firstFailure: reports.compactMap(\.firstFailure).first,
+            mmaps: reports.reduce(0) { $0 + $1.mmaps }, munmaps: reports.reduce(0) { $0 + $1.munmaps },
+            unknownFrees: reports.reduce(0) { $0 + $1.unknownFrees })
+        return reports + (reports.count > 1 ? [total] : [])
+    }
+
+    /// The same events through the host's malloc, interleaved the same way: ns per event.
+    static func glibcReplay(_ traces: [Trace], events: [Int], touch: Bool, pageSize: Int) -> Double {
+        var tables = traces.map { [UnsafeMutableRawPointer?](repeating: nil, count: $0.slotCount) }
+        var sizes = traces.map { [Int](repeating: 0, count: $0.slotCount) }
+        var next = [Int](repeating: 0, count: traces.count)
+        let total = events.reduce(0, +)
+        let t0 = cshim_now_ns()
+        var remaining = total
+        while remaining > 0 {
+            for i in traces.indices where next[i] < events[i] {
+                let t = traces[i]
+                let e = next[i]
+                next[i] += 1
+                remaining -= 1
+                let slot = Int(t.slots[e])
+                let size = t.sizes[e]
+                var p: UnsafeMutableRawPointer? = nil
+                switch t.operations[e] {
+                case .malloc: p = Glibc.malloc(max(size, 1))
+                case .calloc: p = Glibc.calloc(1, max(size, 1))
+                case .memalign:
+                    var q: UnsafeMutableRawPointer? = nil
+                    _ = Glibc.posix_memalign(
+                        &q, max(t.alignments[e], MemoryLayout<UnsafeRawPointer>.size), max(size, 1))
+                    p = q
+                case .realloc:
+                    let old = t.oldSlots[e]
+                    p = Glibc.realloc(old >= 0 ? tables[i][Int(old)] : nil, max(size, 1))
+                    if old >= 0 { tables[i][Int(old)] = nil }
+                case .free:
+                    Glibc.free(tables[i][slot])
+                    tables[i][slot] = nil
+                    continue
+                }
+                tables[i][slot] = p
+                sizes[i][slot] = size
+                if let p { write(p, size, touch: touch, pageSize: pageSize) }
+            }
+        }
+        let elapsed = cshim_now_ns() - t0
+        for table in tables { for p in table { Glibc.free(p) } }
+        return total > 0 ? Double(elapsed) / Double(total) : 0
+    }
+
+    /// Writes a block: first and last byte, or every page.
+    @inline(__always)
+    static func write(_ p: UnsafeMutableRawPointer, _ size: Int, touch: Bool, pageSize: Int) {
+        guard size > 0 else { return }
+        if touch {
+            var o = 0
+            while o < size {
+                p.storeBytes(of: 0xA5, toByteOffset: o, as: UInt8.self)
+                o += pageSize
+            }
+        }
+        p.storeBytes(of: 0x5A, as: UInt8.self)
+        p.storeBytes(of: 0x5A, toByteOffset: size - 1, as: UInt8.self)
+    }
+}
+
+/// The allocator's state at a moment.
+struct Snapshot {
+    var slackPages: Int
+    var largestFreeBlockBytes: Int
+    var buddyinfo: String
+    var mmapCopy: Int
+
+    init(_ st: PageAllocator.Statistics, mmapCopy: Int) {
+        slackPages = st.slackPages
+        let top = st.freeBlocks.lastIndex { $0 > 0 }
+        largestFreeBlockBytes = top.map { (1 << $0) * st.pageSize } ?? 0
+        buddyinfo = st.buddyInfo.trimmingCharacters()
+        self.mmapCopy = mmapCopy
+    }
+}
+
+/// One trace being replayed by one process.
+final class Run {
+    let trace: Trace
+    let malloc: Malloc
+    var table: [UnsafeMutableRawPointer?]
+    var done = 0
+    var failure: ReplayReport.Failure?
+    /// The most bytes the malloc's mappings held between events.
+    var peakHeld = 0
+
+    init(trace: Trace, malloc: Malloc) {
+        self.trace = trace
+        self.malloc = malloc
+        table = [UnsafeMutableRawPointer?](repeating: nil, count: trace.slotCount)
+    }
+
+    /// Replays the next event. - Returns: whether events remain (false at the end, or at
+    /// the first allocation that does not fit, which sets `failure`).
+    func step(touch: Bool, pageSize: Int) -> Bool {
+        let e = done
+        guard e < trace.count else { return false }
+        let slot = Int(trace.slots[e])
+        let size = trace.sizes[e]
+        var p: UnsafeMutableRawPointer? = nil
+        do {
+            switch trace.operations[e] {
+            case .malloc: p = try malloc.malloc(size)
+            case .calloc: p = try malloc.calloc(size, 1)
+            case .memalign: p = try malloc.posixMemalign(alignment: max(trace.alignments[e], 8), size)
+            case .realloc:
+                let old = trace.oldSlots[e]
+                p = try malloc.realloc(old >= 0 ? table[Int(old)] : nil, max(size, 1))
+                if old >= 0 { table[Int(old)] = nil }
+            case .free:
+                try malloc.free(table[slot])
+                table[slot] = nil
+                done += 1
+                return done < trace.count
+            }
+        } catch {
+            failure = .init(event: e + 1, size: size, largestFreeBlockBytes: -1)
+            return false
+        }
+        table[slot] = p
+        if let p { Replay.write(p, size, touch: touch, pageSize: pageSize) }
+        done += 1
+        return done < trace.count
+    }
+
+    /// This run's share of the interleaved wall time (by events).
+    func nanoseconds(share elapsed: UInt64, of runs: [Run]) -> UInt64 {
+        let all = runs.reduce(0) { $0 + $1.done }
+        return all > 0 ? elapsed * UInt64(done) / UInt64(all) : 0
+    }
+
+    /// Frees what is still live.
+    func release() {
+        for p in table where p != nil { try? malloc.free(p) }
+        table = []
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let c = s.last, c == "\n" || c == " " { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: Apache-2.0
+import NommuBase
+import NommuMM
+import NommuMalloc
+import NommuTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+private func trace(_ text: String, name: String = "t") throws -> Trace {
+    try Trace.parse(name: name, Array(text.utf8))
+}
+
+@Suite("Traces: parsing")
+struct TraceParsingTests {
+    @Test("events become dense slots; unknown frees are reported and skipped")
+    func parse() throws {
+        let t = try trace("# nommu-trace v1\nm 10 48\nc 20 100\np 30 64 200\nr 10 11 96\nf 99\nf 20\nm 20 5\n\nf 11\n")
+        #expect(t.operations == [.malloc, .calloc, .memalign, .realloc, .free, .malloc, .free])
+        #expect(t.unknownFrees == 1)
+        #expect(t.warnings == ["line 6: free of unknown ID 99: skipped"])
+        #expect(t.slotCount == 3, "the realloc hands 10's slot on to 11")
+        #expect(t.alignments[2] == 64 && t.sizes[2] == 200)
+        #expect(t.oldSlots[3] == t.slots[0], "the realloc frees 10's slot")
+    }
+
+    @Test(
+        "malformed lines are reported with their number",
+        arguments: [
+            ("m 1 48\n", 1, "header"),
+            ("# nommu-trace v1\nm 1\n", 2, "takes 2 fields"),
+            ("# nommu-trace v1\nm 1 48\nx 2 3\n", 3, "unknown event"),
+            ("# nommu-trace v1\nm 1 48\nm 1 16\n", 3, "already live"),
+            ("# nommu-trace v1\np 1 24 16\n", 2, "power of two"),
+            ("# nommu-trace v1\nm 1 -5\n", 2, "expected a number"),
+            ("", 1, "header"),
+        ])
+    func malformed(text: String, line: Int, message: String) {
+        do throws(Trace.ParseError) {
+            _ = try Trace.parse(name: "t", Array(text.utf8))
+            Issue.record("parsed: \(text)")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.message.contains(message), "\(error)")
+        }
+    }
+}
+
+@Suite("Traces: replay")
+struct ReplayTests {
+    static let sample = """
+        # nommu-trace v1
+        m 1 100
+        c 2 5000
+        p 3 4096 300
+        r 1 4 200000
+        f 2
+        m 5 0
+        f 4
+        f 3
+        f 5
+        """
+
+    @Test(
+        "a small trace through both policies; peaks, counters and the report formats", arguments: Malloc.Policy.allCases
+    )
+    func replay(policy: Malloc.Policy) throws {
+        let t = try trace(Self.sample, name: "sample")
+        let reports = try Replay.run([t], .init(policy: policy, arenaBytes: 8 << 20))
+        let r = try #require(reports.first)
+        #expect(reports.count == 1)
+        #expect(r.events == 9 && r.firstFailure == nil)
+        #expect(r.peakLiveBytes == 5000 + 300 + 200_000)
+        #expect(r.peakPagesHeld * 4096 >= r.peakLiveBytes)
+        #expect(r.peakPagesInCall >= r.peakPagesHeld)
+        #expect(r.glibcNsPerEvent != nil)
+        let json = ReplayFormat.json(reports, pageSize: 4096)
+        for key in [
+            "\"trace\": \"sample\"", "\"policy\"", "\"events\": 9", "\"ns_per_event\"", "\"glibc_ns_per_event\"",
+            "\"peak_live_bytes\"", "\"peak_pages_held\"", "\"slack_pages\"", "\"largest_free_block_bytes\"",
+            "\"first_failure\": null",
+        ] {
+            #expect(json.contains(key), "json has \(key)")
+        }
+        #expect(ReplayFormat.csv(reports, pageSize: 4096).split(separator: "\n").count == 2)
+        #expect(ReplayFormat.table(reports, pageSize: 4096, arenaBytes: 8 << 20).contains("/proc/buddyinfo"))
+    }
+
+    @Test("two traces interleave as two processes; a trace that does not fit reports its first failure")
+    func failure() throws {
+        let big = try trace("# nommu-trace v1\nm 1 1000000\nm 2 1000000\nm 3 1000000\nf 1\nf 2\nf 3\n", name: "big")
+        let small = try trace(Self.sample, name: "sample")
+        let reports = try Replay.run([big, small], .init(policy: .heap, arenaBytes: 2 << 20, maxOrder: 8))
+        #expect(reports.map(\.trace) == ["big", "sample", "total"])
+        let f = try #require(reports[0].firstFailure)
+        #expect(f.event == 2 && f.size == 1_000_000, "the second megabyte does not fit in 2 MiB")
+        #expect(f.largestFreeBlockBytes < 1_000_000)
+        #expect(reports[0].events == 1)
+        #expect(reports[2].firstFailure == f)
+        #expect(ReplayFormat.json(reports, pageSize: 4096).contains("\"first_failure\": {\"event\": 2"))
+    }
+
+    @Test("the shared traces replay completely with the heap; pages held stay near the live bytes")
+    func sharedTraces() throws {
+        for name in ["cc1", "sqlite3"] {
+            // The samples of ../shared/traces, kept in the repository so a clean clone has them.
+            let path = "traces/\(name).trace"
+            guard let f = fopen(path, "rb") else {
+                Issue.record("missing \(path)")
+                continue
+            }
+            var bytes: [UInt8] = []
+            var buf = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = buf.withUnsafeMutableBytes { fread($0.baseAddress!, 1, 1 << 16, f) }
+                if n == 0 { break }
+                bytes += buf[0..<n]
+            }
+            fclose(f)
+            let t = try Trace.parse(name: name, bytes)
+            let r = try #require(try Replay.run([t], .init(arenaBytes: 64 << 20, compareWithGlibc: false)).first)
+            #expect(r.firstFailure == nil && r.events == t.count)
+            #expect(
+                r.overhead(pageSize: 4096) <= 1.25,
+                "\(name): peak pages held \(r.peakPagesHeld), live \(r.peakLiveBytes)")
+        }
+    }
+}
