@@ -98,11 +98,85 @@ public struct ReplayReport: Sendable, Hashable {
     }
 }
 
+/// One moment of a replay, for the plots.
+public struct ReplaySample: Sendable, Hashable {
+    /// Events replayed so far (all traces).
+    public var event: Int
+    /// Bytes the programs had asked for and not freed.
+    public var liveBytes: Int
+    /// Bytes their malloc mappings held.
+    public var heldBytes: Int
+    /// Free blocks per order (`/proc/buddyinfo`).
+    public var freeBlocks: [Int]
+}
+
 /// Replays traces.
 public enum Replay {
     /// Replays `traces` together. - Returns: one report per trace, then the total.
     /// - Throws: `EINVAL`/`ENOMEM` when the system cannot be made.
     public static func run(_ traces: [Trace], _ options: ReplayOptions) throws(Errno) -> [ReplayReport] {
+        try run(traces, options, samples: 0).reports
+    }
+
+    /// The smallest arena, to the page, in which the traces replay without a failure (a
+    /// bisection between the peak live bytes and the first size that fits, doubling up
+    /// from there). Buddy layouts are not strictly monotonic in the arena size, so this is
+    /// the bisection's answer: it fits, and one page less did not at that point.
+    /// - Throws: `ENOMEM` when even `limit` bytes do not fit.
+    public static func fit(_ traces: [Trace], _ options: ReplayOptions, limit: Int = 1 << 30) throws(Errno) -> Int {
+        let page = 4096
+        var o = options
+        o.compareWithGlibc = false
+        func fits(_ pages: Int) throws(Errno) -> Bool {
+            o.arenaBytes = pages * page
+            return try run(traces, o, samples: 0).reports.allSatisfy { $0.firstFailure == nil }
+        }
+        let live = traces.reduce(0) { $0 + peakLive($1) }
+        var lo = max(1, live / page)  // below this nothing fits
+        var hi = lo
+        while try !fits(hi) {
+            lo = hi
+            hi *= 2
+            guard hi * page <= limit else { throw .noMemory }
+        }
+        while lo + 1 < hi {
+            let mid = (lo + hi) / 2
+            if try fits(mid) { hi = mid } else { lo = mid }
+        }
+        return hi * page
+    }
+
+    /// The most bytes a trace has live at once (from the trace alone).
+    static func peakLive(_ t: Trace) -> Int {
+        var sizes = [Int](repeating: 0, count: t.slotCount)
+        var live = 0
+        var peak = 0
+        for e in 0..<t.count {
+            let slot = Int(t.slots[e])
+            switch t.operations[e] {
+            case .free:
+                live -= sizes[slot]
+                sizes[slot] = 0
+            case .realloc:
+                let old = t.oldSlots[e]
+                if old >= 0 {
+                    live -= sizes[Int(old)]
+                    sizes[Int(old)] = 0
+                }
+                fallthrough
+            default:
+                sizes[slot] = t.sizes[e]
+                live += t.sizes[e]
+            }
+            peak = max(peak, live)
+        }
+        return peak
+    }
+
+    /// Replays, taking about `samples` samples along the way for the plots.
+    public static func run(
+        _ traces: [Trace], _ options: ReplayOptions, samples: Int
+    ) throws(Errno) -> (reports: [ReplayReport], samples: [ReplaySample]) {
         let system = try System(
             .init(
                 arenaBytes: options.arenaBytes, maxOrder: options.maxOrder,
@@ -121,6 +195,9 @@ public enum Replay {
         let trimmed0 = system.allocator.statistics().pagesTrimmed
         var peakHeld = 0
         var snapshot = Snapshot(system.allocator.statistics(), mmapCopy: 0)
+        var taken: [ReplaySample] = []
+        let every = samples > 0 ? max(1, traces.reduce(0) { $0 + $1.count } / samples) : Int.max
+        var stepped = 0
         let t0 = cshim_now_ns()
         var active = runs.indices.filter { runs[$0].trace.count > 0 }
         while !active.isEmpty {
@@ -131,6 +208,13 @@ public enum Replay {
                 runs[r].peakHeld = max(runs[r].peakHeld, runs[r].malloc.counters.heldBytes)
                 // Peak bookkeeping: integer compares; a snapshot only when the held total grows.
                 let held = runs.reduce(0) { $0 + $1.malloc.counters.heldBytes }
+                stepped += 1
+                if stepped % every == 0 {
+                    taken.append(
+                        ReplaySample(
+                            event: stepped, liveBytes: runs.reduce(0) { $0 + $1.malloc.counters.liveBytes },
+                            heldBytes: held, freeBlocks: system.allocator.statistics().freeBlocks))
+                }
                 if held > peakHeld {
                     peakHeld = held
                     snapshot = Snapshot(system.allocator.statistics(), mmapCopy: system.mmapPagesAllocated)
@@ -182,7 +266,7 @@ public enum Replay {
             buddyinfo: snapshot.buddyinfo, firstFailure: reports.compactMap(\.firstFailure).first,
             mmaps: reports.reduce(0) { $0 + $1.mmaps }, munmaps: reports.reduce(0) { $0 + $1.munmaps },
             unknownFrees: reports.reduce(0) { $0 + $1.unknownFrees })
-        return reports + (reports.count > 1 ? [total] : [])
+        return (reports + (reports.count > 1 ? [total] : []), taken)
     }
 
     /// The same events through the host's malloc, interleaved the same way: ns per event.

@@ -128,3 +128,35 @@ struct ReplayTests {
         }
     }
 }
+
+@Suite("Traces: fit and plots")
+struct FitAndPlotTests {
+    @Test("--fit: the smallest arena fits, one page less does not")
+    func fit() throws {
+        let t = try Trace.parse(
+            name: "t", Array("# nommu-trace v1\nm 1 300000\nm 2 5000\nm 3 70000\nf 2\nm 4 9000\nf 1\nf 3\nf 4\n".utf8))
+        for policy in Malloc.Policy.allCases {
+            let options = ReplayOptions(policy: policy, compareWithGlibc: false)
+            let bytes = try Replay.fit([t], options)
+            #expect(bytes >= 300_000 + 70_000 + 9000)
+            var o = options
+            o.arenaBytes = bytes
+            #expect(try Replay.run([t], o).allSatisfy { $0.firstFailure == nil }, "\(policy) fits in \(bytes)")
+            o.arenaBytes = bytes - 4096
+            #expect(try Replay.run([t], o).contains { $0.firstFailure != nil }, "\(policy): one page less fails")
+        }
+    }
+
+    @Test("samples and SVG plots")
+    func plots() throws {
+        let t = try Trace.parse(name: "t", Array(ReplayTests.sample.utf8))
+        let result = try Replay.run([t], .init(compareWithGlibc: false), samples: 100)
+        #expect(result.samples.count == t.count, "fewer events than samples: one sample an event")
+        #expect(result.samples.map(\.event) == Array(1...t.count))
+        #expect(result.samples.allSatisfy { $0.freeBlocks.count == 11 })
+        let memory = ReplayPlot.memory(result.samples, title: "m <&>")
+        #expect(memory.hasPrefix("<svg") && memory.contains("<polyline") && memory.contains("m &lt;&amp;&gt;"))
+        let free = ReplayPlot.freeBlocks(result.samples, title: "f")
+        #expect(free.split(separator: "\n").filter { $0.hasPrefix("<polyline") }.count == 11)
+    }
+}
