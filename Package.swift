@@ -38,6 +38,8 @@ let package = Package(
         // compile and link lines, and scripts/install-c-library for libnommu + nommu.pc).
         .library(name: "nommu-c", type: .dynamic, targets: ["NommuCABI", "CNommu"]),
         .library(name: "nommu-c-static", type: .static, targets: ["NommuCABI", "CNommu"]),
+        // LD_PRELOAD library of `nommu record`: writes a program's heap calls as a trace.
+        .library(name: "nommu-record", type: .dynamic, targets: ["NommuRecord"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -66,6 +68,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "NommuRecord", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "NommuCABI",
             dependencies: ["CNommu", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
