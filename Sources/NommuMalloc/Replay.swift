@@ -359,7 +359,36 @@ final class Run {
         self.trace = trace
         self.malloc = malloc
         table = [UnsafeMutableRawPointer?](repeating: nil, count: trace.slotCount)
+        #if NOMMU_INTERNAL_CHECKS
+            blockSizes = [Int](repeating: 0, count: trace.slotCount)
+            patterns = [UInt8](repeating: 0, count: trace.slotCount)
+        #endif
     }
+
+    #if NOMMU_INTERNAL_CHECKS
+        // Checked builds fill every block with a pattern of its own and check all of it when
+        // it is freed or moved: a block that overlaps another, or memory the malloc hands
+        // out twice, shows as a changed byte. Every 1024 events the heap's invariants are walked.
+        var blockSizes: [Int] = []
+        var patterns: [UInt8] = []
+
+        func fill(_ slot: Int, _ p: UnsafeMutableRawPointer, _ size: Int, event: Int) {
+            let v = UInt8(truncatingIfNeeded: slot &* 31 &+ event) | 1
+            p.initializeMemory(as: UInt8.self, repeating: v, count: size)
+            blockSizes[slot] = size
+            patterns[slot] = v
+        }
+
+        func verify(_ slot: Int, _ p: UnsafeMutableRawPointer?, count: Int? = nil) {
+            guard let p else { return }
+            let n = count ?? blockSizes[slot]
+            let v = patterns[slot]
+            let bytes = UnsafeRawBufferPointer(start: p, count: n)
+            if let i = bytes.firstIndex(where: { $0 != v }) {
+                preconditionFailure("\(trace.name): block in slot \(slot) changed at byte \(i) of \(n)")
+            }
+        }
+    #endif
 
     /// Replays the next event. - Returns: whether events remain (false at the end, or at
     /// the first allocation that does not fit, which sets `failure`).
@@ -376,9 +405,21 @@ final class Run {
             case .memalign: p = try malloc.posixMemalign(alignment: max(trace.alignments[e], 8), size)
             case .realloc:
                 let old = trace.oldSlots[e]
+                #if NOMMU_INTERNAL_CHECKS
+                    if old >= 0 { verify(Int(old), table[Int(old)]) }
+                #endif
                 p = try malloc.realloc(old >= 0 ? table[Int(old)] : nil, max(size, 1))
+                #if NOMMU_INTERNAL_CHECKS
+                    if old >= 0 {
+                        patterns[slot] = patterns[Int(old)]
+                        verify(slot, p, count: min(blockSizes[Int(old)], size))
+                    }
+                #endif
                 if old >= 0 { table[Int(old)] = nil }
             case .free:
+                #if NOMMU_INTERNAL_CHECKS
+                    verify(slot, table[slot])
+                #endif
                 try malloc.free(table[slot])
                 table[slot] = nil
                 done += 1
@@ -390,6 +431,10 @@ final class Run {
         }
         table[slot] = p
         if let p { Replay.write(p, size, touch: touch, pageSize: pageSize) }
+        #if NOMMU_INTERNAL_CHECKS
+            if let p { fill(slot, p, size, event: e) }
+            if e % 1024 == 0, let v = malloc.heapViolation() { preconditionFailure("\(trace.name): \(v)") }
+        #endif
         done += 1
         return done < trace.count
     }
