@@ -40,6 +40,8 @@ let package = Package(
         .library(name: "nommu-c-static", type: .static, targets: ["NommuCABI", "CNommu"]),
         // LD_PRELOAD library of `nommu record`: writes a program's heap calls as a trace.
         .library(name: "nommu-record", type: .dynamic, targets: ["NommuRecord"]),
+        // LD_PRELOAD library of `nommu run`: a program's heap served by a nommu system.
+        .library(name: "nommu-run", type: .dynamic, targets: ["NommuRunShim", "NommuRun"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2")
@@ -68,6 +70,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "NommuRunShim", cSettings: [.define("_GNU_SOURCE")]),
+        .target(
+            name: "NommuRun",
+            dependencies: ["NommuRunShim", "NommuBase", "PageAllocator", "NommuMM", "NommuMalloc"],
+            swiftSettings: swiftSettings
+        ),
         .target(name: "NommuRecord", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(
             name: "NommuCABI",

@@ -84,6 +84,10 @@ public final class Malloc: @unchecked Sendable {
         /// The most `liveBytes` and `heldBytes` have been.
         public var peakLiveBytes = 0
         public var peakHeldBytes = 0
+        /// Calls made (malloc, calloc, realloc, free, posix_memalign), failed ones included.
+        public var calls = 0
+        /// Calls that failed with ENOMEM.
+        public var failures = 0
     }
 
     var counters: Counters {
@@ -121,7 +125,8 @@ public final class Malloc: @unchecked Sendable {
     /// unique minimum block). - Throws: `ENOMEM`.
     public func malloc(_ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
         try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            let p = try allocate(size, alignment: 16, zeroed: false)
+            counters.calls += 1
+            let p = try counted { () throws(Errno) in try allocate(size, alignment: 16, zeroed: false) }
             note(allocated: size)
             return p
         }
@@ -133,7 +138,8 @@ public final class Malloc: @unchecked Sendable {
         let (total, overflow) = count.multipliedReportingOverflow(by: size)
         guard count >= 0, size >= 0, !overflow else { throw .noMemory }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            let p = try allocate(total, alignment: 16, zeroed: true)
+            counters.calls += 1
+            let p = try counted { () throws(Errno) in try allocate(total, alignment: 16, zeroed: true) }
             note(allocated: total)
             return p
         }
@@ -150,8 +156,9 @@ public final class Malloc: @unchecked Sendable {
             return nil
         }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+            counters.calls += 1
             let old = try requestedSize(of: pointer)
-            let q = try reallocate(pointer, size)
+            let q = try counted { () throws(Errno) in try reallocate(pointer, size) }
             counters.liveBytes += size - old
             counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
             return q
@@ -163,6 +170,7 @@ public final class Malloc: @unchecked Sendable {
     public func free(_ pointer: UnsafeMutableRawPointer?) throws(Errno) {
         guard let pointer else { return }
         try lock.withLock { (_: inout Int) throws(Errno) in
+            counters.calls += 1
             let size = try requestedSize(of: pointer)
             try release(pointer)
             counters.liveBytes -= size
@@ -177,7 +185,8 @@ public final class Malloc: @unchecked Sendable {
             throw .invalidArgument
         }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            let p = try allocate(size, alignment: max(16, alignment), zeroed: false)
+            counters.calls += 1
+            let p = try counted { () throws(Errno) in try allocate(size, alignment: max(16, alignment), zeroed: false) }
             note(allocated: size)
             return p
         }
@@ -188,6 +197,16 @@ public final class Malloc: @unchecked Sendable {
     public func usableSize(_ pointer: UnsafeMutableRawPointer?) throws(Errno) -> Int {
         guard let pointer else { return 0 }
         return try lock.withLock { (_: inout Int) throws(Errno) -> Int in try usable(pointer) }
+    }
+
+    /// Runs an allocation, counting an ENOMEM.
+    private func counted<T>(_ body: () throws(Errno) -> T) throws(Errno) -> T {
+        do {
+            return try body()
+        } catch {
+            if error == .noMemory { counters.failures += 1 }
+            throw error
+        }
     }
 
     private func note(allocated size: Int) {

@@ -7,6 +7,9 @@ struct Nommu: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nommu",
         abstract: "Linux's no-MMU memory mapping, in user space.",
-        subcommands: [BenchCommand.self, MapsCommand.self, ExecMapCommand.self, ReplayCommand.self, RecordCommand.self]
+        subcommands: [
+            BenchCommand.self, MapsCommand.self, ExecMapCommand.self, ReplayCommand.self, RecordCommand.self,
+            RunCommand.self,
+        ]
     )
 }
