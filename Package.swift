@@ -73,7 +73,7 @@ let package = Package(
         .target(name: "NommuRunShim", cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "NommuRun",
-            dependencies: ["NommuRunShim", "NommuBase", "PageAllocator", "NommuMM", "NommuMalloc"],
+            dependencies: ["NommuRunShim", "CShims", "NommuBase", "PageAllocator", "NommuMM", "NommuMalloc"],
             swiftSettings: swiftSettings
         ),
         .target(name: "NommuRecord", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),

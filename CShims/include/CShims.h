@@ -112,6 +112,8 @@ static inline void cshim_store_relaxed_i64(int64_t *p, int64_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+static inline void cshim_add_relaxed_i64(int64_t *p, int64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+
 /* The benchmarks' sink: values from timed loops are added here so that nothing is optimised
  * away. Relaxed atomic load and store (plain moves on x86-64): benchmarks run on several
  * threads at once in the tests, and a plain global would be a data race. */

@@ -119,6 +119,10 @@ public final class Malloc: @unchecked Sendable {
     /// The counters now.
     public var statistics: Counters { lock.withLock { _ in counters } }
 
+    /// Called (under the malloc's lock) each time the bytes held reach a new peak; set it
+    /// before the first call.
+    public nonisolated(unsafe) var onNewPeak: (() -> Void)? = nil
+
     // MARK: The C contracts
 
     /// `malloc(size)`: a 16-byte aligned block of at least `size` bytes (`size` 0 gives a
@@ -267,7 +271,10 @@ public final class Malloc: @unchecked Sendable {
             counters.mmaps += 1
             if let r = process.regionExtent(ofMappingAt: a.rawValue) {
                 counters.heldBytes += Int(r.top - r.start)
-                counters.peakHeldBytes = max(counters.peakHeldBytes, counters.heldBytes)
+                if counters.heldBytes > counters.peakHeldBytes {
+                    counters.peakHeldBytes = counters.heldBytes
+                    onNewPeak?()
+                }
             }
             return a.pointer!
         } catch {

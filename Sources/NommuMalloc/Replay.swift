@@ -56,6 +56,12 @@ public struct ReplayOptions: Sendable, Hashable {
 public struct ReplayReport: Sendable, Hashable {
     /// The first allocation that did not fit.
     public struct Failure: Sendable, Hashable {
+        package init(event: Int, size: Int, largestFreeBlockBytes: Int) {
+            self.event = event
+            self.size = size
+            self.largestFreeBlockBytes = largestFreeBlockBytes
+        }
+
         /// The event's number (1-based, among the trace's events).
         public var event: Int
         public var size: Int
@@ -91,6 +97,32 @@ public struct ReplayReport: Sendable, Hashable {
     public var mmaps: Int
     public var munmaps: Int
     public var unknownFrees: Int
+
+    package init(
+        trace: String, policy: Malloc.Policy, events: Int, nanoseconds: UInt64, nsPerEvent: Double,
+        glibcNsPerEvent: Double?, peakLiveBytes: Int, peakPagesHeld: Int, peakPagesInCall: Int, slackPages: Int,
+        trimmedPages: Int, mmapCopyPeakPages: Int, largestFreeBlockBytes: Int, buddyinfo: String,
+        firstFailure: Failure?, mmaps: Int, munmaps: Int, unknownFrees: Int
+    ) {
+        self.trace = trace
+        self.policy = policy
+        self.events = events
+        self.nanoseconds = nanoseconds
+        self.nsPerEvent = nsPerEvent
+        self.glibcNsPerEvent = glibcNsPerEvent
+        self.peakLiveBytes = peakLiveBytes
+        self.peakPagesHeld = peakPagesHeld
+        self.peakPagesInCall = peakPagesInCall
+        self.slackPages = slackPages
+        self.trimmedPages = trimmedPages
+        self.mmapCopyPeakPages = mmapCopyPeakPages
+        self.largestFreeBlockBytes = largestFreeBlockBytes
+        self.buddyinfo = buddyinfo
+        self.firstFailure = firstFailure
+        self.mmaps = mmaps
+        self.munmaps = munmaps
+        self.unknownFrees = unknownFrees
+    }
 
     /// Peak pages held ÷ peak live bytes.
     public func overhead(pageSize: Int) -> Double {

@@ -10,7 +10,8 @@ extension ReplayReport {
     public func json(pageSize: Int) -> String {
         var fields: [(String, String)] = [
             ("trace", quoted(trace)), ("policy", quoted(policy.rawValue)), ("events", String(events)),
-            ("ns_per_event", number(nsPerEvent)), ("glibc_ns_per_event", glibcNsPerEvent.map(number) ?? "null"),
+            ("wall_ms", number(Double(nanoseconds) / 1e6)), ("ns_per_event", number(nsPerEvent)),
+            ("glibc_ns_per_event", glibcNsPerEvent.map(number) ?? "null"),
             ("peak_live_bytes", String(peakLiveBytes)), ("peak_pages_held", String(peakPagesHeld)),
             ("peak_pages_in_call", String(peakPagesInCall)),
             ("overhead", number(overhead(pageSize: pageSize))), ("slack_pages", String(slackPages)),
@@ -74,12 +75,13 @@ public enum ReplayFormat {
     /// A table for people, with the buddyinfo at the peak and any failure spelled out.
     public static func table(_ reports: [ReplayReport], pageSize: Int, arenaBytes: Int) -> String {
         let header = [
-            "trace", "events", "ns/event", "glibc", "ratio", "peak live", "peak held", "overhead", "in a call", "mmaps",
+            "trace", "events", "wall ms", "ns/event", "glibc", "ratio", "peak live", "peak held", "overhead",
+            "in a call", "mmaps",
         ]
         var rows: [[String]] = []
         for r in reports {
             let ratio = r.glibcNsPerEvent.map { $0 > 0 ? number(r.nsPerEvent / $0) : "" } ?? ""
-            var row: [String] = [r.trace, String(r.events), number(r.nsPerEvent)]
+            var row: [String] = [r.trace, String(r.events), number(Double(r.nanoseconds) / 1e6), number(r.nsPerEvent)]
             row += [r.glibcNsPerEvent.map(number) ?? "-", ratio, kib(r.peakLiveBytes)]
             row += [kib(r.peakPagesHeld * pageSize), number(r.overhead(pageSize: pageSize))]
             row += [kib(r.peakPagesInCall * pageSize), String(r.mmaps)]

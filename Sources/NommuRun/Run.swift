@@ -8,6 +8,7 @@
 // NOMMU_RUN_ARENA (bytes), NOMMU_RUN_MALLOC (simple|heap), NOMMU_RUN_TRIM,
 // NOMMU_RUN_UNINITIALIZED, NOMMU_RUN_ALLOW_UNINITIALIZED (1 = on), NOMMU_RUN_REPORT (a file
 // the report is appended to; stderr when unset).
+internal import CShims
 import NommuBase
 import NommuMM
 import NommuMalloc
@@ -25,6 +26,10 @@ final class RunState: @unchecked Sendable {
     let arenaBytes: Int
     /// The first call that did not fit: (call number, size, largest free block).
     let firstFailure = HostMutex<(Int, Int, Int)?>(nil)
+    /// Nanoseconds spent in the model's malloc calls (relaxed atomic adds).
+    let nanoseconds = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
+    /// The allocator at the peak of bytes held: (slack, largest free block, buddyinfo, MmapCopy).
+    let atPeak = HostMutex<(Int, Int, String, Int)>((0, 0, "", 0))
 
     init?() {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
@@ -44,6 +49,23 @@ final class RunState: @unchecked Sendable {
                 .init(policy: policy, uninitialized: env("NOMMU_RUN_UNINITIALIZED") == "1"))
         else { return nil }
         malloc = m
+        nanoseconds.initialize(to: 0)
+        m.onNewPeak = { [unowned self] in
+            let st = self.system.allocator.statistics()
+            let top = st.freeBlocks.lastIndex { $0 > 0 }
+            let largest = top.map { (1 << $0) * st.pageSize } ?? 0
+            let copy = self.system.mmapPagesAllocated
+            self.atPeak.withLock { $0 = (st.slackPages, largest, st.buddyInfo, copy) }
+        }
+    }
+
+    /// Runs a call, adding its time.
+    @inline(__always)
+    func timed<T>(_ body: () -> T) -> T {
+        let t0 = cshim_now_ns()
+        let r = body()
+        cshim_add_relaxed_i64(nanoseconds, Int64(cshim_now_ns() &- t0))
+        return r
     }
 
     /// Notes an ENOMEM (the first one is reported).
@@ -63,47 +85,57 @@ let runState: RunState? = RunState()
 @_cdecl("nommu_run_malloc")
 public func nommu_run_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    do { return try s.malloc.malloc(size) } catch {
-        s.failed(size: size)
-        return nil
+    return s.timed { () -> UnsafeMutableRawPointer? in
+        do { return try s.malloc.malloc(size) } catch {
+            s.failed(size: size)
+            return nil
+        }
     }
 }
 
 @_cdecl("nommu_run_calloc")
 public func nommu_run_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, count >= 0, size >= 0 else { return nil }
-    do { return try s.malloc.calloc(count, size) } catch {
-        s.failed(size: count &* size)
-        return nil
+    return s.timed { () -> UnsafeMutableRawPointer? in
+        do { return try s.malloc.calloc(count, size) } catch {
+            s.failed(size: count &* size)
+            return nil
+        }
     }
 }
 
 @_cdecl("nommu_run_realloc")
 public func nommu_run_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    do { return try s.malloc.realloc(p, size) } catch {
-        if error == .noMemory { s.failed(size: size) }
-        return nil
+    return s.timed { () -> UnsafeMutableRawPointer? in
+        do throws(Errno) { return try s.malloc.realloc(p, size) } catch {
+            if error == .noMemory { s.failed(size: size) }
+            return nil
+        }
     }
 }
 
 @_cdecl("nommu_run_free")
 public func nommu_run_free(_ p: UnsafeMutableRawPointer?) -> CInt {
     guard let s = runState else { return 0 }
-    do {
-        try s.malloc.free(p)
-        return 1
-    } catch {
-        return 0
+    return s.timed { () -> CInt in
+        do {
+            try s.malloc.free(p)
+            return 1
+        } catch {
+            return 0
+        }
     }
 }
 
 @_cdecl("nommu_run_memalign")
 public func nommu_run_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    do { return try s.malloc.posixMemalign(alignment: alignment, size) } catch {
-        s.failed(size: size)
-        return nil
+    return s.timed { () -> UnsafeMutableRawPointer? in
+        do { return try s.malloc.posixMemalign(alignment: alignment, size) } catch {
+            s.failed(size: size)
+            return nil
+        }
     }
 }
 
@@ -123,21 +155,33 @@ public func nommu_run_report() {
     let n = fd0 >= 0 ? comm.withUnsafeMutableBytes { read(fd0, $0.baseAddress!, 63) } : 0
     if fd0 >= 0 { close(fd0) }
     let name = String(decoding: comm[0..<max(0, n)].filter { $0 != 0x0A }, as: UTF8.self)
-    var out = "nommu run: \(name) (pid \(getpid())): \(s.malloc.configuration.policy.rawValue) malloc in "
-    out += "\(s.arenaBytes >> 10) KiB; \(c.calls) calls; peak live \(c.peakLiveBytes >> 10) KiB, "
-    out += "peak held \(c.peakHeldBytes >> 10) KiB"
-    if c.peakLiveBytes > 0 {
-        out += " (\(Double(c.peakHeldBytes * 100 / c.peakLiveBytes) / 100)×)"
-    }
-    out += "; \(c.mmaps) mmaps, \(c.munmaps) munmaps; \(c.liveBlocks) blocks live at exit"
-    out += "; bootstrap \(nommu_run_bootstrap_used() >> 10) KiB"
-    if let (call, size, largest) = s.firstFailure.withLock({ $0 }) {
-        out += "; ENOMEM first at call \(call), \(size) bytes asked, largest free block \(largest / page) pages"
-        out += " (\(c.failures) failed calls)"
-    }
-    out += "\n"
+    let peak = s.atPeak.withLock { $0 }
+    let ns = Int(cshim_load_relaxed_i64(s.nanoseconds))
+    let report = ReplayReport(
+        trace: "\(name) (pid \(getpid()))", policy: s.malloc.configuration.policy, events: c.calls,
+        nanoseconds: UInt64(ns), nsPerEvent: c.calls > 0 ? Double(ns) / Double(c.calls) : 0, glibcNsPerEvent: nil,
+        peakLiveBytes: c.peakLiveBytes, peakPagesHeld: (c.peakHeldBytes + page - 1) / page,
+        peakPagesInCall: (c.peakHeldBytes + page - 1) / page, slackPages: peak.0,
+        trimmedPages: Int(s.system.allocator.statistics().pagesTrimmed), mmapCopyPeakPages: peak.3,
+        largestFreeBlockBytes: peak.1, buddyinfo: peak.2.trimmingNewlines(),
+        firstFailure: s.firstFailure.withLock { $0 }.map {
+            .init(event: $0.0, size: $0.1, largestFreeBlockBytes: $0.2)
+        },
+        mmaps: c.mmaps, munmaps: c.munmaps, unknownFrees: 0)
+    var out = "nommu run:\n" + ReplayFormat.table([report], pageSize: page, arenaBytes: s.arenaBytes)
+    out += "bootstrap area used: \(nommu_run_bootstrap_used() >> 10) KiB; \(c.liveBlocks) blocks live at exit"
+    if c.failures > 0 { out += "; \(c.failures) calls failed with ENOMEM" }
+    out += "\n\n"
     let fd: CInt =
         getenv("NOMMU_RUN_REPORT").map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) } ?? 2
     _ = out.utf8CString.withUnsafeBufferPointer { b in write(fd, b.baseAddress!, b.count - 1) }
     if fd != 2 { close(fd) }
+}
+
+extension String {
+    fileprivate func trimmingNewlines() -> String {
+        var t = Substring(self)
+        while let c = t.last, c == "\n" || c == " " { t.removeLast() }
+        return String(t)
+    }
 }

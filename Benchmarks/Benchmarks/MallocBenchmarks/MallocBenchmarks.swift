@@ -1,0 +1,71 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The malloc lab's hot paths, gated on `mallocCountTotal`: `nommu run` serves a program's
+// heap from these paths inside the program, so they must not call the host's malloc (the
+// Swift runtime's allocations would land in the preload library's bootstrap area). Their
+// thresholds are 0. Wall clock is shown, never gated. Warm-up calls make the heap's first
+// area, the process's mapping list and the allocator's lists before anything is measured.
+
+import Benchmark
+import NommuBase
+import NommuMM
+import NommuMalloc
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .mallocCountTotal],
+        timeUnits: .nanoseconds,
+        warmupIterations: 2,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 5_000,
+        thresholds: [.mallocCountTotal: .strict, .wallClock: .none]
+    )
+
+    /// A malloc on a fresh system, warmed: one block of `size` made and freed first.
+    func warmed(_ policy: Malloc.Policy, _ size: Int) throws -> Malloc {
+        let system = try System(.init(arenaBytes: 64 << 20))
+        let m = try Malloc(process: system.createProcess(), .init(policy: policy))
+        for _ in 0..<64 { try m.free(try m.malloc(size)) }
+        return m
+    }
+
+    // heap: a 64-byte block from the bins and back (the common case of a program's malloc).
+    Benchmark(
+        "Malloc.heap.mallocFree64",
+        closure: { benchmark, m in
+            for _ in benchmark.scaledIterations {
+                let p = try m.malloc(64)
+                blackHole(p)
+                try m.free(p)
+            }
+        },
+        setup: { try warmed(.heap, 64) }
+    )
+
+    // heap: a block above the mmap threshold: its own nommu mmap and munmap each time.
+    Benchmark(
+        "Malloc.heap.mallocFree256KiB.mapped",
+        closure: { benchmark, m in
+            for _ in benchmark.scaledIterations {
+                let p = try m.malloc(256 << 10)
+                blackHole(p)
+                try m.free(p)
+            }
+        },
+        setup: { try warmed(.heap, 256 << 10) }
+    )
+
+    // simple: every block is a nommu mmap + munmap.
+    Benchmark(
+        "Malloc.simple.mallocFree64",
+        closure: { benchmark, m in
+            for _ in benchmark.scaledIterations {
+                let p = try m.malloc(64)
+                blackHole(p)
+                try m.free(p)
+            }
+        },
+        setup: { try warmed(.simple, 64) }
+    )
+}
