@@ -86,9 +86,13 @@ struct AddressSpace {
         return out
     }
 
-    /// Index of a mapping containing `address`, if any.
+    /// Index of a mapping containing `address`, if any (allocates nothing: malloc paths use it).
     func index(containing address: UInt) -> Int? {
-        indices(intersecting: address, address &+ 1).first
+        if hasOverlaps {
+            return mappings.firstIndex { $0.start <= address && address < $0.end }
+        }
+        let i = firstIndex(endingAbove: address)
+        return i < mappings.count && mappings[i].start <= address ? i : nil
     }
 
     /// Index of the first mapping whose end is above `address` (binary search; valid while
