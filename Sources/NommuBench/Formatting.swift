@@ -2,6 +2,7 @@
 //
 // Text outputs: the aligned table, JSON and CSV. All numbers are formatted here by hand
 // (fixed decimals, '.' separator) so that outputs do not depend on the locale.
+import NommuBase
 
 // MARK: - Numbers and sizes
 
@@ -125,28 +126,6 @@ public func formatJSON(_ results: [BenchResult], machine: MachineInfo) -> String
     out += fields.map { "    \(jsonString($0.0)): \($0.1)" }.joined(separator: ",\n")
     out += "\n  },\n  \"unit\": \"nanoseconds per operation\"\n}\n"
     return out
-}
-
-/// `s` as a JSON string literal.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let hex = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out + "\""
 }
 
 // MARK: - CSV

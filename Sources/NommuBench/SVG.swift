@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // A hand-written SVG line plot of the sized series: log-log axes, x = bytes, y = median ns.
+import NommuBase
 
 #if canImport(Glibc)
     import Glibc
@@ -124,18 +125,4 @@ func decadeLabel(_ k: Int) -> String {
     var v = "1"
     for _ in 0..<(k - 3 * u) { v += "0" }
     return v + " " + units[u]
-}
-
-func xmlEscape(_ s: String) -> String {
-    var out = ""
-    for c in s {
-        switch c {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        default: out.append(c)
-        }
-    }
-    return out
 }

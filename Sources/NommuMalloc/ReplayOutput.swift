@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Replay reports as a table, JSON (the keys of issue 5) or CSV.
+import NommuBase
 
 extension ReplayReport {
     /// The JSON object of one report: `trace`, `policy`, `events`, `ns_per_event`,
@@ -9,14 +10,14 @@ extension ReplayReport {
     /// `largest_free_block_bytes`), and more.
     public func json(pageSize: Int) -> String {
         var fields: [(String, String)] = [
-            ("trace", quoted(trace)), ("policy", quoted(policy.rawValue)), ("events", String(events)),
+            ("trace", jsonString(trace)), ("policy", jsonString(policy.rawValue)), ("events", String(events)),
             ("wall_ms", number(Double(nanoseconds) / 1e6)), ("ns_per_event", number(nsPerEvent)),
             ("glibc_ns_per_event", glibcNsPerEvent.map(number) ?? "null"),
             ("peak_live_bytes", String(peakLiveBytes)), ("peak_pages_held", String(peakPagesHeld)),
             ("peak_pages_in_call", String(peakPagesInCall)),
             ("overhead", number(overhead(pageSize: pageSize))), ("slack_pages", String(slackPages)),
             ("trimmed_pages", String(trimmedPages)), ("mmap_copy_peak_pages", String(mmapCopyPeakPages)),
-            ("largest_free_block_bytes", String(largestFreeBlockBytes)), ("buddyinfo", quoted(buddyinfo)),
+            ("largest_free_block_bytes", String(largestFreeBlockBytes)), ("buddyinfo", jsonString(buddyinfo)),
             ("mmaps", String(mmaps)), ("munmaps", String(munmaps)), ("unknown_frees", String(unknownFrees)),
         ]
         if let f = firstFailure {
@@ -29,19 +30,6 @@ extension ReplayReport {
             fields.append(("first_failure", "null"))
         }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
-    }
-
-    private func quoted(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        return out + "\""
     }
 }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // SVG line charts of a replay: memory over the trace, and free blocks per order.
+import NommuBase
 
 /// Plots of replay samples.
 public enum ReplayPlot {
@@ -40,7 +41,7 @@ public enum ReplayPlot {
         var out = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" "
         out += "font-family=\"sans-serif\" font-size=\"12\">\n"
         out += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
-        out += "<text x=\"\(f(left))\" y=\"22\" font-size=\"14\">\(escape(title))</text>\n"
+        out += "<text x=\"\(f(left))\" y=\"22\" font-size=\"14\">\(xmlEscape(title))</text>\n"
         out += "<line x1=\"\(f(left))\" y1=\"\(f(bottom))\" x2=\"\(f(right))\" y2=\"\(f(bottom))\" stroke=\"black\"/>\n"
         out += "<line x1=\"\(f(left))\" y1=\"\(f(top))\" x2=\"\(f(left))\" y2=\"\(f(bottom))\" stroke=\"black\"/>\n"
         for k in 0...4 {
@@ -51,30 +52,16 @@ public enum ReplayPlot {
         }
         out += "<text x=\"\(f((left + right) / 2))\" y=\"\(f(bottom + 34))\" text-anchor=\"middle\">events</text>\n"
         out += "<text x=\"16\" y=\"\(f((top + bottom) / 2))\" transform=\"rotate(-90 16 \(f((top + bottom) / 2)))\" "
-        out += "text-anchor=\"middle\">\(escape(yLabel))</text>\n"
+        out += "text-anchor=\"middle\">\(xmlEscape(yLabel))</text>\n"
         for (i, (name, colour, values)) in series.enumerated() {
             let points = zip(samples, values).map { "\(f(x($0.event))),\(f(y($1)))" }.joined(separator: " ")
             out += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"1.5\" points=\"\(points)\"/>\n"
             let ly = top + 10 + Double(i) * 18
             out += "<line x1=\"\(f(right + 20))\" y1=\"\(f(ly))\" x2=\"\(f(right + 40))\" y2=\"\(f(ly))\" "
             out += "stroke=\"\(colour)\" stroke-width=\"2\"/>\n"
-            out += "<text x=\"\(f(right + 46))\" y=\"\(f(ly + 4))\">\(escape(name))</text>\n"
+            out += "<text x=\"\(f(right + 46))\" y=\"\(f(ly + 4))\">\(xmlEscape(name))</text>\n"
         }
         return out + "</svg>\n"
-    }
-
-    static func escape(_ s: String) -> String {
-        var out = ""
-        for c in s {
-            switch c {
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "&": out += "&amp;"
-            case "\"": out += "&quot;"
-            default: out.append(c)
-            }
-        }
-        return out
     }
 }
 

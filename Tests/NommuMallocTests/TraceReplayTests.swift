@@ -107,18 +107,11 @@ struct ReplayTests {
         for name in ["cc1", "sqlite3"] {
             // The samples of ../shared/traces, kept in the repository so a clean clone has them.
             let path = "traces/\(name).trace"
-            guard let f = fopen(path, "rb") else {
+            let bytes = readAll(path)
+            guard !bytes.isEmpty else {
                 Issue.record("missing \(path)")
                 continue
             }
-            var bytes: [UInt8] = []
-            var buf = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = buf.withUnsafeMutableBytes { fread($0.baseAddress!, 1, 1 << 16, f) }
-                if n == 0 { break }
-                bytes += buf[0..<n]
-            }
-            fclose(f)
             let t = try Trace.parse(name: name, bytes)
             let r = try #require(try Replay.run([t], .init(arenaBytes: 64 << 20, compareWithGlibc: false)).first)
             #expect(r.firstFailure == nil && r.events == t.count)
