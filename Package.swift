@@ -101,6 +101,21 @@ let package = Package(
             path: "Tests/NommuTestSupport",
             swiftSettings: swiftSettings
         ),
+        // libFuzzer targets (Fuzz/README.md): with `--sanitize=fuzzer -Xswiftc -DFUZZING`
+        // libFuzzer supplies main; ordinary builds replay a corpus.
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "fuzz-allocator",
+            dependencies: ["FuzzSupport", "NommuBase", "PageAllocator"],
+            path: "Fuzz/FuzzAllocator",
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "fuzz-trace",
+            dependencies: ["FuzzSupport", "NommuBase", "NommuMM", "NommuMalloc", "PageAllocator"],
+            path: "Fuzz/FuzzTrace",
+            swiftSettings: swiftSettings
+        ),
         // C programs against nommu.h; CABITests runs them.
         .executableTarget(
             name: "nommu-abi-check",

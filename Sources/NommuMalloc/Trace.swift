@@ -66,6 +66,7 @@ public struct Trace: Sendable {
             }
             if line.isEmpty || line.hasPrefix("#") { continue }
             fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard !fields.isEmpty else { continue }  // a line of blanks (found by fuzz-trace)
             func number(_ k: Int) throws(ParseError) -> UInt64 {
                 guard k < fields.count, let v = UInt64(fields[k]) else {
                     throw ParseError(line: lineNumber, message: "expected a number in '\(line)'")

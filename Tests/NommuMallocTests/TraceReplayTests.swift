@@ -153,3 +153,13 @@ struct FitAndPlotTests {
         #expect(free.split(separator: "\n").filter { $0.hasPrefix("<polyline") }.count == 11)
     }
 }
+
+@Suite("Traces: fuzzing regressions")
+struct TraceFuzzRegressionTests {
+    @Test("a line of blanks is skipped (fuzz-trace found it trapping)")
+    func blankLine() throws {
+        let t = try Trace.parse(
+            name: "t", Array("# nommu-trace v1\nm 1 8\n   \n\t\nf 1\n".utf8.map { $0 == 9 ? 32 : $0 }))
+        #expect(t.count == 2)
+    }
+}
