@@ -380,6 +380,100 @@ static void malloc_rows(void) {
     nommu_system_destroy(sys);
 }
 
+/* Issue 6's table of bad input, through every public function: null handles and pointers,
+ * closed, foreign and negative descriptors. Each call fails with the libc errno and changes
+ * nothing (the stats are compared at the end). */
+static void null_and_bad_rows(void) {
+    nommu_system *sys = nommu_system_create(NULL);
+    nommu_process *p = nommu_process_create(sys);
+    nommu_process *q = nommu_process_create(sys);
+    struct nommu_stats before, after;
+    before.size = after.size = sizeof before;
+    nommu_get_stats(sys, &before);
+    char buf[16];
+    int fds[2] = {-7, -7};
+    void *out = (void *)0x1234;
+    struct shmid_ds ds;
+    struct nommu_image img;
+    img.size = sizeof img;
+    nommu_process *n = NULL;
+    nommu_system *ns = NULL;
+    /* Null handles: EINVAL everywhere. */
+    EXPECT_ERRNO(nommu_vfork(n), NULL, EINVAL, "vfork(NULL)");
+    EXPECT_ERRNO(nommu_fork(n), -1, EINVAL, "fork(NULL)");
+    EXPECT_ERRNO(nommu_getpid(n), -1, EINVAL, "getpid(NULL)");
+    EXPECT_ERRNO(nommu_mmap2(n, NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), MAP_FAILED, EINVAL, "mmap2(NULL)");
+    EXPECT_ERRNO(nommu_munmap(n, buf, 4096), -1, EINVAL, "munmap(NULL)");
+    EXPECT_ERRNO(nommu_mremap(n, buf, 4096, 4096, 0), MAP_FAILED, EINVAL, "mremap(NULL)");
+    EXPECT_ERRNO(nommu_futex(n, (uint32_t *)buf, FUTEX_WAKE, 1, NULL), -1, EINVAL, "futex(NULL)");
+    EXPECT_ERRNO(nommu_mprotect(n, buf, 4096, PROT_READ), -1, EINVAL, "mprotect(NULL)");
+    EXPECT_ERRNO(nommu_madvise(n, buf, 4096, 0), -1, EINVAL, "madvise(NULL)");
+    EXPECT_ERRNO(nommu_open(n, "/tmp/x", O_RDONLY), -1, EINVAL, "open(NULL)");
+    EXPECT_ERRNO(nommu_close(n, 0), -1, EINVAL, "close(NULL)");
+    EXPECT_ERRNO(nommu_read(n, 0, buf, 1), -1, EINVAL, "read(NULL)");
+    EXPECT_ERRNO(nommu_write(n, 0, buf, 1), -1, EINVAL, "write(NULL)");
+    EXPECT_ERRNO(nommu_pread(n, 0, buf, 1, 0), -1, EINVAL, "pread(NULL)");
+    EXPECT_ERRNO(nommu_pwrite(n, 0, buf, 1, 0), -1, EINVAL, "pwrite(NULL)");
+    EXPECT_ERRNO(nommu_ftruncate(n, 0, 0), -1, EINVAL, "ftruncate(NULL)");
+    EXPECT_ERRNO(nommu_unlink(n, "/tmp/x"), -1, EINVAL, "unlink(NULL)");
+    EXPECT_ERRNO(nommu_pipe(n, fds), -1, EINVAL, "pipe(NULL)");
+    EXPECT_ERRNO(nommu_mkfifo(n, "/tmp/f", 0600), -1, EINVAL, "mkfifo(NULL)");
+    EXPECT_ERRNO(nommu_socket(n, AF_UNIX, SOCK_STREAM, 0), -1, EINVAL, "socket(NULL)");
+    EXPECT_ERRNO(nommu_set_append_only(n, 0, 1), -1, EINVAL, "set_append_only(NULL)");
+    EXPECT_ERRNO(nommu_romfs_add(ns, "/rom/x", buf, 1), -1, EINVAL, "romfs_add(NULL)");
+    EXPECT_ERRNO(nommu_flash_set_mode(ns, "/dev/mtd0", 0), -1, EINVAL, "flash_set_mode(NULL)");
+    EXPECT_ERRNO(nommu_shmget(n, 0, 4096, IPC_CREAT), -1, EINVAL, "shmget(NULL)");
+    EXPECT_ERRNO(nommu_shmat(n, 0, NULL, 0), MAP_FAILED, EINVAL, "shmat(NULL)");
+    EXPECT_ERRNO(nommu_shmdt(n, buf), -1, EINVAL, "shmdt(NULL)");
+    EXPECT_ERRNO(nommu_shmctl(n, 0, IPC_STAT, &ds), -1, EINVAL, "shmctl(NULL)");
+    EXPECT_ERRNO(nommu_shm_open(n, "/x", O_RDWR, 0), -1, EINVAL, "shm_open(NULL)");
+    EXPECT_ERRNO(nommu_shm_unlink(n, "/x"), -1, EINVAL, "shm_unlink(NULL)");
+    EXPECT_ERRNO(nommu_exec_elf(n, "/rom/x", &img), -1, EINVAL, "exec_elf(NULL)");
+    EXPECT_ERRNO(nommu_brk(n, NULL), NULL, EINVAL, "brk(NULL)");
+    EXPECT_ERRNO(nommu_malloc(n, 8), NULL, EINVAL, "malloc(NULL)");
+    EXPECT_ERRNO(nommu_calloc(n, 1, 8), NULL, EINVAL, "calloc(NULL)");
+    EXPECT_ERRNO(nommu_realloc(n, NULL, 8), NULL, EINVAL, "realloc(NULL)");
+    CHECK(nommu_posix_memalign(n, &out, 16, 8) == EINVAL && out == (void *)0x1234, "posix_memalign(NULL)");
+    CHECK(nommu_malloc_usable_size(n, buf) == 0, "malloc_usable_size(NULL)");
+    EXPECT_ERRNO(nommu_alloc_pages(ns, 0, 0), NULL, EINVAL, "alloc_pages(NULL)");
+    EXPECT_ERRNO(nommu_free_pages(ns, buf, 0), -1, EINVAL, "free_pages(NULL)");
+    EXPECT_ERRNO(nommu_alloc_pages_exact(ns, 4096, 0), NULL, EINVAL, "alloc_pages_exact(NULL)");
+    EXPECT_ERRNO(nommu_free_pages_exact(ns, buf, 4096), -1, EINVAL, "free_pages_exact(NULL)");
+    nommu_process_exit(n);
+    nommu_system_destroy(ns);
+    /* Null pointers: EFAULT (or EINVAL where the kernel would say so). */
+    EXPECT_ERRNO(nommu_open(p, NULL, O_RDONLY), -1, EFAULT, "open(path NULL)");
+    EXPECT_ERRNO(nommu_unlink(p, NULL), -1, EFAULT, "unlink(path NULL)");
+    EXPECT_ERRNO(nommu_mkfifo(p, NULL, 0600), -1, EFAULT, "mkfifo(path NULL)");
+    EXPECT_ERRNO(nommu_pipe(p, NULL), -1, EFAULT, "pipe(fds NULL)");
+    EXPECT_ERRNO(nommu_exec_elf(p, NULL, &img), -1, EFAULT, "exec_elf(path NULL)");
+    EXPECT_ERRNO(nommu_shm_open(p, NULL, O_RDWR, 0), -1, EFAULT, "shm_open(name NULL)");
+    EXPECT_ERRNO(nommu_shmctl(p, 0, IPC_STAT, NULL), -1, EFAULT, "shmctl(buf NULL)");
+    EXPECT_ERRNO(nommu_get_stats(sys, NULL), -1, EINVAL, "get_stats(NULL)");
+    /* Closed, negative, huge and foreign descriptors: EBADF. */
+    int mine = nommu_open(p, "/tmp/mine", O_RDWR | O_CREAT, 0600);
+    int fdset[] = {-1, -1000, 1000, 1 << 30};
+    for (size_t i = 0; i < sizeof fdset / sizeof fdset[0]; i++) {
+        EXPECT_ERRNO(nommu_read(p, fdset[i], buf, 1), -1, EBADF, "read(bad fd)");
+        EXPECT_ERRNO(nommu_write(p, fdset[i], buf, 1), -1, EBADF, "write(bad fd)");
+        EXPECT_ERRNO(nommu_close(p, fdset[i]), -1, EBADF, "close(bad fd)");
+        EXPECT_ERRNO(nommu_ftruncate(p, fdset[i], 0), -1, EBADF, "ftruncate(bad fd)");
+        EXPECT_ERRNO(nommu_mmap(p, NULL, 4096, PROT_READ, MAP_PRIVATE, fdset[i], 0), MAP_FAILED, EBADF, "mmap(bad fd)");
+    }
+    EXPECT_ERRNO(nommu_read(q, mine, buf, 1), -1, EBADF, "read(foreign fd)");
+    EXPECT_ERRNO(nommu_close(q, mine), -1, EBADF, "close(foreign fd)");
+    EXPECT_ERRNO(nommu_pwrite(p, mine, buf, 1, -1), -1, EINVAL, "pwrite(negative offset)");
+    EXPECT_ERRNO(nommu_ftruncate(p, mine, -1), -1, EINVAL, "ftruncate(negative length)");
+    EXPECT_ERRNO(nommu_read(p, mine, NULL, 5), -1, EFAULT, "read(buf NULL)");
+    CHECK(nommu_close(p, mine) == 0 && nommu_unlink(p, "/tmp/mine") == 0, "clean up");
+    nommu_get_stats(sys, &after);
+    CHECK(after.allocated_pages == before.allocated_pages && after.mmap_pages_allocated == before.mmap_pages_allocated,
+          "bad input changed nothing");
+    nommu_process_exit(q);
+    nommu_process_exit(p);
+    nommu_system_destroy(sys);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -528,6 +622,7 @@ int main(void) {
     file_rows();
     exec_rows();
     malloc_rows();
+    null_and_bad_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
