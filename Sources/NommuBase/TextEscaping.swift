@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Escaping for the reports the tools write (JSON, SVG), shared by the bench and the malloc lab.
+// Text helpers shared by the model, the bench and the malloc lab: escaping for the reports
+// they write (JSON, SVG), and trimming of what they read.
 
 /// `s` as a JSON string literal.
 package func jsonString(_ s: String) -> String {
@@ -37,4 +38,14 @@ package func xmlEscape(_ s: String) -> String {
         }
     }
     return out
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing whitespace (blanks, tabs, line ends).
+    package func trimmingBlanks() -> String {
+        var s = Substring(self)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
 }

@@ -163,12 +163,3 @@ public func parseSeries(_ text: String) throws(BenchError) -> [BenchSeries] {
     guard !found.isEmpty else { throw .noSeries }
     return BenchSeries.allCases.filter { found.contains($0) }
 }
-
-extension StringProtocol {
-    func trimmingBlanks() -> String {
-        var s = Substring(self)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-}

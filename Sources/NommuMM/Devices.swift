@@ -111,19 +111,17 @@ extension System {
     /// Takes the frame buffer's or the ramdisk's memory from the page allocator (zeroed,
     /// contiguous) if it is not held yet. - Throws: `ENOMEM`; `ENXIO` for a zero size.
     func ensureDeviceMemory(_ d: Device, in s: inout ModelState) throws(Errno) {
+        func take(_ bytes: Int) throws(Errno) -> PageRun {
+            guard bytes > 0 else { throw .noSuchDeviceOrAddress }
+            let run = try allocator.allocateExact(bytes: bytes, .zeroed, trimThreshold: 1)
+            s.devicePages += run.keptPages
+            return run
+        }
         switch d {
-        case .fb0:
-            guard s.framebuffer == nil else { return }
-            guard configuration.framebufferBytes > 0 else { throw .noSuchDeviceOrAddress }
-            let run = try allocator.allocateExact(bytes: configuration.framebufferBytes, .zeroed, trimThreshold: 1)
-            s.framebuffer = run
-            s.devicePages += run.keptPages
-        case .ram0:
-            guard s.ramdisk == nil else { return }
-            guard configuration.ramdiskBytes > 0 else { throw .noSuchDeviceOrAddress }
-            let run = try allocator.allocateExact(bytes: configuration.ramdiskBytes, .zeroed, trimThreshold: 1)
-            s.ramdisk = run
-            s.devicePages += run.keptPages
+        case .fb0 where s.framebuffer == nil:
+            s.framebuffer = try take(configuration.framebufferBytes)
+        case .ram0 where s.ramdisk == nil:
+            s.ramdisk = try take(configuration.ramdiskBytes)
             if let id = s.names[.dev]?["ram0"] { s.inodes.update(id) { $0.size = configuration.ramdiskBytes } }
         default:
             return

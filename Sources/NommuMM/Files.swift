@@ -740,13 +740,3 @@ extension ModelState {
         }
     }
 }
-
-extension String {
-    fileprivate func trimmingBlanks() -> String {
-        let blanks: Set<Character> = [" ", "\t", "\n"]
-        var s = Substring(self)
-        while let c = s.first, blanks.contains(c) { s.removeFirst() }
-        while let c = s.last, blanks.contains(c) { s.removeLast() }
-        return String(s)
-    }
-}

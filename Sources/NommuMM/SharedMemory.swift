@@ -203,7 +203,7 @@ extension System {
         if seg.removed && seg.attaches == 0 { destroySegment(shmid, in: &s) }
     }
 
-    private func destroySegment(_ shmid: CInt, in s: inout ModelState) {
+    func destroySegment(_ shmid: CInt, in s: inout ModelState) {
         guard let seg = s.sysv.removeValue(forKey: shmid) else { return }
         if s.sysvKeys[seg.key] == shmid { s.sysvKeys[seg.key] = nil }
         s.inodes.update(seg.inode) { $0.pins -= 1 }
@@ -244,11 +244,7 @@ extension System {
     package func tearDownFilesystems() throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard s.processes.count == 0 else { throw .resourceBusy }
-            for id in Array(s.sysv.keys) where s.sysv[id]!.attaches == 0 {
-                s.sysv[id]!.removed = true
-                s.sysvKeys[s.sysv[id]!.key] = nil
-                sysvDetachedAll(id, in: &s)
-            }
+            for id in Array(s.sysv.keys) where s.sysv[id]!.attaches == 0 { destroySegment(id, in: &s) }
             for m in [MountPoint.devShm, .tmp] {
                 for (_, id) in s.names[m] ?? [:] {
                     s.inodes.update(id) { $0.linked = false }
@@ -258,11 +254,5 @@ extension System {
             }
         }
         try releaseRamdisk()
-    }
-
-    private func sysvDetachedAll(_ shmid: CInt, in s: inout ModelState) {
-        guard let seg = s.sysv.removeValue(forKey: shmid) else { return }
-        s.inodes.update(seg.inode) { $0.pins -= 1 }
-        releaseIfUnused(seg.inode, in: &s)
     }
 }

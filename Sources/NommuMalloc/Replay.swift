@@ -304,7 +304,6 @@ public enum Replay {
     /// The same events through the host's malloc, interleaved the same way: ns per event.
     static func glibcReplay(_ traces: [Trace], events: [Int], touch: Bool, pageSize: Int) -> Double {
         var tables = traces.map { [UnsafeMutableRawPointer?](repeating: nil, count: $0.slotCount) }
-        var sizes = traces.map { [Int](repeating: 0, count: $0.slotCount) }
         var next = [Int](repeating: 0, count: traces.count)
         let total = events.reduce(0, +)
         let t0 = cshim_now_ns()
@@ -336,7 +335,6 @@ public enum Replay {
                     continue
                 }
                 tables[i][slot] = p
-                sizes[i][slot] = size
                 if let p { write(p, size, touch: touch, pageSize: pageSize) }
             }
         }
@@ -370,9 +368,8 @@ struct Snapshot {
 
     init(_ st: PageAllocator.Statistics, mmapCopy: Int) {
         slackPages = st.slackPages
-        let top = st.freeBlocks.lastIndex { $0 > 0 }
-        largestFreeBlockBytes = top.map { (1 << $0) * st.pageSize } ?? 0
-        buddyinfo = st.buddyInfo.trimmingCharacters()
+        largestFreeBlockBytes = st.largestFreeBlockBytes
+        buddyinfo = st.buddyInfo.trimmingBlanks()
         self.mmapCopy = mmapCopy
     }
 }
@@ -481,13 +478,5 @@ final class Run {
     func release() {
         for p in table where p != nil { try? malloc.free(p) }
         table = []
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters() -> String {
-        var s = Substring(self)
-        while let c = s.last, c == "\n" || c == " " { s.removeLast() }
-        return String(s)
     }
 }

@@ -58,7 +58,7 @@ public struct Trace: Sendable {
             let line = String(decoding: bytes[i..<j], as: UTF8.self)
             i = j + 1
             if !sawHeader {
-                guard line.trimmingTrailingSpace() == "# nommu-trace v1" else {
+                guard line.trimmingBlanks() == "# nommu-trace v1" else {
                     throw ParseError(line: lineNumber, message: "missing the '# nommu-trace v1' header")
                 }
                 sawHeader = true
@@ -145,13 +145,5 @@ public struct Trace: Sendable {
         oldSlots.append(old)
         sizes.append(size)
         alignments.append(alignment)
-    }
-}
-
-extension String {
-    fileprivate func trimmingTrailingSpace() -> Substring {
-        var s = Substring(self)
-        while let c = s.last, c == " " || c == "\r" || c == "\t" { s.removeLast() }
-        return s
     }
 }

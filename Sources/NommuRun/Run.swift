@@ -52,10 +52,8 @@ final class RunState: @unchecked Sendable {
         nanoseconds.initialize(to: 0)
         m.onNewPeak = { [unowned self] in
             let st = self.system.allocator.statistics()
-            let top = st.freeBlocks.lastIndex { $0 > 0 }
-            let largest = top.map { (1 << $0) * st.pageSize } ?? 0
             let copy = self.system.mmapPagesAllocated
-            self.atPeak.withLock { $0 = (st.slackPages, largest, st.buddyInfo, copy) }
+            self.atPeak.withLock { $0 = (st.slackPages, st.largestFreeBlockBytes, st.buddyInfo, copy) }
         }
     }
 
@@ -72,9 +70,7 @@ final class RunState: @unchecked Sendable {
     func failed(size: Int) {
         firstFailure.withLock { f in
             guard f == nil else { return }
-            let st = system.allocator.statistics()
-            let top = st.freeBlocks.lastIndex { $0 > 0 }
-            f = (malloc.statistics.calls, size, top.map { (1 << $0) * st.pageSize } ?? 0)
+            f = (malloc.statistics.calls, size, system.allocator.statistics().largestFreeBlockBytes)
         }
     }
 }
@@ -163,7 +159,7 @@ public func nommu_run_report() {
         peakLiveBytes: c.peakLiveBytes, peakPagesHeld: (c.peakHeldBytes + page - 1) / page,
         peakPagesInCall: (c.peakHeldBytes + page - 1) / page, slackPages: peak.0,
         trimmedPages: Int(s.system.allocator.statistics().pagesTrimmed), mmapCopyPeakPages: peak.3,
-        largestFreeBlockBytes: peak.1, buddyinfo: peak.2.trimmingNewlines(),
+        largestFreeBlockBytes: peak.1, buddyinfo: peak.2.trimmingBlanks(),
         firstFailure: s.firstFailure.withLock { $0 }.map {
             .init(event: $0.0, size: $0.1, largestFreeBlockBytes: $0.2)
         },
@@ -176,12 +172,4 @@ public func nommu_run_report() {
         getenv("NOMMU_RUN_REPORT").map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) } ?? 2
     _ = out.utf8CString.withUnsafeBufferPointer { b in write(fd, b.baseAddress!, b.count - 1) }
     if fd != 2 { close(fd) }
-}
-
-extension String {
-    fileprivate func trimmingNewlines() -> String {
-        var t = Substring(self)
-        while let c = t.last, c == "\n" || c == " " { t.removeLast() }
-        return String(t)
-    }
 }

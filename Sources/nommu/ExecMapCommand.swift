@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
+import Foundation
 import NommuBase
 import NommuMM
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// `nommu exec-map`: real executables loaded N times into one no-MMU system.
 struct ExecMapCommand: ParsableCommand {
@@ -34,7 +31,10 @@ struct ExecMapCommand: ParsableCommand {
         var loaded: [(name: String, bytes: [UInt8])] = []
         var names = Set<String>()
         for path in files {
-            guard let bytes = readHostFile(path) else { throw ValidationError("cannot read \(path)") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("cannot read \(path)")
+            }
+            let bytes = [UInt8](data)
             var name = String(path.split(separator: "/").last ?? "a.out")
             var n = 2
             while names.contains(name) {
@@ -50,20 +50,5 @@ struct ExecMapCommand: ParsableCommand {
         } catch {
             throw ValidationError("nommu exec-map: \(error.debugDescription)")
         }
-    }
-
-    private func readHostFile(_ path: String) -> [UInt8]? {
-        let fd = Glibc.open(path, O_RDONLY)
-        guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
-        var out: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, 1 << 16) }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            out += buf[0..<n]
-        }
-        return out
     }
 }

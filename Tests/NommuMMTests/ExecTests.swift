@@ -9,21 +9,6 @@ import Testing
     import Glibc
 #endif
 
-/// A host file's bytes, or nil.
-func hostFile(_ path: String) -> [UInt8]? {
-    let fd = Glibc.open(path, O_RDONLY)
-    guard fd >= 0 else { return nil }
-    defer { Glibc.close(fd) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, 65536) }
-        if n <= 0 { break }
-        out += buf[0..<n]
-    }
-    return out
-}
-
 /// A small ELF64 executable: text (R-X, 200 bytes at file offset 0x1000, vaddr 0x401000),
 /// data (RW-, 64 bytes at 0x2010, vaddr 0x403010, memsz 0x1800: the rest is bss), and
 /// PT_GNU_STACK asking for 64 KiB. The file bytes after the data are 0xCC, so a bss that is
@@ -148,7 +133,7 @@ struct ExecTests {
 
     @Test("a real host binary loads from /rom and /data; XIP saves the text")
     func hostBinary() throws {
-        let ls = try #require(hostFile("/bin/ls"), "the host has /bin/ls")
+        let ls = try #require(readHostFile("/bin/ls"), "the host has /bin/ls")
         let s = try makeSystem(pages: 8192)
         let procs = (0..<3).map { _ in s.createProcess() }
         try s.romfsAdd(path: "/rom/ls", ls)
@@ -172,7 +157,7 @@ struct ExecTests {
 struct ExecMapTests {
     @Test("from /rom text is in place; from /data it is one shared copy; the figures add up")
     func report() throws {
-        let ls = try #require(hostFile("/bin/ls"), "the host has /bin/ls")
+        let ls = try #require(readHostFile("/bin/ls"), "the host has /bin/ls")
         let rom = try ExecMap.run(files: [("ls", ls)], instances: 3, from: .rom)
         #expect(rom.rows.count == 3)
         #expect(rom.rows.allSatisfy { $0.inPlaceBytes > 0 && $0.sharedBytes == 0 })

@@ -29,19 +29,6 @@ func run(_ argv: [String], environment extra: [String] = []) -> Int32 {
     return (status >> 8) & 0xff
 }
 
-func readAll(_ path: String) -> [UInt8] {
-    guard let f = fopen(path, "rb") else { return [] }
-    defer { fclose(f) }
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = buf.withUnsafeMutableBytes { fread($0.baseAddress!, 1, 1 << 16, f) }
-        if n == 0 { break }
-        out += buf[0..<n]
-    }
-    return out
-}
-
 @Suite("nommu record: the LD_PRELOAD recorder")
 struct RecordTests {
     @Test("records real programs (one threaded) as traces that parse and replay")
@@ -69,7 +56,7 @@ struct RecordTests {
             let path = "\(dir)/\(name).trace"
             let status = run(argv, environment: ["LD_PRELOAD=\(so)", "NOMMU_TRACE_FILE=\(path)"])
             #expect(status == 0, "\(name) runs with the recorder")
-            let t = try Trace.parse(name: name, readAll(path))
+            let t = try Trace.parse(name: name, readHostFile(path) ?? [])
             #expect(t.count > 100, "\(name): \(t.count) events")
             #expect(t.unknownFrees == 0)
             traces.append(t)
@@ -126,7 +113,7 @@ struct RunTests {
             let status = run(
                 argv, environment: ["LD_PRELOAD=\(so)", "NOMMU_RUN_REPORT=\(report)", "NOMMU_RUN_ARENA=\(64 << 20)"])
             #expect(status == 0, "\(argv[0]) runs on the model")
-            let text = String(decoding: readAll(report), as: UTF8.self)
+            let text = String(decoding: readHostFile(report) ?? [], as: UTF8.self)
             let name = argv[0] == "gcc" ? "cc1" : argv[0]
             #expect(text.contains("\n\(name) (pid "), "\(argv[0]) reported: \(text.prefix(300))")
             #expect(!text.contains("did not fit"))
@@ -137,6 +124,6 @@ struct RunTests {
             ["python3", "-c", "x = bytearray(3000000)"],
             environment: ["LD_PRELOAD=\(so)", "NOMMU_RUN_REPORT=\(report)", "NOMMU_RUN_ARENA=\(1 << 20)"])
         #expect(status != 0)
-        #expect(String(decoding: readAll(report), as: UTF8.self).contains("did not fit: event"))
+        #expect(String(decoding: readHostFile(report) ?? [], as: UTF8.self).contains("did not fit: event"))
     }
 }

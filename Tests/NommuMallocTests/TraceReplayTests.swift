@@ -107,7 +107,7 @@ struct ReplayTests {
         for name in ["cc1", "sqlite3"] {
             // The samples of ../shared/traces, kept in the repository so a clean clone has them.
             let path = "traces/\(name).trace"
-            let bytes = readAll(path)
+            let bytes = readHostFile(path) ?? []
             guard !bytes.isEmpty else {
                 Issue.record("missing \(path)")
                 continue
