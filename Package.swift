@@ -116,13 +116,25 @@ let package = Package(
             path: "Fuzz/FuzzTrace",
             swiftSettings: swiftSettings
         ),
+        .executableTarget(
+            name: "fuzz-cabi",
+            dependencies: ["FuzzSupport", "CNommu", "NommuBase", "NommuCABI", "NommuMM", "PageAllocator"],
+            path: "Fuzz/FuzzCABI",
+            swiftSettings: swiftSettings
+        ),
         // C programs against nommu.h; CABITests runs them.
         .executableTarget(
             name: "nommu-abi-check",
             dependencies: ["CNommu", "NommuCABI"],
             path: "Tests/CPrograms/abi-check"
         ),
-        .testTarget(name: "CABITests", dependencies: ["nommu-abi-check"], swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "nommu-abi-stress",
+            dependencies: ["CNommu", "NommuCABI"],
+            path: "Tests/CPrograms/abi-stress"
+        ),
+        .testTarget(
+            name: "CABITests", dependencies: ["nommu-abi-check", "nommu-abi-stress"], swiftSettings: swiftSettings),
         .testTarget(name: "NommuBaseTests", dependencies: ["NommuBase"], swiftSettings: swiftSettings),
         .testTarget(name: "HostArenaTests", dependencies: ["HostArena", "NommuBase"], swiftSettings: swiftSettings),
         .testTarget(
@@ -132,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NommuMMTests",
-            dependencies: ["NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
+            dependencies: ["CShims", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

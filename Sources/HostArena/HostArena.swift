@@ -56,6 +56,7 @@ public struct HostArena: ~Copyable, @unchecked Sendable {
         guard byteCount > 0, byteCount % page == 0, alignment >= page, alignment & (alignment - 1) == 0 else {
             throw .invalidArgument
         }
+        try HostFaultPlan.check(.arena)
         switch Syscalls.acquire(bytes: byteCount, alignment: alignment, source: backing, hugePages: hugePages) {
         case .failure(let e):
             throw e

@@ -5,7 +5,7 @@
 // NULL and errno). Nothing here throws, and out-parameters are written only on success.
 import CNommu
 import NommuBase
-import NommuMM
+package import NommuMM
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -26,6 +26,12 @@ final class SystemHandle {
 func systemHandle(_ p: OpaquePointer?) -> SystemHandle? {
     p.map { Unmanaged<SystemHandle>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
 }
+
+/// The system behind a `nommu_system *` (nil for NULL): for the fuzz target's invariant checks.
+package func nommuSystemForTesting(_ handle: OpaquePointer?) -> System? { systemHandle(handle)?.system }
+
+/// The process behind a `nommu_process *` (nil for NULL): for the fuzz target's mapping checks.
+package func nommuProcessForTesting(_ handle: OpaquePointer?) -> Process? { process(handle) }
 
 func process(_ p: OpaquePointer?) -> Process? {
     p.map { Unmanaged<Process>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }

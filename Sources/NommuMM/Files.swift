@@ -220,10 +220,15 @@ extension System {
             throw .noSuchFileOrDirectory
         case .data:
             let host = hostRoot + "/" + rel
+            // A failed open changes nothing: a file it created goes again.
+            var created = false
+            var opened = false
+            defer { if created && !opened { try? HostFS.unlink(host) } }
             var st = try HostFS.status(host)
             if st == nil {
                 guard create else { throw .noSuchFileOrDirectory }
                 try HostFS.create(host)
+                created = true
                 st = try HostFS.status(host)
                 guard st != nil else { throw .noSuchFileOrDirectory }
             } else if exclusive {
@@ -239,7 +244,7 @@ extension System {
             if let known = s.hostInodes[status.inode] {
                 id = known
             } else {
-                let (hostFD, writable) = try hostCall(.open, in: &s) { () throws(Errno) in try HostFS.openFile(host) }
+                let (hostFD, writable) = try HostFS.openFile(host)
                 id = s.inodes.insert(
                     Inode(kind: .regular, mount: .data, number: UInt(status.inode), path: "/data/" + rel))
                 s.inodes.update(id) { node in
@@ -256,13 +261,14 @@ extension System {
                 try checkWritable(id, flags, write: write, in: &s)
                 if write && flags.contains(.truncate) {
                     let hfd = s.inodes[id]!.hostFD
-                    try hostCall(.truncate, in: &s) { () throws(Errno) in try HostFS.truncate(hfd, to: 0) }
+                    try HostFS.truncate(hfd, to: 0)
                     s.inodes.update(id) { $0.size = 0 }
                 }
             } catch {
                 releaseIfUnused(id, in: &s)
                 throw error
             }
+            opened = true
             return .inode(id)
         case .dev:
             guard let id = s.names[.dev]?[rel] else {
@@ -300,6 +306,11 @@ extension System {
                 guard processAlive(who) else { throw .noSuchFileOrDirectory }
                 return (.directory, false)
             case ["maps"]:
+                // `proc_maps_open` → `mm_access(PTRACE_MODE_READ)`: the model grants it to
+                // the address space's own users only (a vfork child and its parent), so no
+                // process can read where another's private memory is (issue 6).
+                guard processAlive(who) else { throw .noSuchFileOrDirectory }
+                guard sharesAddressSpace(pid, who) else { throw .permissionDenied }
                 guard let text = procPIDMaps(who) else { throw .noSuchFileOrDirectory }
                 return (.text(Array(text.utf8)), false)
             case ["status"]:
@@ -320,6 +331,11 @@ extension System {
     }
 
     func processAlive(_ pid: Int32) -> Bool { state.withLock { $0.processes[pid] != nil } }
+
+    /// Whether two live processes use one address space (a vfork child and its parent).
+    func sharesAddressSpace(_ a: Int32, _ b: Int32) -> Bool {
+        state.withLock { s in s.processes[a] != nil && s.processes[a] == s.processes[b] }
+    }
 
     /// The open file behind `fd` in `pid`. - Throws: `ESRCH`; `EBADF`.
     func descriptor(_ pid: Int32, _ fd: CInt, in s: inout ModelState) throws(Errno) -> OpenFile {
@@ -365,7 +381,8 @@ extension System {
             let b = Array("\(nrTrimPages)\n".utf8)
             let start = min(offset, b.count)
             let chunk = Array(b[start..<min(b.count, start + count)])
-            state.withLock { s in s.setOffset(pid, fd, start + chunk.count) }
+            // pread leaves the file offset, as it does for every other file.
+            if position == nil { state.withLock { s in s.setOffset(pid, fd, start + chunk.count) } }
             return chunk
         }
     }
@@ -389,7 +406,7 @@ extension System {
                 do {
                     let append = f.append && node.kind == .regular
                     if append && node.mount == .data {
-                        let size = try hostCall(.read, in: &s) { () throws(Errno) in try HostFS.size(node.hostFD) }
+                        let size = try HostFS.size(node.hostFD)
                         s.inodes.update(id) { $0.size = size }
                     }
                     let at = append ? s.inodes[id]!.size : (position ?? f.offset)
@@ -462,8 +479,7 @@ extension System {
             case .devShm, .tmp, .sysvShm:
                 try ramfsResize(id, to: Int(length), in: &s)
             case .data:
-                try hostCall(.truncate, in: &s) { () throws(Errno) in try HostFS.truncate(node.hostFD, to: Int(length))
-                }
+                try HostFS.truncate(node.hostFD, to: Int(length))
                 s.inodes.update(id) { $0.size = Int(length) }
             default:
                 throw .invalidArgument
@@ -622,9 +638,7 @@ extension System {
             guard count > 0 else { return [] }
             let buffer = UnsafeMutableRawPointer.allocate(byteCount: count, alignment: 16)
             defer { buffer.deallocate() }
-            let n = try hostCall(.read, in: &s) { () throws(Errno) in
-                try HostFS.read(node.hostFD, into: buffer, count: count, at: offset)
-            }
+            let n = try HostFS.read(node.hostFD, into: buffer, count: count, at: offset)
             return Array(UnsafeRawBufferPointer(start: buffer, count: n))
         case .dev:
             switch node.device! {
@@ -654,8 +668,7 @@ extension System {
         case .rom:
             throw .badFileDescriptor
         case .data:
-            let n = try hostCall(.write, in: &s) { () throws(Errno) in try HostFS.write(node.hostFD, bytes, at: offset)
-            }
+            let n = try HostFS.write(node.hostFD, bytes, at: offset)
             s.inodes.update(id) { $0.size = max($0.size, offset + n) }
             return n
         case .dev:
@@ -695,24 +708,6 @@ extension System {
             HostFS.closeFile(node.hostFD)
         }
         s.inodes[id] = nil
-    }
-}
-
-/// The host calls behind `/data`, for fault injection.
-package enum HostCall: Hashable, Sendable, CaseIterable {
-    case open, read, write, truncate
-}
-
-extension System {
-    /// Makes every later host call of kind `call` fail with `errno` (nil: succeed again).
-    package func injectHostFault(_ call: HostCall, _ errno: Errno?) {
-        state.withLock { $0.hostFaults[call] = errno }
-    }
-
-    /// Runs a host call unless a fault is injected for it.
-    func hostCall<T>(_ call: HostCall, in s: inout ModelState, _ body: () throws(Errno) -> T) throws(Errno) -> T {
-        if let e = s.hostFaults[call] { throw e }
-        return try body()
     }
 }
 

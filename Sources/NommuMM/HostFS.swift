@@ -6,7 +6,8 @@ import NommuBase
 
 /// The host calls behind `/data`, the disk filesystem over a real host directory. An
 /// inode holds one host descriptor while it lives (so open files outlive their names, as
-/// on a disk); failures come back as the host's errno.
+/// on a disk); failures come back as the host's errno. Each call asks the task's
+/// `HostFaultPlan` first, so tests can make any of them fail.
 enum HostFS {
     /// What is at a host path.
     struct Status {
@@ -20,6 +21,7 @@ enum HostFS {
 
     /// `stat`, or nil when nothing is there. - Throws: the host's errno for other failures.
     static func status(_ path: String) throws(Errno) -> Status? {
+        try HostFaultPlan.check(.status)
         var st = stat()
         if stat(path, &st) != 0 {
             if errno == ENOENT { return nil }
@@ -32,6 +34,7 @@ enum HostFS {
 
     /// Creates an empty regular file (O_CREAT | O_EXCL). - Throws: the host's errno.
     static func create(_ path: String) throws(Errno) {
+        try HostFaultPlan.check(.create)
         let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw lastErrno }
         Glibc.close(fd)
@@ -40,6 +43,7 @@ enum HostFS {
     /// Opens a regular file for the inode's lifetime (read-write, else read-only).
     /// - Throws: the host's errno.
     static func openFile(_ path: String) throws(Errno) -> (CInt, writable: Bool) {
+        try HostFaultPlan.check(.open)
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         if fd >= 0 { return (fd, true) }
         guard errno == EACCES || errno == EROFS else { throw lastErrno }
@@ -53,6 +57,7 @@ enum HostFS {
 
     /// The file's size now.
     static func size(_ fd: CInt) throws(Errno) -> Int {
+        try HostFaultPlan.check(.size)
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw lastErrno }
         return Int(st.st_size)
@@ -63,6 +68,7 @@ enum HostFS {
     static func read(_ fd: CInt, into buffer: UnsafeMutableRawPointer, count: Int, at offset: Int) throws(Errno)
         -> Int
     {
+        try HostFaultPlan.check(.read)
         var done = 0
         while done < count {
             let n = pread(fd, buffer + done, count - done, off_t(offset + done))
@@ -78,6 +84,7 @@ enum HostFS {
 
     /// Writes `bytes` at `offset`. - Throws: the host's errno (when nothing was written).
     static func write(_ fd: CInt, _ bytes: [UInt8], at offset: Int) throws(Errno) -> Int {
+        try HostFaultPlan.check(.write)
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { b in pwrite(fd, b.baseAddress! + done, b.count - done, off_t(offset + done))
@@ -94,16 +101,19 @@ enum HostFS {
 
     /// `ftruncate`. - Throws: the host's errno.
     static func truncate(_ fd: CInt, to size: Int) throws(Errno) {
+        try HostFaultPlan.check(.truncate)
         guard Glibc.ftruncate(fd, off_t(size)) == 0 else { throw lastErrno }
     }
 
     /// `unlink`. - Throws: the host's errno.
     static func unlink(_ path: String) throws(Errno) {
+        try HostFaultPlan.check(.unlink)
         guard Glibc.unlink(path) == 0 else { throw lastErrno }
     }
 
     /// Makes a fresh private directory under `$TMPDIR` (or /tmp). - Throws: the host's errno.
     static func makeTemporaryDirectory() throws(Errno) -> String {
+        try HostFaultPlan.check(.temporaryDirectory)
         let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
         var template = Array((base + "/nommu-data-XXXXXX").utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }

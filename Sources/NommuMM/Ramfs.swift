@@ -137,12 +137,17 @@ extension System {
         }
         // truncate_setsize: pages past the new end go, and the tail of the last page is
         // zeroed. A page a private overlay (Part A.6) still covers is kept until the inode
-        // goes, so the overlay never shows memory someone else has been given.
+        // goes, so the overlay never shows memory someone else has been given. What is
+        // covered comes from the mappings, not the regions: an overlay may share a region
+        // the loop above has just clamped below it.
         let keep = (newSize + page - 1) >> pageShift
         var covered: [(UInt, UInt)] = []
-        for (_, r) in s.regions.live {
-            guard case .file(let inode) = r.backing, inode == id, !r.flags.contains(.mappedCopy) else { continue }
-            covered.append((r.pgoff, r.pgoff + ((r.top - r.start + UInt(page) - 1) >> shift)))
+        for (_, space) in s.spaces.live {
+            for m in space.mappings {
+                let r = s.regions[m.region]!
+                guard case .file(let inode) = r.backing, inode == id, !r.flags.contains(.mappedCopy) else { continue }
+                covered.append((m.pgoff, m.pgoff + ((m.end - m.start + UInt(page) - 1) >> shift)))
+            }
         }
         var freed = 0
         s.inodes.update(id) { node in

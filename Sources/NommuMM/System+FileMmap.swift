@@ -125,7 +125,10 @@ extension System {
                 let run = try allocator.allocateExact(bytes: Int(rounded), .uninitialized)
                 let base = allocator.address(of: run.start)
                 do throws(Errno) {
-                    let n = try readInodeInto(id, base, count: Int(rounded), at: Int(pgoff << shift), in: &s)
+                    // `fpos = pgoff << PAGE_SHIFT` in a signed loff_t: a huge pgoff gives a
+                    // negative position, which kernel_read refuses (rw_verify_area).
+                    let n = try readInodeInto(
+                        id, base, count: Int(rounded), at: Int(bitPattern: pgoff << shift), in: &s)
                     // Bytes past EOF are cleared, up to the rounded length (not the slack).
                     if n < Int(rounded) {
                         (base + n).initializeMemory(as: UInt8.self, repeating: 0, count: Int(rounded) - n)
@@ -203,11 +206,10 @@ extension System {
         _ id: Int, _ dst: UnsafeMutableRawPointer, count: Int, at offset: Int, in s: inout ModelState
     ) throws(Errno) -> Int {
         let node = s.inodes[id]!
+        guard offset >= 0 else { throw .invalidArgument }
         switch node.mount {
         case .data:
-            return try hostCall(.read, in: &s) { () throws(Errno) in
-                try HostFS.read(node.hostFD, into: dst, count: count, at: offset)
-            }
+            return try HostFS.read(node.hostFD, into: dst, count: count, at: offset)
         case .rom:
             guard offset < node.size else { return 0 }
             let n = min(count, node.size - offset)

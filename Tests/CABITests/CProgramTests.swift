@@ -12,10 +12,13 @@ struct CProgramTests {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
-    @Test func abiCheck() throws {
-        let exe = Self.binDirectory.appendingPathComponent("nommu-abi-check")
+    @Test(
+        "abi-check: every row through nommu.h; abi-stress: 8 threads, 4 processes, futex ping-pong",
+        arguments: ["nommu-abi-check", "nommu-abi-stress"])
+    func run(program: String) throws {
+        let exe = Self.binDirectory.appendingPathComponent(program)
         try #require(
-            FileManager.default.isExecutableFile(atPath: exe.path), "build it: swift build --product nommu-abi-check")
+            FileManager.default.isExecutableFile(atPath: exe.path), "build it: swift build --product \(program)")
         let proc = Foundation.Process()
         proc.executableURL = exe
         let out = Pipe()

@@ -173,11 +173,13 @@ struct PrivateCopyTests {
         let fd = try p.open("/data/gone")
         // The disk fails the read (an injected host EIO).
         let before = Snapshot(s, [p])
-        s.injectHostFault(.read, .ioError)
-        expectErrno(.ioError, "row 35") {
-            _ = try p.mmap(length: page, protection: .read, flags: .private, fd: fd)
+        let plan = HostFaultPlan(failing: [.read: .ioError])
+        HostFaultPlan.$current.withValue(plan) {
+            expectErrno(.ioError, "row 35") {
+                _ = try p.mmap(length: page, protection: .read, flags: .private, fd: fd)
+            }
         }
-        s.injectHostFault(.read, nil)
+        #expect(plan.calls == [.read])
         #expect(Snapshot(s, [p]) == before)
         #expect(s.regionCount == 0)
         #expect(everythingBackViolation(s, [p]) == nil)

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+import CShims
 import NommuBase
 import NommuMM
 import NommuTestSupport
@@ -76,6 +77,58 @@ struct FutexTests {
         #expect(r.filter { $0 == 0 }.count == 3, "all three waits completed: \(r)")
         #expect(r.contains(103), "the waker woke exactly three: \(r)")
         #expect(everythingBackViolation(s, [parent, child]) == nil)
+    }
+}
+
+@Suite("Futex: across processes through shared regions")
+struct FutexSharedTests {
+    @Test("two processes' threads play ping-pong on a word in a /dev/shm mapping and a SysV segment")
+    func pingPong() throws {
+        let s = try makeSystem()
+        let a = s.createProcess()
+        let b = s.createProcess()
+        // A shared ramfs mapping lands at one address in both (no MMU: the page cache itself).
+        let fd = try a.open("/dev/shm/word", [.readWrite, .create])
+        try a.ftruncate(fd, length: Int64(page))
+        let wa = try a.mmap(length: page, protection: rw, flags: .shared, fd: fd)
+        let fdb = try b.open("/dev/shm/word")
+        let wb = try b.mmap(length: page, protection: .read, flags: .shared, fd: fdb)
+        #expect(wa == wb)
+        let id = try a.shmget(key: 9, size: Int(page), flags: SharedMemory.create)
+        let sa = try a.shmat(id)
+        let sb = try b.shmat(id)
+        #expect(sa == sb)
+        let rounds = 500
+        for word in [wa.u, sa.u] {
+            let pointer = UnsafeMutablePointer<UInt32>(bitPattern: word)!
+            let stalls = HostMutex(0)
+            runOnThreads(2) { t in
+                let me = t == 0 ? a : b
+                let pointer = UnsafeMutablePointer<UInt32>(bitPattern: word)!
+                var done = 0
+                while done < rounds {
+                    let v = cshim_load_acquire_u32(pointer)
+                    guard Int(v % 2) == t else {
+                        do {
+                            _ = try me.futex(word, Futex.wait, v, timeout: timespec(tv_sec: 0, tv_nsec: 50_000_000))
+                        } catch {
+                            if error as? Errno == .timedOut { stalls.withLock { $0 += 1 } }
+                        }
+                        continue
+                    }
+                    cshim_store_release_u32(pointer, v + 1)
+                    _ = try? me.futex(word, Futex.wake, 1)
+                    done += 1
+                }
+            }
+            #expect(cshim_load_acquire_u32(pointer) == UInt32(2 * rounds), "every round counted")
+            #expect(stalls.withLock { $0 } < 20, "wake-ups are not lost")
+        }
+        try a.shmdt(sa.u)
+        try b.shmdt(sb.u)
+        try a.shmRemove(id)
+        try a.unlink("/dev/shm/word")
+        #expect(everythingBackViolation(s, [a, b]) == nil)
     }
 }
 

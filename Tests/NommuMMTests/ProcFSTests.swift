@@ -25,7 +25,16 @@ struct ProcFSTests {
         #expect(try p.readFile("/proc/maps") == (a < b ? lineA + lineB : lineB + lineA))
         #expect(s.procMaps() == (a < b ? lineA + lineB : lineB + lineA))
         #expect(try p.readFile("/proc/self/maps") == "\(hex8(a.u))-\(hex8(a.u + page)) rw-p 00000000 00:00 0 \n")
-        #expect(try p.readFile("/proc/\(q.pid)/maps") == lineB)
+        #expect(try q.readFile("/proc/\(q.pid)/maps") == lineB)
+        // Another process's mappings are not for reading (mm_access, issue 6); a vfork
+        // child shares its parent's address space and may.
+        #expect(throws: Errno.permissionDenied) { _ = try p.readFile("/proc/\(q.pid)/maps") }
+        #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/\(q.pid)/maps") }
+        #expect(try p.readFile("/proc/\(q.pid)/status").contains("Mem:"), "status shows sizes only")
+        let child = try q.vfork()
+        #expect(try child.readFile("/proc/\(q.pid)/maps") == lineB)
+        #expect(try q.readFile("/proc/\(child.pid)/maps") == lineB)
+        child.exit()
         #expect(try q.readFile("/proc/self/maps") == lineB, "self is the caller")
         #expect(everythingBackViolation(s, [p, q]) == nil)
     }
@@ -87,6 +96,11 @@ struct ProcFSTests {
         #expect(throws: Errno.badFileDescriptor) { _ = try p.read(fd, count: 10) }
         try p.close(fd)
         #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/proc/sys/vm/max_map_count") }
+        // pread leaves the offset (fuzz-cabi found it moving: regression-sysctl-pread-offset).
+        let rw = try p.open("/proc/sys/vm/nr_trim_pages", .readWrite)
+        #expect(try p.pread(rw, count: 10, offset: 0) == Array("0\n".utf8))
+        #expect(try p.read(rw, count: 10) == Array("0\n".utf8), "read starts at offset 0 still")
+        try p.close(rw)
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 

@@ -132,6 +132,32 @@ struct RamfsTests {
         #expect(s.invariantViolation() == nil)
         #expect(everythingBackViolation(s, [p]) == nil)
     }
+
+    @Test("a private overlay sharing a shared mapping's region keeps its page through truncate to 0")
+    func overlayInsideSharedRegion() throws {
+        // fuzz-cabi's regression-truncate-under-private-overlay, as a test: the overlay of page
+        // 0 shares the region of a 2-page shared mapping; once the shared one is gone, the
+        // truncate clamped the region first and then freed the overlay's page by it.
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let fd = try p.shmOpen("x", [.readWrite, .create])
+        try p.ftruncate(fd, length: Int64(2 * page))
+        _ = try p.pwrite(fd, [7], offset: 0)
+        let shared = try p.mmap(length: 2 * page, protection: rw, flags: .shared, fd: fd)
+        let overlay = try p.mmap(length: page, protection: .read, flags: .private, fd: fd)
+        #expect(overlay == shared, "the overlay is the page cache, inside the shared region")
+        try p.munmap(address: shared.u, length: 2 * page)
+        try p.ftruncate(fd, length: 0)
+        #expect(s.invariantViolation() == nil)
+        let fresh = try p.mmap(length: page, protection: rw, flags: anon)
+        #expect(fresh != overlay, "the overlay's page was not handed out again")
+        #expect(bytes(overlay, 1) == [7])
+        try p.munmap(address: fresh.u, length: page)
+        try p.munmap(address: overlay.u, length: page)
+        try p.close(fd)
+        try p.shmUnlink("x")
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
 }
 
 @Suite("SysV and POSIX shared memory (Part A.3, rows 75–77)")

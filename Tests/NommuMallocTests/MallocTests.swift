@@ -201,3 +201,90 @@ struct MallocRandomTests {
         #expect(allBack(s, [p]) == nil)
     }
 }
+
+@Suite("Mallocs: the arena exhausted before every call")
+struct MallocExhaustionTests {
+    @Test(
+        "a call refused for want of pages changes nothing (blocks, counters, mappings); the retry works",
+        arguments: Malloc.Policy.allCases)
+    func exhaustedEveryCall(policy: Malloc.Policy) throws {
+        let seed = SeededRandom.seed(default: 777)
+        var rng = SeededRandom(seed: seed)
+        let steps = ProcessEnvironment.int("NOMMU_FAULT_STEPS", default: 120) * 4
+        let s = try system(pages: 2048)
+        let p = s.createProcess()
+        let m = try Malloc(process: p, .init(policy: policy, extendSize: 16 << 10))
+        var live: [(UnsafeMutableRawPointer, Int, UInt8)] = []
+        var refused = 0
+        func intact(_ b: (UnsafeMutableRawPointer, Int, UInt8)) -> Bool {
+            UnsafeRawBufferPointer(start: b.0, count: b.1).allSatisfy { $0 == b.2 }
+        }
+        for step in 0..<steps {
+            let size = rng.next() % 5 == 0 ? Int(rng.next() % 200_000) : Int(1 + rng.next() % 900)
+            let v = UInt8(truncatingIfNeeded: step) | 1
+            // Keep the live set small enough that the retry fits.
+            let op = live.isEmpty ? 0 : live.count > 24 ? 4 : Int(rng.next() % 5)
+            let i = live.isEmpty ? 0 : Int(rng.next() % UInt64(live.count))
+            // Each call twice: first with every free page taken, then (if refused) as usual.
+            for exhausted in [true, false] {
+                var hog: [PageFrameNumber] = []
+                if exhausted {
+                    while let run = try? s.allocatePages(order: Order(0), .uninitialized) { hog.append(run.start) }
+                }
+                let before = (m.statistics, p.mappings, s.allocator.statistics().freePages)
+                var result: UnsafeMutableRawPointer? = nil
+                var error: Errno? = nil
+                do {
+                    switch op {
+                    case 0: result = try m.malloc(size)
+                    case 1: result = try m.calloc(size, 1)
+                    case 2: result = try m.posixMemalign(alignment: 64, size)
+                    case 3: result = try m.realloc(live[i].0, size)
+                    default: try m.free(live[i].0)
+                    }
+                } catch let e {
+                    error = e
+                }
+                let freeAfter = s.allocator.statistics().freePages
+                for pfn in hog { try s.freePages(pfn, order: Order(0)) }
+                if let error {
+                    #expect(error == .noMemory, "step \(step): \(error)")
+                    var after = m.statistics
+                    after.calls = before.0.calls
+                    after.failures = before.0.failures
+                    #expect(after == before.0, "step \(step): a refused call changed the counters")
+                    #expect(p.mappings == before.1 && freeAfter == before.2, "step \(step): pages or mappings moved")
+                    #expect(live.allSatisfy(intact), "step \(step): a refused call changed a block")
+                    refused += 1
+                    continue
+                }
+                switch op {
+                case 0, 1, 2:
+                    let q = result!
+                    if op == 1 { #expect(UnsafeRawBufferPointer(start: q, count: size).allSatisfy { $0 == 0 }) }
+                    q.initializeMemory(as: UInt8.self, repeating: v, count: size)
+                    live.append((q, size, v))
+                case 3:
+                    let q = result!
+                    #expect(
+                        UnsafeRawBufferPointer(start: q, count: min(size, live[i].1)).allSatisfy { $0 == live[i].2 })
+                    q.initializeMemory(as: UInt8.self, repeating: v, count: size)
+                    live[i] = (q, size, v)
+                default:
+                    live.remove(at: i)
+                }
+                break
+            }
+            if let violation = s.invariantViolation() ?? m.heapViolation() {
+                Issue.record("step \(step): \(violation)")
+                break
+            }
+        }
+        #expect(refused > 20, "\(refused) calls were refused")
+        for b in live {
+            #expect(intact(b))
+            try m.free(b.0)
+        }
+        #expect(allBack(s, [p]) == nil)
+    }
+}

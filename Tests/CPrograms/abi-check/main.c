@@ -123,8 +123,9 @@ static void more_rows(void) {
              (unsigned long)(sb + PAGE));
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/maps", nommu_getpid(q));
-    read_proc(p, path, text, sizeof text);
+    read_proc(q, path, text, sizeof text);
     CHECK(strcmp(text, expect) == 0, "row 70 /proc/<pid>/maps shows the shrunk VMA");
+    EXPECT_ERRNO(nommu_open(p, path, O_RDONLY), -1, EACCES, "another process's maps are not readable");
     read_proc(q, "/proc/self/status", text, sizeof text);
     CHECK(strstr(text, "Slack:\t    4096 bytes\n") != NULL, "/proc/<pid>/status Slack");
     nommu_munmap(p, sa, PAGE);
@@ -464,6 +465,11 @@ static void null_and_bad_rows(void) {
     EXPECT_ERRNO(nommu_close(q, mine), -1, EBADF, "close(foreign fd)");
     EXPECT_ERRNO(nommu_pwrite(p, mine, buf, 1, -1), -1, EINVAL, "pwrite(negative offset)");
     EXPECT_ERRNO(nommu_ftruncate(p, mine, -1), -1, EINVAL, "ftruncate(negative length)");
+    /* A page-aligned negative offset passes the alignment check; the private copy's
+     * kernel_read at a negative position is EINVAL (this crashed the model once). */
+    CHECK(nommu_pwrite(p, mine, "data", 4, 0) == 4, "write some data");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, mine, -4096), MAP_FAILED, EINVAL,
+                 "mmap(negative offset)");
     EXPECT_ERRNO(nommu_read(p, mine, NULL, 5), -1, EFAULT, "read(buf NULL)");
     CHECK(nommu_close(p, mine) == 0 && nommu_unlink(p, "/tmp/mine") == 0, "clean up");
     nommu_get_stats(sys, &after);

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Processes (create, vfork, exit, fork), the malloc family, the flash and romfs calls,
+// and the calls a kernel without an MMU refuses.
+import CNommu
+import NommuCABI
+import NommuMM
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+extension World {
+    // MARK: Processes
+
+    func lifeCycle(_ p: Proc, _ input: inout Input) {
+        switch input.byte() % 6 {
+        case 0:
+            guard procs.count < World.maxProcesses else { return }
+            guard let h = nommu_process_create(handle) else { fail("nommu_process_create: errno \(errno)") }
+            procs.append(Proc(handle: h, pid: nommu_getpid(h), group: Group()))
+        case 1, 2:
+            guard procs.count < World.maxProcesses else { return }
+            guard let h = nommu_vfork(p.handle) else { fail("nommu_vfork: errno \(errno)") }
+            procs.append(Proc(handle: h, pid: nommu_getpid(h), group: p.group))
+        case 3, 4:
+            // Any process may exit, a vfork parent before its child included; one stays.
+            guard procs.count > 1 else { return }
+            let (own, other) = (input.byte() % 2 == 0, Int(input.byte()))
+            let i = own ? procs.firstIndex { $0 === p }! : other % procs.count
+            let q = procs.remove(at: i)
+            nommu_process_exit(q.handle)
+            exited.append(q.pid)
+            if q.process.isAlive { fail("pid \(q.pid) still alive after nommu_process_exit") }
+            if system.pids.contains(q.pid) { fail("pid \(q.pid) still listed after nommu_process_exit") }
+        default:
+            errno = 0
+            if nommu_fork(p.handle) != -1 || errno != EINVAL { fail("nommu_fork: errno \(errno), not EINVAL") }
+            if nommu_getpid(p.handle) != p.pid { fail("nommu_getpid gives \(nommu_getpid(p.handle)), not \(p.pid)") }
+        }
+    }
+
+    // MARK: malloc
+
+    func mallocSize(_ input: inout Input) -> Int {
+        switch input.byte() % 7 {
+        case 0: return 0
+        case 1, 2: return 1 + Int(input.byte())
+        case 3: return input.word()
+        case 4: return 100_000 + input.word() * 4
+        case 5: return Int(page) * Int(1 + input.byte() % 8)
+        default: return input.pick([Int.max, -1, Int.max / 2 + 1, 1 << 40])
+        }
+    }
+
+    /// Fills a block with a byte no header word can be made of, and tracks it.
+    func allocated(_ p: Proc, _ pointer: UnsafeMutableRawPointer, _ size: Int) {
+        if UInt(bitPattern: pointer) & 15 != 0 { fail("malloc returned unaligned \(pointer)") }
+        let fill = UInt8(truncatingIfNeeded: step % 200) + 0x21
+        pointer.initializeMemory(as: UInt8.self, repeating: fill, count: size)
+        p.blocks.append(Block(pointer: pointer, size: size, fill: fill))
+    }
+
+    func mallocCall(_ p: Proc, _ input: inout Input) {
+        switch input.byte() % 8 {
+        case 0, 1:
+            let size = mallocSize(&input)
+            if let r = nommu_malloc(p.handle, size) { allocated(p, r, size) }
+        case 2:
+            let count = input.pick([0, 1, 3, 100, Int(input.byte()), Int.max / 2, -1])
+            let size = mallocSize(&input)
+            guard let r = nommu_calloc(p.handle, count, size) else { return }
+            let total = count.multipliedReportingOverflow(by: size)
+            if total.overflow || total.partialValue < 0 { fail("calloc(\(count), \(size)) succeeded") }
+            expectZero(UInt(bitPattern: r), UInt(total.partialValue), "calloc")
+            allocated(p, r, total.partialValue)
+        case 3, 4:
+            let size = mallocSize(&input)
+            guard !p.blocks.isEmpty, !input.chance(8) else {
+                if let r = nommu_realloc(p.handle, nil, size) { allocated(p, r, size) }
+                return
+            }
+            let i = input.word() % p.blocks.count
+            let b = p.blocks[i]
+            let r = nommu_realloc(p.handle, b.pointer, size)
+            if size == 0 {
+                if r != nil { fail("realloc(p, 0) returned \(String(describing: r))") }
+                p.blocks.remove(at: i)
+                return
+            }
+            guard let r else { return }  // ENOMEM: the old block stays
+            let kept = min(b.size, size)
+            if kept > 0
+                && (r.load(as: UInt8.self) != b.fill || r.load(fromByteOffset: kept - 1, as: UInt8.self) != b.fill)
+            {
+                fail("realloc of \(b.size) to \(size) bytes lost the contents")
+            }
+            p.blocks.remove(at: i)
+            allocated(p, r, size)
+        case 5:
+            guard !p.blocks.isEmpty else { return }
+            let b = p.blocks.remove(at: input.word() % p.blocks.count)
+            nommu_free(p.handle, b.pointer)
+            if input.chance(2) {
+                // At once, before anything can reuse it: a double free is refused.
+                errno = 0
+                nommu_free(p.handle, b.pointer)
+                if errno != EINVAL { fail("double free of \(b.pointer): errno \(errno)") }
+            }
+        case 6:
+            let alignment = input.pick([0, 8, 16, 24, 64, 4096, 1 << 20, -1])
+            let size = mallocSize(&input)
+            var out: UnsafeMutableRawPointer? = UnsafeMutableRawPointer(bitPattern: 0x5a5a_5a50)
+            let rc = nommu_posix_memalign(p.handle, &out, alignment, size)
+            if rc != 0 {
+                if out != UnsafeMutableRawPointer(bitPattern: 0x5a5a_5a50) {
+                    fail("posix_memalign wrote *out on \(rc)")
+                }
+                return
+            }
+            guard let r = out, alignment > 0, UInt(bitPattern: r) % UInt(alignment) == 0 else {
+                fail("posix_memalign(\(alignment), \(size)) gave \(String(describing: out))")
+            }
+            allocated(p, r, size)
+        default:
+            var c = nommu_malloc_config()
+            nommu_malloc_config_init(&c)
+            c.policy = CInt(input.byte() % 3)
+            c.uninitialized = CInt(input.byte() & 1)
+            if input.chance(4) { c.extend_size = Int(input.word()) * 16 }
+            if input.chance(4) { c.mmap_threshold = Int(input.word()) * 16 }
+            if input.chance(8) { c.size = 8 }
+            if nommu_malloc_configure(p.handle, &c) == 0 && !p.blocks.isEmpty {
+                fail("nommu_malloc_configure succeeded with \(p.blocks.count) blocks live")
+            }
+        }
+    }
+
+    /// Frees of what malloc did not hand out: refused with EINVAL, nothing changes. The
+    /// pointers never point where a header could have been forged: outside the arena, off
+    /// the 16-byte grid, or 16 bytes into a block (whose bytes are its fill).
+    func badFree(_ p: Proc, _ input: inout Input) {
+        var pointer = UnsafeMutableRawPointer(
+            bitPattern: input.pick([1, 16, 4096, 0xdead_beef_0000, UInt.max & ~15, arenaBase + 8, arenaBase - 16]))
+        let (inside, offset) = (input.chance(2), input.pick([1, 8, 16]))
+        if inside, let b = p.blocks.first(where: { $0.size >= 32 }) { pointer = b.pointer + offset }
+        errno = 0
+        if input.chance(2) {
+            nommu_free(p.handle, pointer)
+            if errno != EINVAL { fail("free of \(String(describing: pointer)): errno \(errno)") }
+        } else {
+            if nommu_realloc(p.handle, pointer, 64) != nil || errno != EINVAL {
+                fail("realloc of \(String(describing: pointer)): errno \(errno)")
+            }
+        }
+        if nommu_malloc_usable_size(p.handle, pointer) != 0 { fail("malloc_usable_size of a non-block is not 0") }
+        if let b = p.blocks.first, nommu_malloc_usable_size(p.handle, b.pointer) < b.size {
+            fail("malloc_usable_size of a \(b.size)-byte block is \(nommu_malloc_usable_size(p.handle, b.pointer))")
+        }
+    }
+
+    // MARK: Flash and romfs
+
+    func flashOrRomfs(_ input: inout Input) {
+        if input.chance(2) {
+            let device: String? = input.pick(["/dev/mtd0", "/dev/mtd0", "mtd0", "/dev/fb0", nil])
+            _ = nommu_flash_set_mode(handle, device, CInt(input.byte() % 4))
+        } else {
+            let path = input.pick(["/rom/a", "/rom/d", "/rom/e/f", "/rom/" + String(step), "/tmp/x", "/rom", "/rom/"])
+            let bytes = input.data(count: input.count(page: Int(page)))
+            _ = bytes.withUnsafeBytes { nommu_romfs_add(handle, path, $0.baseAddress, $0.count) }
+        }
+    }
+
+    // MARK: The rest
+
+    /// The calls no-MMU refuses (ENOSYS), stats, brk.
+    func misc(_ p: Proc, _ input: inout Input) {
+        let a = UnsafeMutableRawPointer(bitPattern: garbageAddress(&input))
+        let n = Int(input.byte())
+        errno = 0
+        let rc: CInt
+        switch input.byte() % 8 {
+        case 0: rc = nommu_mprotect(p.handle, a, n, PROT_READ)
+        case 1: rc = nommu_msync(p.handle, a, n, 0)
+        case 2: rc = nommu_mlock(p.handle, a, n)
+        case 3: rc = nommu_munlock(p.handle, a, n)
+        case 4:
+            var vec = [UInt8](repeating: 0, count: 8)
+            rc = nommu_mincore(p.handle, a, n, &vec)
+        case 5: rc = nommu_madvise(p.handle, a, n, 0)
+        case 6:
+            var st = nommu_stats()
+            st.size = UInt32(MemoryLayout<nommu_stats>.size)
+            guard nommu_get_stats(handle, &st) == 0 else { fail("nommu_get_stats: errno \(errno)") }
+            if st.free_pages + st.percpu_pages + st.allocated_pages != st.total_pages
+                || st.mmap_pages_allocated != UInt64(system.mmapPagesAllocated)
+            {
+                fail("stats do not add up: \(st)")
+            }
+            return
+        default:
+            _ = nommu_brk(p.handle, input.chance(2) ? nil : a)
+            return
+        }
+        if rc != -1 || errno != ENOSYS { fail("a call no-MMU lacks returned \(rc), errno \(errno)") }
+    }
+}
