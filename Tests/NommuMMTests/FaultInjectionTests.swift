@@ -286,7 +286,7 @@ struct FaultInjectionTests {
         ])
     func exhaustedEveryStep(seed0: UInt64) throws {
         let seed = SeededRandom.seed(default: seed0)
-        let steps = ProcessEnvironment.int("NOMMU_FAULT_STEPS", default: 120) * 2
+        let steps = ProcessEnvironment.int("NOMMU_FAULT_STEPS", default: 240)
         let s = try makeSystem(pages: 1024, trim: 1)
         let names = ["/tmp/a", "/tmp/b", "/dev/shm/c", "/data/d"]
         var exhausted = Workload(seed: seed, system: s, names: names)

@@ -210,7 +210,7 @@ struct MallocExhaustionTests {
     func exhaustedEveryCall(policy: Malloc.Policy) throws {
         let seed = SeededRandom.seed(default: 777)
         var rng = SeededRandom(seed: seed)
-        let steps = ProcessEnvironment.int("NOMMU_FAULT_STEPS", default: 120) * 4
+        let steps = ProcessEnvironment.int("NOMMU_FAULT_STEPS", default: 480)
         let s = try system(pages: 2048)
         let p = s.createProcess()
         let m = try Malloc(process: p, .init(policy: policy, extendSize: 16 << 10))
