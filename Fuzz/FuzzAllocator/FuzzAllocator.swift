@@ -12,22 +12,10 @@ import FuzzSupport
 import NommuBase
 import PageAllocator
 
-/// Reads the input a byte at a time (zeros once it runs out).
-struct Input {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var at = 0
-    var exhausted: Bool { at >= bytes.count }
-    mutating func byte() -> UInt8 {
-        defer { at += 1 }
-        return at < bytes.count ? bytes[at] : 0
-    }
-    mutating func word() -> Int { Int(byte()) | Int(byte()) << 8 }
-}
-
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAllocator(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
-    var input = Input(bytes: UnsafeBufferPointer(start: data, count: size))
+    var input = FuzzInput(bytes: UnsafeBufferPointer(start: data, count: size))
     let pages = 16 + Int(input.byte() % 241)
     let maxOrder = Int(input.byte() % 7)
     let perCPU = input.byte() & 1 == 1

@@ -35,7 +35,7 @@ import NommuMM
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCABI(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
-    var input = Input(bytes: UnsafeBufferPointer(start: data, count: size))
+    var input = FuzzInput(bytes: UnsafeBufferPointer(start: data, count: size))
     guard let world = World(&input) else { return 0 }
     while !input.exhausted && world.step < World.maxSteps {
         world.step += 1
@@ -48,7 +48,7 @@ public func fuzzCABI(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 
 extension World {
     /// One step: an operation byte, a process byte, then the operation's own bytes.
-    func perform(_ input: inout Input) {
+    func perform(_ input: inout FuzzInput) {
         let op = input.byte() % 32
         let p = procs[Int(input.byte()) % procs.count]
         defer { if World.tracing { trace(op, p, input.at) } }

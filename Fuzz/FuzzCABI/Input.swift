@@ -3,24 +3,13 @@
 // The fuzz input read as arguments: bytes, words, and the lengths, offsets, protections
 // and flags of the calls, each drawn from a small table of interesting values.
 import CNommu
+import FuzzSupport
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Reads the input a byte at a time (zeros once it runs out).
-struct Input {
-    let bytes: UnsafeBufferPointer<UInt8>
-    var at = 0
-
-    var exhausted: Bool { at >= bytes.count }
-
-    mutating func byte() -> UInt8 {
-        defer { at += 1 }
-        return at < bytes.count ? bytes[at] : 0
-    }
-
-    mutating func word() -> Int { Int(byte()) | Int(byte()) << 8 }
-
+/// The calls' arguments, drawn from the input.
+extension FuzzInput {
     mutating func u64() -> UInt64 {
         var v: UInt64 = 0
         for _ in 0..<8 { v = v << 8 | UInt64(byte()) }

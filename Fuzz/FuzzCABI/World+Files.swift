@@ -3,6 +3,7 @@
 // The descriptor calls on every mount and device, SysV and POSIX shared memory, /proc
 // reads and sysctl writes.
 import CNommu
+import FuzzSupport
 import NommuCABI
 import NommuMM
 #if canImport(Glibc)
@@ -22,13 +23,13 @@ extension World {
     /// The one FIFO (never read or written).
     static let fifo = "/tmp/fifo"
 
-    func path(_ input: inout Input) -> String {
+    func path(_ input: inout FuzzInput) -> String {
         if input.chance(16) { return "/proc/\(somePID(&input))/" + input.pick(["maps", "status", ""]) }
         return input.pick(World.paths)
     }
 
     /// A pid: the caller's relatives', another process's, an exited one's, or none at all.
-    func somePID(_ input: inout Input) -> CInt {
+    func somePID(_ input: inout FuzzInput) -> CInt {
         switch input.byte() % 4 {
         case 0, 1: return procs[Int(input.byte()) % procs.count].pid
         case 2: return exited.isEmpty ? 9999 : exited[Int(input.byte()) % exited.count]
@@ -38,7 +39,7 @@ extension World {
 
     /// `O_*`: an access mode (3 is invalid), then O_CREAT, O_EXCL, O_TRUNC, O_APPEND,
     /// O_NONBLOCK.
-    func openFlags(_ input: inout Input) -> CInt {
+    func openFlags(_ input: inout FuzzInput) -> CInt {
         let b = input.byte()
         var f = CInt(b & 3)
         if b & 0x04 != 0 { f |= O_CREAT }
@@ -57,14 +58,14 @@ extension World {
         p.group.fds[fd] = what
     }
 
-    func open(_ p: Proc, _ input: inout Input) {
+    func open(_ p: Proc, _ input: inout FuzzInput) {
         let path = path(&input)
         let flags = openFlags(&input)
         let fd = nommu_open_fixed_args(p.handle, path, flags, 0o644)
         if fd >= 0 { opened(p, fd, .file(path)) }
     }
 
-    func close(_ p: Proc, _ input: inout Input) {
+    func close(_ p: Proc, _ input: inout FuzzInput) {
         let (fd, what) = descriptor(p, &input)
         errno = 0
         let rc = nommu_close(p.handle, fd)
@@ -76,7 +77,9 @@ extension World {
 
     /// A buffer for read or write: a writable (for read) or readable (for write) part of
     /// one of the process's mappings, else nil (the caller uses an array).
-    func mappedBuffer(_ p: Proc, writable: Bool, count: Int, _ input: inout Input) -> (UnsafeMutableRawPointer, Int)? {
+    func mappedBuffer(_ p: Proc, writable: Bool, count: Int, _ input: inout FuzzInput) -> (
+        UnsafeMutableRawPointer, Int
+    )? {
         guard input.chance(3) else { return nil }
         let candidates = p.group.records.indices.filter {
             writable ? p.group.records[$0].writable : p.group.records[$0].readable
@@ -97,7 +100,7 @@ extension World {
         for (i, r) in p.group.records.enumerated() where r.start < b && r.end > a { p.group.records[i] = refreshed(r) }
     }
 
-    func write(_ p: Proc, _ input: inout Input) {
+    func write(_ p: Proc, _ input: inout FuzzInput) {
         let (fd, what) = descriptor(p, &input)
         if case .pipe = what { return }
         let count = input.count(page: Int(page))
@@ -123,7 +126,7 @@ extension World {
         }
     }
 
-    func read(_ p: Proc, _ input: inout Input) {
+    func read(_ p: Proc, _ input: inout FuzzInput) {
         let (fd, what) = descriptor(p, &input)
         if case .pipe = what { return }
         let count = input.count(page: Int(page))
@@ -150,7 +153,7 @@ extension World {
         }
     }
 
-    func ftruncate(_ p: Proc, _ input: inout Input) {
+    func ftruncate(_ p: Proc, _ input: inout FuzzInput) {
         let (fd, _) = descriptor(p, &input)
         let length: off_t =
             input.chance(2) ? off_t(page) * off_t(input.byte() % 8) : input.fileOffset(page: page)
@@ -159,7 +162,7 @@ extension World {
 
     /// unlink, pipe and FIFO (whose descriptors are only closed and mapped: a read or write
     /// could block), socket, chattr +a / -a.
-    func unlinkPipeSocket(_ p: Proc, _ input: inout Input) {
+    func unlinkPipeSocket(_ p: Proc, _ input: inout FuzzInput) {
         switch input.byte() % 6 {
         case 0, 1:
             _ = nommu_unlink(p.handle, path(&input))
@@ -188,7 +191,7 @@ extension World {
 
     // MARK: Shared memory
 
-    func shmID(_ input: inout Input) -> CInt {
+    func shmID(_ input: inout FuzzInput) -> CInt {
         if !segments.isEmpty && !input.chance(8) {
             let ids = segments.keys.sorted()
             return ids[Int(input.byte()) % ids.count]
@@ -196,7 +199,7 @@ extension World {
         return input.pick([-1, 0, 1, 99, CInt.max])
     }
 
-    func sysv(_ p: Proc, _ input: inout Input) {
+    func sysv(_ p: Proc, _ input: inout FuzzInput) {
         switch input.byte() % 6 {
         case 0, 1:
             let key: key_t = input.pick([0, 0, 1, 2, 3, 0x1234, -1])
@@ -242,7 +245,7 @@ extension World {
         }
     }
 
-    func posixShm(_ p: Proc, _ input: inout Input) {
+    func posixShm(_ p: Proc, _ input: inout FuzzInput) {
         let name = input.pick(["s", "/s", "//t", "u", "", "a/b", "/", String(repeating: "x", count: 300)])
         if input.chance(3) {
             _ = nommu_shm_unlink(p.handle, name)
@@ -256,7 +259,7 @@ extension World {
 
     /// Opens and reads a /proc file to its end; /proc/<pid>/maps must be readable by the
     /// process's own address space only, and the maps files list what the model holds.
-    func procRead(_ p: Proc, _ input: inout Input) {
+    func procRead(_ p: Proc, _ input: inout FuzzInput) {
         let pid = somePID(&input)
         let path = input.pick([
             "/proc/maps", "/proc/self/maps", "/proc/\(pid)/maps", "/proc/\(pid)/maps", "/proc/meminfo",
@@ -295,7 +298,7 @@ extension World {
 
     /// Writes text to /proc/sys/vm/nr_trim_pages: a number is taken, a negative or garbage
     /// is EINVAL and changes nothing.
-    func sysctl(_ p: Proc, _ input: inout Input) {
+    func sysctl(_ p: Proc, _ input: inout FuzzInput) {
         let mode = input.pick([O_WRONLY, O_WRONLY, O_RDWR, O_RDONLY])
         let n = Int(input.byte() % 8)
         let (text, expected): (String, Int?) =

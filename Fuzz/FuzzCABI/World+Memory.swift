@@ -3,6 +3,7 @@
 // The memory calls: mmap / mmap2 / munmap / mremap, futex, the page allocator's entry
 // points, and reads and writes of mapped memory.
 import CNommu
+import FuzzSupport
 import NommuCABI
 import NommuMM
 #if canImport(Glibc)
@@ -13,7 +14,7 @@ extension World {
     // MARK: Addresses
 
     /// An address inside the arena or outside it, aligned or not, that no call handed out.
-    func garbageAddress(_ input: inout Input) -> UInt {
+    func garbageAddress(_ input: inout FuzzInput) -> UInt {
         switch input.byte() % 8 {
         case 0: return 0
         case 1: return UInt(input.byte())
@@ -27,13 +28,13 @@ extension World {
     }
 
     /// A record of `g`, or nil when it has none.
-    func pickRecord(_ g: Group, _ input: inout Input) -> Record? {
+    func pickRecord(_ g: Group, _ input: inout FuzzInput) -> Record? {
         let i = input.word()
         return g.records.isEmpty ? nil : g.records[i % g.records.count]
     }
 
     /// A record of another address space than `p`'s (to exercise isolation), or nil.
-    func foreignRecord(_ p: Proc, _ input: inout Input) -> Record? {
+    func foreignRecord(_ p: Proc, _ input: inout FuzzInput) -> Record? {
         let others = groups.filter { $0.group !== p.group && !$0.group.records.isEmpty }
         let i = Int(input.byte())
         return others.isEmpty ? nil : pickRecord(others[i % others.count].group, &input)
@@ -41,7 +42,7 @@ extension World {
 
     /// A range for munmap or mremap: one of the process's own mappings (whole, its front,
     /// its back, a page in its middle, an unaligned start), another process's, or garbage.
-    func range(_ p: Proc, _ input: inout Input) -> (start: UInt, length: UInt) {
+    func range(_ p: Proc, _ input: inout FuzzInput) -> (start: UInt, length: UInt) {
         let sel = input.byte() % 10
         if sel < 7, let r = pickRecord(p.group, &input) {
             let n = r.end - r.start
@@ -102,13 +103,13 @@ extension World {
         p.group.records.append(refreshed(Record(start: a, end: a + n, prot: prot, kind: kind)))
     }
 
-    func hint(_ p: Proc, _ input: inout Input) -> UnsafeMutableRawPointer? {
+    func hint(_ p: Proc, _ input: inout FuzzInput) -> UnsafeMutableRawPointer? {
         guard input.chance(8) else { return nil }
         let a = input.chance(2) ? (pickRecord(p.group, &input)?.start ?? page) : garbageAddress(&input)
         return UnsafeMutableRawPointer(bitPattern: a)
     }
 
-    func mmapAnonymous(_ p: Proc, _ input: inout Input) {
+    func mmapAnonymous(_ p: Proc, _ input: inout FuzzInput) {
         let length = input.length(page: page)
         let prot = input.protection()
         let flags = input.mapFlags() | MAP_ANONYMOUS
@@ -123,7 +124,7 @@ extension World {
     }
 
     /// A descriptor of `p`'s table (with what it is), or a number that may not be open.
-    func descriptor(_ p: Proc, _ input: inout Input) -> (fd: CInt, what: Descriptor?) {
+    func descriptor(_ p: Proc, _ input: inout FuzzInput) -> (fd: CInt, what: Descriptor?) {
         let fds = p.group.fds
         if !input.chance(8) && !fds.isEmpty {
             let keys = fds.keys.sorted()
@@ -134,7 +135,7 @@ extension World {
         return (fd, fds[fd])
     }
 
-    func mmapFile(_ p: Proc, _ input: inout Input) {
+    func mmapFile(_ p: Proc, _ input: inout FuzzInput) {
         let (fd, what) = descriptor(p, &input)
         let length = input.length(page: page)
         let prot = input.protection()
@@ -163,7 +164,7 @@ extension World {
 
     // MARK: munmap, mremap
 
-    func munmap(_ p: Proc, _ input: inout Input) {
+    func munmap(_ p: Proc, _ input: inout FuzzInput) {
         let (start, length) = range(p, &input)
         guard onlyMine(p, start, length) else { return }
         errno = 0
@@ -193,7 +194,7 @@ extension World {
         p.group.records = kept
     }
 
-    func mremap(_ p: Proc, _ input: inout Input) {
+    func mremap(_ p: Proc, _ input: inout FuzzInput) {
         let (start, oldLength) = range(p, &input)
         let n = rounded(oldLength)
         let newLength: UInt
@@ -229,7 +230,7 @@ extension World {
 
     /// Writes into one of the process's writable mappings (or a malloc block's interior),
     /// or reads a readable one.
-    func touch(_ p: Proc, _ input: inout Input) {
+    func touch(_ p: Proc, _ input: inout FuzzInput) {
         if input.chance(4) && !p.blocks.isEmpty {
             let b = p.blocks[input.word() % p.blocks.count]
             // Never its first 16 bytes (a free of block + 16 reads bytes 8..15 as a header
@@ -258,7 +259,7 @@ extension World {
 
     /// FUTEX_WAKE, or FUTEX_WAIT with a timeout under a microsecond (never without), at an
     /// address in a mapping, a malloc block, another process's mapping, or garbage.
-    func futex(_ p: Proc, _ input: inout Input) {
+    func futex(_ p: Proc, _ input: inout FuzzInput) {
         var address: UInt
         switch input.byte() % 6 {
         case 0, 1, 2:
@@ -299,7 +300,7 @@ extension World {
     // MARK: The page allocator's entry points
 
     /// nommu_alloc_pages / _exact, their frees, and frees of what they never handed out.
-    func pages(_ input: inout Input) {
+    func pages(_ input: inout FuzzInput) {
         switch input.byte() % 5 {
         case 0:
             let order = CUnsignedInt(input.byte() % 12)
@@ -318,13 +319,7 @@ extension World {
             guard !runs.isEmpty else { return }
             let i = input.word() % runs.count
             let r = runs[i]
-            let rc =
-                if let order = r.order {
-                    nommu_free_pages(handle, r.pointer, order)
-                } else {
-                    nommu_free_pages_exact(handle, r.pointer, r.bytes)
-                }
-            if rc != 0 { fail("freeing page run \(r): errno \(errno)") }
+            if freeRun(r) != 0 { fail("freeing page run \(r): errno \(errno)") }
             runs.remove(at: i)
         default:
             // Not a run of that order: a live run's pointer with a larger order, a page

@@ -3,6 +3,7 @@
 // Processes (create, vfork, exit, fork), the malloc family, the flash and romfs calls,
 // and the calls a kernel without an MMU refuses.
 import CNommu
+import FuzzSupport
 import NommuCABI
 import NommuMM
 #if canImport(Glibc)
@@ -12,7 +13,7 @@ import NommuMM
 extension World {
     // MARK: Processes
 
-    func lifeCycle(_ p: Proc, _ input: inout Input) {
+    func lifeCycle(_ p: Proc, _ input: inout FuzzInput) {
         switch input.byte() % 6 {
         case 0:
             guard procs.count < World.maxProcesses else { return }
@@ -41,7 +42,7 @@ extension World {
 
     // MARK: malloc
 
-    func mallocSize(_ input: inout Input) -> Int {
+    func mallocSize(_ input: inout FuzzInput) -> Int {
         switch input.byte() % 7 {
         case 0: return 0
         case 1, 2: return 1 + Int(input.byte())
@@ -60,7 +61,7 @@ extension World {
         p.blocks.append(Block(pointer: pointer, size: size, fill: fill))
     }
 
-    func mallocCall(_ p: Proc, _ input: inout Input) {
+    func mallocCall(_ p: Proc, _ input: inout FuzzInput) {
         switch input.byte() % 8 {
         case 0, 1:
             let size = mallocSize(&input)
@@ -138,7 +139,7 @@ extension World {
     /// Frees of what malloc did not hand out: refused with EINVAL, nothing changes. The
     /// pointers never point where a header could have been forged: outside the arena, off
     /// the 16-byte grid, or 16 bytes into a block (whose bytes are its fill).
-    func badFree(_ p: Proc, _ input: inout Input) {
+    func badFree(_ p: Proc, _ input: inout FuzzInput) {
         var pointer = UnsafeMutableRawPointer(
             bitPattern: input.pick([1, 16, 4096, 0xdead_beef_0000, UInt.max & ~15, arenaBase + 8, arenaBase - 16]))
         let (inside, offset) = (input.chance(2), input.pick([1, 8, 16]))
@@ -160,7 +161,7 @@ extension World {
 
     // MARK: Flash and romfs
 
-    func flashOrRomfs(_ input: inout Input) {
+    func flashOrRomfs(_ input: inout FuzzInput) {
         if input.chance(2) {
             let device: String? = input.pick(["/dev/mtd0", "/dev/mtd0", "mtd0", "/dev/fb0", nil])
             _ = nommu_flash_set_mode(handle, device, CInt(input.byte() % 4))
@@ -174,7 +175,7 @@ extension World {
     // MARK: The rest
 
     /// The calls no-MMU refuses (ENOSYS), stats, brk.
-    func misc(_ p: Proc, _ input: inout Input) {
+    func misc(_ p: Proc, _ input: inout FuzzInput) {
         let a = UnsafeMutableRawPointer(bitPattern: garbageAddress(&input))
         let n = Int(input.byte())
         errno = 0

@@ -4,6 +4,7 @@
 // tables they share (vfork shares both), what each was handed (mappings, malloc blocks, page
 // runs), and the checks run after every step and at the end.
 import CNommu
+import FuzzSupport
 import NommuBase
 import NommuCABI
 import NommuMM
@@ -95,7 +96,7 @@ final class World {
 
     /// Makes the system the first input bytes describe, its /rom files and one process;
     /// nil when the system cannot be made.
-    init?(_ input: inout Input) {
+    init?(_ input: inout FuzzInput) {
         var c = nommu_config()
         nommu_config_init(&c)
         let pageSize = input.chance(8) ? 16384 : 4096
@@ -215,18 +216,16 @@ final class World {
 
     /// At the end: every process exits, every page run goes back, the filesystems are torn
     /// down; then no region, no mmap page, and every page back on the free lists.
+    /// Frees a page run with the call that matches how it was taken.
+    func freeRun(_ r: (pointer: UnsafeMutableRawPointer, order: CUnsignedInt?, bytes: Int)) -> CInt {
+        if let order = r.order { return nommu_free_pages(handle, r.pointer, order) }
+        return nommu_free_pages_exact(handle, r.pointer, r.bytes)
+    }
+
     func finish() {
         for p in procs { nommu_process_exit(p.handle) }
         procs = []
-        for r in runs {
-            let rc =
-                if let order = r.order {
-                    nommu_free_pages(handle, r.pointer, order)
-                } else {
-                    nommu_free_pages_exact(handle, r.pointer, r.bytes)
-                }
-            if rc != 0 { fail("freeing page run \(r) at the end: errno \(errno)") }
-        }
+        for r in runs where freeRun(r) != 0 { fail("freeing page run \(r) at the end: errno \(errno)") }
         runs = []
         if !system.pids.isEmpty { fail("processes left after every exit: \(system.pids)") }
         do { try system.tearDownFilesystems() } catch { fail("tearing the filesystems down: \(error)") }
