@@ -273,6 +273,10 @@ struct FaultInjectionTests {
             if let v = w.finish() { problems.append("k=\(k): \(v)") }
         }
         #expect(problems == [], "\(problems.prefix(20).joined(separator: "\n"))")
+        let kinds = failedCalls.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key) \($0.value)" }
+        print(
+            "fault injection: \(steps) steps, each of \(total) host calls failed once (\(kinds.joined(separator: ", ")))"
+        )
         // Every kind of /data call the workload makes was made to fail at least once.
         for call in [HostCall.status, .create, .open, .read, .write, .truncate, .unlink] {
             #expect(failedCalls[call, default: 0] > 0, "\(call) was never failed: \(failedCalls)")
@@ -312,6 +316,7 @@ struct FaultInjectionTests {
         }
         #expect(problems == [], "\(problems.prefix(20).joined(separator: "\n"))")
         #expect(refused > 10, "\(refused) steps were refused for want of memory")
+        print("arena exhaustion (seed \(seed)): \(refused) of \(steps) steps refused with ENOMEM, none changed state")
         #expect(exhausted.finish() == nil)
     }
 }

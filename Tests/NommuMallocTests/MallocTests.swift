@@ -281,6 +281,7 @@ struct MallocExhaustionTests {
             }
         }
         #expect(refused > 20, "\(refused) calls were refused")
+        print("malloc exhaustion (\(policy)): \(refused) of \(steps) calls refused with ENOMEM, none changed state")
         for b in live {
             #expect(intact(b))
             try m.free(b.0)
