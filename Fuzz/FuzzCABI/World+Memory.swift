@@ -323,12 +323,21 @@ extension World {
             runs.remove(at: i)
         default:
             // Not a run of that order: a live run's pointer with a larger order, a page
-            // inside a run, an address off the page grid or outside the arena. EINVAL, and
-            // nothing changes. (Pages the model holds are never offered: the allocator
-            // cannot tell a region's run from one of these calls'.)
+            // inside a run, a page a mapping (or the page cache, or a segment) holds, an
+            // address off the page grid or outside the arena. EINVAL, and nothing changes.
             var pointer: UInt
             var order = CUnsignedInt(input.byte() % 12)
-            switch input.byte() % 3 {
+            switch input.byte() % 4 {
+            case 3:
+                // Any process's mapping, at any page of it, with a small order: the allocator
+                // alone would take it back; the system must refuse.
+                guard let q = procs.isEmpty ? nil : procs[Int(input.byte()) % procs.count],
+                    let m = q.process.mappings.isEmpty
+                        ? nil : q.process.mappings[Int(input.byte()) % q.process.mappings.count]
+                else { return }
+                let pages = max(1, (m.end.rawValue - m.start.rawValue) / page)
+                pointer = m.start.rawValue + page * (UInt(input.byte()) % pages)
+                order = CUnsignedInt(input.byte() % 3)
             case 0:
                 guard let r = runs.first(where: { $0.order != nil }) else { return }
                 pointer = UInt(bitPattern: r.pointer)

@@ -116,17 +116,20 @@ extension System {
         // nommu_shrink_inode_mappings: a shared mapping over [low, high] refuses the cut.
         let low = UInt(newSize) >> shift
         let high = (UInt(old) + UInt(page) - 1) >> shift
+        var sharedRegions = Set<Int>()
         for (_, space) in s.spaces.live {
             for m in space.mappings where m.flags.contains(.shared) {
                 guard case .file(let inode) = s.regions[m.region]!.backing, inode == id else { continue }
                 let firstPage = m.pgoff
                 let lastPage = m.pgoff + ((m.end - m.start + UInt(page) - 1) >> shift) - 1
                 if lastPage >= low && firstPage <= high { throw .textFileBusy }
+                sharedRegions.insert(m.region)
             }
         }
-        // Shared regions reaching past the new end are clamped to it.
-        for (rid, r) in s.regions.live where r.flags.contains(.shared) {
-            guard case .file(let inode) = r.backing, inode == id else { continue }
+        // The regions of VM_SHARED mappings that reach past the new end are clamped to it (a
+        // region only private overlays still use keeps its extent, as in the kernel).
+        for rid in sharedRegions {
+            let r = s.regions[rid]!
             let rTop = (r.pgoff << shift) + (r.top - r.start)
             if rTop > UInt(newSize) {
                 s.regions.update(rid) { r in
