@@ -605,6 +605,14 @@ int main(void) {
     CHECK(ex != NULL, "alloc_pages_exact");
     EXPECT_ERRNO(nommu_free_pages_exact(sys, ex, 4 * PAGE), -1, EINVAL, "free_pages_exact wrong size");
     CHECK(nommu_free_pages_exact(sys, ex, 3 * PAGE - 5) == 0, "free_pages_exact");
+    /* Pages a mapping holds are not these calls' to take back, though the order fits. */
+    nommu_process *owner = nommu_process_create(sys);
+    char *held = nommu_mmap(owner, NULL, PAGE, rw, anon, -1, 0);
+    CHECK(held != MAP_FAILED, "a one-page mapping");
+    EXPECT_ERRNO(nommu_free_pages(sys, held, 0), -1, EINVAL, "free_pages of a mapping's page");
+    EXPECT_ERRNO(nommu_free_pages_exact(sys, held, PAGE), -1, EINVAL, "free_pages_exact of a mapping's page");
+    CHECK(nommu_munmap(owner, held, PAGE) == 0, "the mapping is still whole");
+    nommu_process_exit(owner);
     st.size = sizeof st;
     CHECK(nommu_get_stats(sys, &st) == 0 && st.version == NOMMU_STATS_VERSION, "get_stats");
     CHECK(st.allocated_pages == 0 && st.mmap_pages_allocated == 0 && st.total_pages == 4096, "every page back");
