@@ -21,18 +21,30 @@ struct RecordCommand: ParsableCommand {
     var command: [String]
 
     func run() throws {
-        var argv = command
-        if argv.first == "--" { argv.removeFirst() }
-        guard !argv.isEmpty else { throw ValidationError("give the program to run after --") }
-        let library = try Self.library("libnommu-record.so")
-        var env = ProcessInfo.processInfo.environment
-        env["LD_PRELOAD"] = library + (env["LD_PRELOAD"].map { ":" + $0 } ?? "")
+        let argv = try Self.program(command)
+        var env = try Self.environment(preloading: "libnommu-record.so")
         env["NOMMU_TRACE_FILE"] = URL(fileURLWithPath: output).path
         let status = try Self.spawn(argv, environment: env)
         let lines = (try? String(contentsOfFile: output, encoding: .utf8))?.split(separator: "\n").count ?? 0
         FileHandle.standardError.write(
             Data("nommu record: \(argv[0]) exited with \(status); \(lines - 1) events in \(output)\n".utf8))
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// The program and its arguments, from what follows `--`.
+    static func program(_ command: [String]) throws -> [String] {
+        let argv = command.first == "--" ? Array(command.dropFirst()) : command
+        guard !argv.isEmpty else { throw ValidationError("give the program to run after --") }
+        return argv
+    }
+
+    /// This process's environment with the library `name` (built next to this executable)
+    /// first in `LD_PRELOAD`.
+    static func environment(preloading name: String) throws -> [String: String] {
+        let library = try library(name)
+        var env = ProcessInfo.processInfo.environment
+        env["LD_PRELOAD"] = library + (env["LD_PRELOAD"].map { ":" + $0 } ?? "")
+        return env
     }
 
     /// A library built next to this executable.

@@ -38,17 +38,13 @@ struct RunCommand: ParsableCommand {
     var command: [String]
 
     func run() throws {
-        var argv = command
-        if argv.first == "--" { argv.removeFirst() }
-        guard !argv.isEmpty else { throw ValidationError("give the program to run after --") }
+        let argv = try RecordCommand.program(command)
         guard policy == "heap" || policy == "simple" else { throw ValidationError("--malloc is simple or heap") }
         guard trim >= 0 else { throw ValidationError("--trim must be at least 0") }
         let bytes: Int
         do { bytes = try parseSize(arena) } catch { throw ValidationError("--arena: \(error)") }
-        let library = try RecordCommand.library("libnommu-run.so")
+        var env = try RecordCommand.environment(preloading: "libnommu-run.so")
         let report = FileManager.default.temporaryDirectory.appendingPathComponent("nommu-run-\(getpid()).txt").path
-        var env = ProcessInfo.processInfo.environment
-        env["LD_PRELOAD"] = library + (env["LD_PRELOAD"].map { ":" + $0 } ?? "")
         env["NOMMU_RUN_ARENA"] = String(bytes)
         env["NOMMU_RUN_MALLOC"] = policy
         env["NOMMU_RUN_TRIM"] = String(trim)

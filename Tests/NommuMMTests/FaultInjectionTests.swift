@@ -14,47 +14,6 @@ import Testing
     import Glibc
 #endif
 
-/// What a failed call must leave as it was: the address spaces and the allocator
-/// (`Snapshot`), the region tree, every process's descriptors, and the files' bytes as the
-/// model and the host disk hold them.
-private struct Digest: Equatable {
-    var snapshot: Snapshot
-    var regions: String
-    var descriptors: [String]
-    var files: [String: [UInt8]]
-    var hostFiles: [String: [UInt8]]
-    var segments: [String]
-
-    init(_ s: System, _ processes: [Process], files: [String], shmKeys: [Int32] = []) {
-        snapshot = Snapshot(s, processes)
-        regions = s.procMaps()
-        // A zero-byte pread makes no host call and shows whether each slot is open.
-        descriptors = processes.flatMap { p in
-            (0..<CInt(48)).map { fd in
-                do {
-                    _ = try p.pread(fd, count: 0, offset: 0)
-                    return "\(p.pid):\(fd) open"
-                } catch { return "\(p.pid):\(fd) \(error)" }
-            }
-        }
-        self.files = [:]
-        hostFiles = [:]
-        let reader = processes[0]
-        for path in files {
-            self.files[path] = (try? reader.readFile(path)).map { Array($0.utf8) }
-            if path.hasPrefix("/data/") {
-                hostFiles[path] = readHostFile(s.hostDirectory + "/" + path.dropFirst(6))
-            }
-        }
-        segments = shmKeys.map { key in
-            guard let id = try? reader.shmget(key: key, size: 1, flags: 0), let st = try? reader.shmStatus(id) else {
-                return "\(key): none"
-            }
-            return "\(key): \(st)"
-        }
-    }
-}
-
 /// A seeded random workload over one system: a handful of processes, each step one call.
 /// Steps never fail the test themselves: errors are the point. The world remembers
 /// descriptors and mappings so later steps aim at live objects.
@@ -181,8 +140,8 @@ private struct Workload {
         }
     }
 
-    func digest() -> Digest {
-        Digest(system, processes, files: names, shmKeys: shmKeys)
+    func digest() -> ModelDigest {
+        ModelDigest(system, processes, files: names, shmKeys: shmKeys)
     }
 
     /// Exits everything and checks every page is back.
@@ -296,6 +255,7 @@ struct FaultInjectionTests {
         var exhausted = Workload(seed: seed, system: s, names: names)
         var problems: [String] = []
         var refused = 0
+        var retryFailures: [String] = []
         for i in 0..<steps {
             // Replay the step on a copy of the world's random state: first with no free
             // page, then (if it was refused) again with the pages back.
@@ -311,12 +271,18 @@ struct FaultInjectionTests {
             for (pfn, order) in hog { try s.freePages(pfn, order: order) }
             if case .failure(let e) = result, e == .noMemory {
                 exhausted = saved
-                _ = exhausted.step()
+                let (_, retry) = exhausted.step()
+                if case .failure(let e) = retry { retryFailures.append("step \(i): \(e)") }
             }
         }
         #expect(problems == [], "\(problems.prefix(20).joined(separator: "\n"))")
         #expect(refused > 10, "\(refused) steps were refused for want of memory")
-        print("arena exhaustion (seed \(seed)): \(refused) of \(steps) steps refused with ENOMEM, none changed state")
+        // With the checked-in seeds every refused step works once its pages are back (another
+        // seed may fill the arena for real, so there the retries are only reported).
+        if seed == seed0 { #expect(retryFailures == [], "a retry failed") }
+        print(
+            "arena exhaustion (seed \(seed)): \(refused) of \(steps) steps refused with ENOMEM, none changed state;"
+                + " retries failed: \(retryFailures)")
         #expect(exhausted.finish() == nil)
     }
 }

@@ -42,6 +42,57 @@ struct Snapshot: Equatable {
     }
 }
 
+/// Everything a failed call must leave as it was: the address spaces and the allocator
+/// (`Snapshot`), the region tree, each process's first 48 descriptor slots, the files' bytes
+/// as the model (and, for `/data`, the host disk) holds them, the SysV segments of `shmKeys`,
+/// `vm.nr_trim_pages` and the pages handed out directly.
+struct ModelDigest: Equatable {
+    var snapshot: Snapshot
+    var regions: String
+    var descriptors: [String]
+    var files: [String: [UInt8]?]
+    var hostFiles: [String: [UInt8]?]
+    var segments: [String]
+    var nrTrimPages: Int
+    var directPages: Int
+
+    init(_ s: System, _ processes: [Process], files: [String], shmKeys: [Int32] = []) {
+        snapshot = Snapshot(s, processes)
+        regions = s.procMaps()
+        // A zero-byte pread makes no host call and shows each slot: open and readable, or
+        // which errno.
+        descriptors = processes.flatMap { p in
+            (0..<CInt(48)).map { fd in
+                do {
+                    _ = try p.pread(fd, count: 0, offset: 0)
+                    return "\(p.pid):\(fd) readable"
+                } catch { return "\(p.pid):\(fd) \(error)" }
+            }
+        }
+        let reader = processes[0]
+        self.files = [:]
+        hostFiles = [:]
+        for path in files {
+            self.files[path] = try? {
+                let fd = try reader.open(path)
+                defer { try? reader.close(fd) }
+                return try reader.read(fd, count: 1 << 20)
+            }()
+            if path.hasPrefix("/data/") {
+                hostFiles[path] = readHostFile(s.hostDirectory + "/" + path.dropFirst(6))
+            }
+        }
+        segments = shmKeys.map { key in
+            guard let id = try? reader.shmget(key: key, size: 1, flags: 0), let st = try? reader.shmStatus(id) else {
+                return "\(key): none"
+            }
+            return "\(key): \(st)"
+        }
+        nrTrimPages = s.nrTrimPages
+        directPages = s.directPages
+    }
+}
+
 extension VirtualAddress {
     var u: UInt { rawValue }
 }

@@ -30,42 +30,25 @@ let benchmarks: @Sendable () -> Void = {
         return m
     }
 
+    /// One malloc of `size` bytes and its free per iteration, on a warmed malloc.
+    func mallocFree(_ name: String, _ policy: Malloc.Policy, _ size: Int) {
+        Benchmark(
+            name,
+            closure: { benchmark, m in
+                for _ in benchmark.scaledIterations {
+                    let p = try m.malloc(size)
+                    blackHole(p)
+                    try m.free(p)
+                }
+            },
+            setup: { try warmed(policy, size) }
+        )
+    }
+
     // heap: a 64-byte block from the bins and back (the common case of a program's malloc).
-    Benchmark(
-        "Malloc.heap.mallocFree64",
-        closure: { benchmark, m in
-            for _ in benchmark.scaledIterations {
-                let p = try m.malloc(64)
-                blackHole(p)
-                try m.free(p)
-            }
-        },
-        setup: { try warmed(.heap, 64) }
-    )
-
+    mallocFree("Malloc.heap.mallocFree64", .heap, 64)
     // heap: a block above the mmap threshold: its own nommu mmap and munmap each time.
-    Benchmark(
-        "Malloc.heap.mallocFree256KiB.mapped",
-        closure: { benchmark, m in
-            for _ in benchmark.scaledIterations {
-                let p = try m.malloc(256 << 10)
-                blackHole(p)
-                try m.free(p)
-            }
-        },
-        setup: { try warmed(.heap, 256 << 10) }
-    )
-
+    mallocFree("Malloc.heap.mallocFree256KiB.mapped", .heap, 256 << 10)
     // simple: every block is a nommu mmap + munmap.
-    Benchmark(
-        "Malloc.simple.mallocFree64",
-        closure: { benchmark, m in
-            for _ in benchmark.scaledIterations {
-                let p = try m.malloc(64)
-                blackHole(p)
-                try m.free(p)
-            }
-        },
-        setup: { try warmed(.simple, 64) }
-    )
+    mallocFree("Malloc.simple.mallocFree64", .simple, 64)
 }
