@@ -70,13 +70,21 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
-        .target(name: "NommuRunShim", cSettings: [.define("_GNU_SOURCE")]),
+        // What the two LD_PRELOAD libraries share (exec, _exit and fatal signals); hidden in each.
+        .target(name: "NommuPreload", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "NommuRunShim", dependencies: ["NommuPreload"], cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "NommuRun",
             dependencies: ["NommuRunShim", "CShims", "NommuBase", "PageAllocator", "NommuMM", "NommuMalloc"],
             swiftSettings: swiftSettings
         ),
-        .target(name: "NommuRecord", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
+        .target(
+            name: "NommuRecord", dependencies: ["NommuPreload"], cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("dl")]),
+        // Fixed C programs for `nommu run`: the bench's workload and the tests' programs.
+        .executableTarget(
+            name: "nommu-workload", path: "Sources/NommuWorkload", cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("pthread")]),
         .target(
             name: "NommuCABI",
             dependencies: ["CNommu", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
@@ -135,6 +143,11 @@ let package = Package(
         ),
         .testTarget(
             name: "CABITests", dependencies: ["nommu-abi-check", "nommu-abi-stress"], swiftSettings: swiftSettings),
+        // nommu run and nommu record as users run them: the CLI and the preload libraries of one
+        // build (NOMMU_BIN_DIR, or the one beside the tests), on real programs.
+        .testTarget(
+            name: "ProgramTests", dependencies: ["NommuMalloc"],
+            swiftSettings: swiftSettings),
         .testTarget(name: "NommuBaseTests", dependencies: ["NommuBase"], swiftSettings: swiftSettings),
         .testTarget(name: "HostArenaTests", dependencies: ["HostArena", "NommuBase"], swiftSettings: swiftSettings),
         .testTarget(

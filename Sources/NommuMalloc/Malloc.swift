@@ -64,6 +64,8 @@ public final class Malloc: @unchecked Sendable {
     // `var`s would pay dynamic exclusivity checks on every access.
     private let heapStorage: UnsafeMutablePointer<HeapState>
     private let counterStorage: UnsafeMutablePointer<Counters>
+    /// Bytes of the `mmap` that failed in the call in progress (0: none did), for `firstFailure`.
+    private let failedMapStorage: UnsafeMutablePointer<Int>
 
     var heap: HeapState {
         unsafeAddress { UnsafePointer(heapStorage) }
@@ -88,6 +90,21 @@ public final class Malloc: @unchecked Sendable {
         public var calls = 0
         /// Calls that failed with ENOMEM.
         public var failures = 0
+        /// The first call that failed with ENOMEM, nil while none has.
+        public var firstFailure: Failure?
+    }
+
+    /// The first allocation that did not fit: what the program asked for, what the malloc
+    /// asked of `mmap` for it, and the largest free block in the system then.
+    public struct Failure: Sendable, Hashable {
+        /// The call's number among the malloc's calls (1-based).
+        public var call: Int
+        /// Bytes the program asked for.
+        public var size: Int
+        /// Bytes of the `mmap` the malloc asked for to serve it (0 when it asked for none).
+        public var mmapBytes: Int
+        /// The largest free block in the system when it failed.
+        public var largestFreeBlockBytes: Int
     }
 
     var counters: Counters {
@@ -107,6 +124,8 @@ public final class Malloc: @unchecked Sendable {
         heapStorage.initialize(to: HeapState())
         counterStorage = .allocate(capacity: 1)
         counterStorage.initialize(to: Counters())
+        failedMapStorage = .allocate(capacity: 1)
+        failedMapStorage.initialize(to: 0)
     }
 
     deinit {
@@ -114,6 +133,7 @@ public final class Malloc: @unchecked Sendable {
         heapStorage.deallocate()
         counterStorage.deinitialize(count: 1)
         counterStorage.deallocate()
+        failedMapStorage.deallocate()
     }
 
     /// The counters now.
@@ -130,7 +150,7 @@ public final class Malloc: @unchecked Sendable {
     public func malloc(_ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
         try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
-            let p = try counted { () throws(Errno) in try allocate(size, alignment: 16, zeroed: false) }
+            let p = try counted(size) { () throws(Errno) in try allocate(size, alignment: 16, zeroed: false) }
             note(allocated: size)
             return p
         }
@@ -143,7 +163,7 @@ public final class Malloc: @unchecked Sendable {
         guard count >= 0, size >= 0, !overflow else { throw .noMemory }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
-            let p = try counted { () throws(Errno) in try allocate(total, alignment: 16, zeroed: true) }
+            let p = try counted(total) { () throws(Errno) in try allocate(total, alignment: 16, zeroed: true) }
             note(allocated: total)
             return p
         }
@@ -162,7 +182,7 @@ public final class Malloc: @unchecked Sendable {
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
             let old = try requestedSize(of: pointer)
-            let q = try counted { () throws(Errno) in try reallocate(pointer, size) }
+            let q = try counted(size) { () throws(Errno) in try reallocate(pointer, size) }
             counters.liveBytes += size - old
             counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
             return q
@@ -190,7 +210,9 @@ public final class Malloc: @unchecked Sendable {
         }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
-            let p = try counted { () throws(Errno) in try allocate(size, alignment: max(16, alignment), zeroed: false) }
+            let p = try counted(size) { () throws(Errno) in
+                try allocate(size, alignment: max(16, alignment), zeroed: false)
+            }
             note(allocated: size)
             return p
         }
@@ -203,13 +225,36 @@ public final class Malloc: @unchecked Sendable {
         return try lock.withLock { (_: inout Int) throws(Errno) -> Int in try usable(pointer) }
     }
 
-    /// Runs an allocation, counting an ENOMEM.
-    private func counted<T>(_ body: () throws(Errno) -> T) throws(Errno) -> T {
+    /// Runs an allocation of `size` bytes, counting an ENOMEM and noting the first.
+    private func counted<T>(_ size: Int, _ body: () throws(Errno) -> T) throws(Errno) -> T {
+        failedMapStorage.pointee = 0
         do {
             return try body()
         } catch {
-            if error == .noMemory { counters.failures += 1 }
+            if error == .noMemory {
+                counters.failures += 1
+                if counters.firstFailure == nil {
+                    counters.firstFailure = Failure(
+                        call: counters.calls, size: size, mmapBytes: failedMapStorage.pointee,
+                        largestFreeBlockBytes: process.system.allocator.statistics().largestFreeBlockBytes)
+                }
+            }
             throw error
+        }
+    }
+
+    /// Starts the call counts again (calls, failures, mmaps, munmaps, the first failure),
+    /// keeping the blocks and what they hold: for a process forked from this one, whose
+    /// counts are its own from the fork on.
+    package func restartCallCounts() {
+        lock.withLock { _ in
+            counters.calls = 0
+            counters.failures = 0
+            counters.mmaps = 0
+            counters.munmaps = 0
+            counters.firstFailure = nil
+            counters.peakLiveBytes = counters.liveBytes
+            counters.peakHeldBytes = counters.heldBytes
         }
     }
 
@@ -279,6 +324,7 @@ public final class Malloc: @unchecked Sendable {
             return a.pointer!
         } catch {
             // Whatever mmap says (EINVAL for absurd lengths included), malloc says ENOMEM.
+            failedMapStorage.pointee = bytes
             throw .noMemory
         }
     }

@@ -56,15 +56,18 @@ public struct ReplayOptions: Sendable, Hashable {
 public struct ReplayReport: Sendable, Hashable {
     /// The first allocation that did not fit.
     public struct Failure: Sendable, Hashable {
-        package init(event: Int, size: Int, largestFreeBlockBytes: Int) {
+        package init(event: Int, size: Int, mmapBytes: Int = 0, largestFreeBlockBytes: Int) {
             self.event = event
             self.size = size
+            self.mmapBytes = mmapBytes
             self.largestFreeBlockBytes = largestFreeBlockBytes
         }
 
         /// The event's number (1-based, among the trace's events).
         public var event: Int
         public var size: Int
+        /// Bytes of the `mmap` the malloc asked for to serve it (0 when it asked for none).
+        public var mmapBytes: Int
         /// The largest free block in the system then.
         public var largestFreeBlockBytes: Int
     }
@@ -455,7 +458,9 @@ final class Run {
                 return done < trace.count
             }
         } catch {
-            failure = .init(event: e + 1, size: size, largestFreeBlockBytes: -1)
+            failure = .init(
+                event: e + 1, size: size, mmapBytes: malloc.statistics.firstFailure?.mmapBytes ?? 0,
+                largestFreeBlockBytes: -1)
             return false
         }
         table[slot] = p

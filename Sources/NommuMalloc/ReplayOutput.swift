@@ -24,7 +24,8 @@ extension ReplayReport {
             fields.append(
                 (
                     "first_failure",
-                    "{\"event\": \(f.event), \"size\": \(f.size), \"largest_free_block_bytes\": \(f.largestFreeBlockBytes)}"
+                    "{\"event\": \(f.event), \"size\": \(f.size), \"mmap_bytes\": \(f.mmapBytes), "
+                        + "\"largest_free_block_bytes\": \(f.largestFreeBlockBytes)}"
                 ))
         } else {
             fields.append(("first_failure", "null"))
@@ -75,16 +76,7 @@ public enum ReplayFormat {
             row += [kib(r.peakPagesInCall * pageSize), String(r.mmaps)]
             rows.append(row)
         }
-        var widths = header.map(\.count)
-        for row in rows { for (i, c) in row.enumerated() { widths[i] = max(widths[i], c.count) } }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in
-                i == 0
-                    ? c + String(repeating: " ", count: widths[i] - c.count)
-                    : String(repeating: " ", count: widths[i] - c.count) + c
-            }.joined(separator: "  ")
-        }
-        var out = line(header) + "\n" + rows.map(line).joined(separator: "\n") + "\n"
+        var out = alignedTable(header: header, rows: rows)
         if let last = reports.last {
             out += "\npolicy \(last.policy.rawValue), arena \(arenaBytes >> 10) KiB"
             out +=
@@ -94,8 +86,9 @@ public enum ReplayFormat {
         }
         for r in reports where r.trace != "total" {
             if let f = r.firstFailure {
-                out += "\(r.trace): did not fit: event \(f.event) asked for \(f.size) bytes; "
-                out += "the largest free block was \(kib(f.largestFreeBlockBytes))\n"
+                out += "\(r.trace): did not fit: event \(f.event) asked for \(f.size) bytes"
+                if f.mmapBytes > 0 { out += " (the malloc asked mmap for \(f.mmapBytes) bytes)" }
+                out += "; the largest free block was \(kib(f.largestFreeBlockBytes))\n"
             }
             if r.unknownFrees > 0 { out += "\(r.trace): \(r.unknownFrees) frees of unknown IDs skipped\n" }
         }

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // libnommu-run: an unmodified program's heap served by a nommu system, through LD_PRELOAD
-// (`nommu run`). The C shim (NommuRunShim) exports malloc and friends and sets a
-// thread-local guard around every call into this file; whatever the Swift runtime or the
-// model allocates meanwhile comes from the shim's static bootstrap area, so the host's
-// malloc is never called. Configuration comes from the environment `nommu run` sets:
-// NOMMU_RUN_ARENA (bytes), NOMMU_RUN_MALLOC (simple|heap), NOMMU_RUN_TRIM,
-// NOMMU_RUN_UNINITIALIZED, NOMMU_RUN_ALLOW_UNINITIALIZED (1 = on), NOMMU_RUN_REPORT (a file
-// the report is appended to; stderr when unset).
+// (`nommu run`). The C shim (NommuRunShim) exports malloc and friends, starts the model from
+// its constructor and sets a thread-local guard around every call into this file; whatever
+// the Swift runtime or the model allocates meanwhile goes to glibc's own allocator. The
+// configuration comes from the environment `nommu run` sets: NOMMU_RUN_ARENA (bytes),
+// NOMMU_RUN_MALLOC (simple|heap), NOMMU_RUN_TRIM, NOMMU_RUN_UNINITIALIZED,
+// NOMMU_RUN_ALLOW_UNINITIALIZED (1 = on), NOMMU_RUN_SITES (how many allocation sites to
+// report; 0 = do not track them), NOMMU_RUN_REPORT (a file each process appends its report
+// to as a JSON line; without it the report goes to stderr as text).
 internal import CShims
 import NommuBase
 import NommuMM
@@ -24,114 +25,154 @@ final class RunState: @unchecked Sendable {
     let system: System
     let malloc: Malloc
     let arenaBytes: Int
-    /// The first call that did not fit: (call number, size, largest free block).
-    let firstFailure = HostMutex<(Int, Int, Int)?>(nil)
-    /// Nanoseconds spent in the model's malloc calls (relaxed atomic adds).
-    let nanoseconds = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
-    /// The allocator at the peak of bytes held: (slack, largest free block, buddyinfo, MmapCopy).
+    let sitesShown: Int
+    /// The allocator when the pages held peaked: (slack, largest free block, buddyinfo, MmapCopy).
     let atPeak = HostMutex<(Int, Int, String, Int)>((0, 0, "", 0))
+    /// The pid this process was forked from, when it was forked and did not exec.
+    var forkedFrom: Int? = nil
 
-    init?() {
-        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-        arenaBytes = env("NOMMU_RUN_ARENA").flatMap { Int($0) } ?? (256 << 20)
-        let trim = env("NOMMU_RUN_TRIM").flatMap { Int($0) } ?? 1
-        let policy = env("NOMMU_RUN_MALLOC").flatMap { Malloc.Policy(rawValue: $0) } ?? .heap
-        guard
-            let system = try? System(
-                .init(
-                    arenaBytes: arenaBytes, allowUninitialized: env("NOMMU_RUN_ALLOW_UNINITIALIZED") == "1",
-                    nrTrimPages: trim, flashBytes: 4096, framebufferBytes: 0))
-        else { return nil }
+    init(_ settings: RunSettings) throws(Errno) {
+        arenaBytes = settings.arenaBytes
+        sitesShown = settings.sites
+        // /data is never used by a program's heap: it is backed by the host's temporary
+        // directory itself, so that no process leaves a directory of its own behind.
+        let system = try System(
+            .init(
+                arenaBytes: settings.arenaBytes, allowUninitialized: settings.allowUninitialized,
+                nrTrimPages: settings.trim, hostDirectory: settings.hostDirectory, flashBytes: 4096,
+                framebufferBytes: 0))
         self.system = system
-        guard
-            let m = try? Malloc(
-                process: system.createProcess(),
-                .init(policy: policy, uninitialized: env("NOMMU_RUN_UNINITIALIZED") == "1"))
-        else { return nil }
-        malloc = m
-        nanoseconds.initialize(to: 0)
-        m.onNewPeak = { [unowned self] in
+        malloc = try Malloc(
+            process: system.createProcess(), .init(policy: settings.policy, uninitialized: settings.uninitialized))
+        malloc.onNewPeak = { [unowned self] in
             let st = self.system.allocator.statistics()
             let copy = self.system.mmapPagesAllocated
             self.atPeak.withLock { $0 = (st.slackPages, st.largestFreeBlockBytes, st.buddyInfo, copy) }
         }
     }
 
-    /// Runs a call, adding its time.
-    @inline(__always)
-    func timed<T>(_ body: () -> T) -> T {
-        let t0 = cshim_now_ns()
-        let r = body()
-        cshim_add_relaxed_i64(nanoseconds, Int64(cshim_now_ns() &- t0))
-        return r
-    }
-
-    /// Notes an ENOMEM (the first one is reported).
-    func failed(size: Int) {
-        firstFailure.withLock { f in
-            guard f == nil else { return }
-            f = (malloc.statistics.calls, size, system.allocator.statistics().largestFreeBlockBytes)
-        }
+    /// After an ENOMEM: the first one's call stack is recorded.
+    func failed() {
+        if malloc.statistics.failures == 1 { nommu_run_capture_failure_stack() }
     }
 }
 
-/// Made at the first call (a Swift global: initialised once, thread-safely).
-let runState: RunState? = RunState()
+/// What the environment asks for.
+struct RunSettings {
+    var arenaBytes = 256 << 20
+    var policy = Malloc.Policy.heap
+    var trim = 1
+    var uninitialized = false
+    var allowUninitialized = false
+    var sites = 10
+    var hostDirectory = "/tmp"
+
+    /// From the environment; a one-line reason when a value is not understood.
+    static func fromEnvironment() -> Result<RunSettings, RunStartError> {
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
+        var s = RunSettings()
+        if let v = env("NOMMU_RUN_ARENA") {
+            guard let n = Int(v), n > 0 else { return .failure(.init("NOMMU_RUN_ARENA=\(v) is not a byte count")) }
+            s.arenaBytes = n
+        }
+        if let v = env("NOMMU_RUN_MALLOC") {
+            guard let p = Malloc.Policy(rawValue: v) else {
+                return .failure(.init("NOMMU_RUN_MALLOC=\(v) is neither simple nor heap"))
+            }
+            s.policy = p
+        }
+        if let v = env("NOMMU_RUN_TRIM") {
+            guard let n = Int(v), n >= 0 else { return .failure(.init("NOMMU_RUN_TRIM=\(v) is not a page count")) }
+            s.trim = n
+        }
+        if let v = env("NOMMU_RUN_SITES") {
+            guard let n = Int(v), n >= 0 else { return .failure(.init("NOMMU_RUN_SITES=\(v) is not a count")) }
+            s.sites = n
+        }
+        s.uninitialized = env("NOMMU_RUN_UNINITIALIZED") == "1"
+        s.allowUninitialized = env("NOMMU_RUN_ALLOW_UNINITIALIZED") == "1"
+        s.hostDirectory = env("TMPDIR") ?? "/tmp"
+        return .success(s)
+    }
+}
+
+struct RunStartError: Error {
+    var why: String
+    init(_ why: String) { self.why = why }
+}
+
+/// Made by the shim's constructor, before the program's first call reaches the model.
+nonisolated(unsafe) var runState: RunState? = nil
+
+@_cdecl("nommu_run_start")
+public func nommu_run_start(
+    _ start: UnsafeMutablePointer<UInt>, _ end: UnsafeMutablePointer<UInt>, _ why: UnsafeMutablePointer<CChar>,
+    _ whySize: Int
+) -> CInt {
+    func fail(_ text: String, _ e: Errno) -> CInt {
+        let bytes = Array(text.utf8.prefix(max(0, whySize - 1)))
+        for (i, b) in bytes.enumerated() { why[i] = CChar(bitPattern: b) }
+        why[bytes.count] = 0
+        return e.rawValue
+    }
+    let settings: RunSettings
+    switch RunSettings.fromEnvironment() {
+    case .success(let s): settings = s
+    case .failure(let e): return fail(e.why, .invalidArgument)
+    }
+    do {
+        let s = try RunState(settings)
+        let a = s.system.allocator
+        start.pointee = UInt(bitPattern: a.baseAddress)
+        end.pointee = UInt(bitPattern: a.baseAddress) + UInt(a.totalPages * a.pageSize)
+        runState = s
+        return 0
+    } catch {
+        return fail(
+            "a \(settings.arenaBytes)-byte arena with the \(settings.policy.rawValue) malloc: \(error.description)",
+            error)
+    }
+}
 
 @_cdecl("nommu_run_malloc")
 public func nommu_run_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    return s.timed { () -> UnsafeMutableRawPointer? in
-        do { return try s.malloc.malloc(size) } catch {
-            s.failed(size: size)
-            return nil
-        }
+    do { return try s.malloc.malloc(size) } catch {
+        s.failed()
+        return nil
     }
 }
 
 @_cdecl("nommu_run_calloc")
 public func nommu_run_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, count >= 0, size >= 0 else { return nil }
-    return s.timed { () -> UnsafeMutableRawPointer? in
-        do { return try s.malloc.calloc(count, size) } catch {
-            s.failed(size: count &* size)
-            return nil
-        }
+    do { return try s.malloc.calloc(count, size) } catch {
+        s.failed()
+        return nil
     }
 }
 
 @_cdecl("nommu_run_realloc")
 public func nommu_run_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    return s.timed { () -> UnsafeMutableRawPointer? in
-        do throws(Errno) { return try s.malloc.realloc(p, size) } catch {
-            if error == .noMemory { s.failed(size: size) }
-            return nil
-        }
+    do { return try s.malloc.realloc(p, size) } catch {
+        if error == .noMemory { s.failed() }
+        return nil
     }
 }
 
 @_cdecl("nommu_run_free")
 public func nommu_run_free(_ p: UnsafeMutableRawPointer?) -> CInt {
-    guard let s = runState else { return 0 }
-    return s.timed { () -> CInt in
-        do {
-            try s.malloc.free(p)
-            return 1
-        } catch {
-            return 0
-        }
-    }
+    guard let s = runState, (try? s.malloc.free(p)) != nil else { return 0 }
+    return 1
 }
 
 @_cdecl("nommu_run_memalign")
 public func nommu_run_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    return s.timed { () -> UnsafeMutableRawPointer? in
-        do { return try s.malloc.posixMemalign(alignment: alignment, size) } catch {
-            s.failed(size: size)
-            return nil
-        }
+    do { return try s.malloc.posixMemalign(alignment: alignment, size) } catch {
+        if error == .noMemory { s.failed() }
+        return nil
     }
 }
 
@@ -141,35 +182,103 @@ public func nommu_run_usable_size(_ p: UnsafeMutableRawPointer?) -> Int {
     return n
 }
 
-@_cdecl("nommu_run_report")
-public func nommu_run_report() {
+@_cdecl("nommu_run_forked")
+public func nommu_run_forked(_ parent: CInt) {
     guard let s = runState else { return }
+    s.malloc.restartCallCounts()
+    s.forkedFrom = Int(parent)
+}
+
+@_cdecl("nommu_run_report")
+public func nommu_run_report(_ how: UnsafePointer<CChar>) {
+    guard let s = runState else { return }
+    let report = makeReport(s, end: String(cString: how))
+    if let path = getenv("NOMMU_RUN_REPORT") {
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        if fd >= 0 {
+            writeAll(fd, report.json() + "\n")
+            close(fd)
+            return
+        }
+        let reason = Errno(rawValue: errno).description
+        writeAll(2, "nommu run: cannot append to \(String(cString: path)): \(reason)\n")
+    }
+    writeAll(2, RunReport.text([report], sites: s.sitesShown))
+}
+
+/// The report of this process image now.
+func makeReport(_ s: RunState, end: String) -> RunReport {
     let c = s.malloc.statistics
     let page = s.system.configuration.pageSize
-    var comm = [UInt8](repeating: 0, count: 64)
-    let fd0 = open("/proc/self/comm", O_RDONLY | O_CLOEXEC)
-    let n = fd0 >= 0 ? comm.withUnsafeMutableBytes { read(fd0, $0.baseAddress!, 63) } : 0
-    if fd0 >= 0 { close(fd0) }
-    let name = String(decoding: comm[0..<max(0, n)].filter { $0 != 0x0A }, as: UTF8.self)
     let peak = s.atPeak.withLock { $0 }
-    let ns = Int(cshim_load_relaxed_i64(s.nanoseconds))
-    let report = ReplayReport(
-        trace: "\(name) (pid \(getpid()))", policy: s.malloc.configuration.policy, events: c.calls,
-        nanoseconds: UInt64(ns), nsPerEvent: c.calls > 0 ? Double(ns) / Double(c.calls) : 0, glibcNsPerEvent: nil,
-        peakLiveBytes: c.peakLiveBytes, peakPagesHeld: (c.peakHeldBytes + page - 1) / page,
-        peakPagesInCall: (c.peakHeldBytes + page - 1) / page, slackPages: peak.0,
+    let ns = Double(nommu_run_model_ns())
+    let failure = c.firstFailure.map { f in
+        var frames = [UInt](repeating: 0, count: 32)
+        let n = Int(nommu_run_failure_stack(&frames, 32))
+        return RunReport.Failure(
+            event: f.call, size: f.size, mmapBytes: f.mmapBytes, largestFreeBlockBytes: f.largestFreeBlockBytes,
+            stack: frames.prefix(n).map(frame))
+    }
+    var sites: [RunReport.Site] = []
+    if nommu_run_tracking_sites() != 0 && s.sitesShown > 0 {
+        var raw = [nommu_run_site](repeating: nommu_run_site(), count: s.sitesShown)
+        let n = Int(nommu_run_top_sites(&raw, CInt(s.sitesShown)))
+        sites = raw.prefix(n).map { r in
+            RunReport.Site(
+                frame: r.address == 1
+                    ? RunReport.Frame(address: 0, module: "", offset: 0, symbol: "(other sites)")
+                    : frame(r.address),
+                calls: Int(r.calls), bytes: Int(r.bytes), peakBytes: Int(r.peak), liveBytes: Int(r.live))
+        }
+    }
+    let wall = Double(UInt64(cshim_now_ns()) &- nommu_run_started_monotonic_ns()) / 1e6
+    return RunReport(
+        program: readProcText("/proc/self/comm", limit: 64).trimmingBlanks(),
+        command: String(readProcText("/proc/self/cmdline", limit: 256).map { $0 == "\0" ? " " : $0 }).trimmingBlanks(),
+        pid: Int(getpid()), ppid: Int(getppid()), forkedFrom: s.forkedFrom, end: end,
+        startedNs: nommu_run_started_realtime_ns(), policy: s.malloc.configuration.policy.rawValue,
+        arenaBytes: s.arenaBytes, pageSize: page, events: c.calls, wallMs: wall, modelMs: ns / 1e6,
+        peakLiveBytes: c.peakLiveBytes, peakPagesHeld: (c.peakHeldBytes + page - 1) / page, slackPages: peak.0,
         trimmedPages: Int(s.system.allocator.statistics().pagesTrimmed), mmapCopyPeakPages: peak.3,
-        largestFreeBlockBytes: peak.1, buddyinfo: peak.2.trimmingBlanks(),
-        firstFailure: s.firstFailure.withLock { $0 }.map {
-            .init(event: $0.0, size: $0.1, largestFreeBlockBytes: $0.2)
-        },
-        mmaps: c.mmaps, munmaps: c.munmaps, unknownFrees: 0)
-    var out = "nommu run:\n" + ReplayFormat.table([report], pageSize: page, arenaBytes: s.arenaBytes)
-    out += "bootstrap area used: \(nommu_run_bootstrap_used() >> 10) KiB; \(c.liveBlocks) blocks live at exit"
-    if c.failures > 0 { out += "; \(c.failures) calls failed with ENOMEM" }
-    out += "\n\n"
-    let fd: CInt =
-        getenv("NOMMU_RUN_REPORT").map { open($0, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) } ?? 2
-    _ = out.utf8CString.withUnsafeBufferPointer { b in write(fd, b.baseAddress!, b.count - 1) }
-    if fd != 2 { close(fd) }
+        largestFreeBlockBytes: peak.1, buddyinfo: peak.2.trimmingBlanks(), mmaps: c.mmaps, munmaps: c.munmaps,
+        failures: c.failures, invalidFrees: Int(nommu_run_invalid_frees()), liveBlocks: c.liveBlocks,
+        liveBytes: c.liveBytes, hostMallocBytes: nommu_run_host_malloc_bytes(), firstFailure: failure, sites: sites)
+}
+
+/// What dladdr knows of an address.
+func frame(_ address: UInt) -> RunReport.Frame {
+    var module: UnsafePointer<CChar>? = nil
+    var symbol: UnsafePointer<CChar>? = nil
+    var base: UInt = 0
+    var symbolAt: UInt = 0
+    guard nommu_run_describe(address, &module, &base, &symbol, &symbolAt) != 0 else {
+        return RunReport.Frame(address: UInt64(address), module: "", offset: UInt64(address))
+    }
+    return RunReport.Frame(
+        address: UInt64(address), module: module.map { String(cString: $0) } ?? "",
+        offset: UInt64(address &- base), symbol: symbol.map { String(cString: $0) },
+        symbolOffset: symbol != nil && symbolAt != 0 ? UInt64(address &- symbolAt) : nil)
+}
+
+/// Up to `limit` bytes of a /proc file ("" when it cannot be read).
+func readProcText(_ path: String, limit: Int) -> String {
+    var bytes = [UInt8](repeating: 0, count: limit)
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress!, limit) }
+    return String(decoding: bytes.prefix(max(0, n)), as: UTF8.self)
+}
+
+/// Writes all of `text` to `fd` (best effort).
+func writeAll(_ fd: CInt, _ text: String) {
+    let bytes = Array(text.utf8)
+    let count = bytes.count
+    var done = 0
+    while done < count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, count - done) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return }
+        done += n
+    }
 }

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import Foundation
+import NommuBase
 import NommuBench
+import NommuMM
+import NommuMalloc
 
 #if canImport(Glibc)
     import Glibc
@@ -13,16 +16,21 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run a program with its heap (malloc, free, calloc, realloc, memalign, …) served by a nommu system.",
         discussion: """
-            libnommu-run.so is preloaded; every process the program starts gets its own system and
-            reports at exit. A program that does not fit gets ENOMEM, as on a no-MMU board.
-            Example: nommu run --arena 8M -- sqlite3 :memory: "select 1"
+            libnommu-run.so is preloaded; every process the program starts gets a machine of its own (the
+            arena) and reports when it ends: calls, time in the model, peaks, the allocator at the peak, the
+            first allocation that did not fit with its call stack, and the allocation sites that held the
+            most. A program that does not fit gets ENOMEM, as on a no-MMU board. The reports go to stderr
+            after the program ends; --report writes them as JSON. Exit status: the program's (a program
+            killed by a signal is passed on as that signal); 125 when nommu cannot start it, 126 when it
+            cannot be executed, 127 when it is not found, 2 when the report cannot be written.
+            Example: nommu run --arena 8M -- sqlite3 :memory: "select 6*7"
             """
     )
 
     @Option(name: .customLong("malloc"), help: "simple (a mapping per block) or heap (areas with free lists).")
     var policy: String = "heap"
 
-    @Option(help: "Memory of each process's machine, e.g. 8M.")
+    @Option(help: "Memory of each process's machine, e.g. 8M (K/M/G suffixes).")
     var arena: String = "256M"
 
     @Option(help: "vm.nr_trim_pages.")
@@ -34,28 +42,157 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "The system honours MAP_UNINITIALIZED.")
     var allowUninitialized = false
 
+    @Option(help: "Allocation sites shown per process (0: sites are not tracked, which saves time).")
+    var sites: Int = 10
+
+    @Option(help: "Also write the reports, with the settings, as JSON to this file.")
+    var report: String?
+
+    @Flag(help: "One report for the whole process tree too: a total row and the sites of all processes merged.")
+    var combine = false
+
+    @Flag(name: [.short, .long], help: "Print no report (--report still writes one).")
+    var quiet = false
+
     @Argument(parsing: .captureForPassthrough, help: "The program and its arguments (after --).")
-    var command: [String]
+    var command: [String] = []
+
+    func validate() throws {
+        _ = try Launcher.program(command, of: self)
+        guard Malloc.Policy(rawValue: policy) != nil else { throw ValidationError("--malloc is simple or heap") }
+        guard trim >= 0 else { throw ValidationError("--trim must be at least 0") }
+        guard sites >= 0 else { throw ValidationError("--sites must be at least 0") }
+        do { _ = try parseSize(arena) } catch { throw ValidationError("--arena: \(error)") }
+    }
 
     func run() throws {
-        let argv = try RecordCommand.program(command)
-        guard policy == "heap" || policy == "simple" else { throw ValidationError("--malloc is simple or heap") }
-        guard trim >= 0 else { throw ValidationError("--trim must be at least 0") }
-        let bytes: Int
-        do { bytes = try parseSize(arena) } catch { throw ValidationError("--arena: \(error)") }
-        var env = try RecordCommand.environment(preloading: "libnommu-run.so")
-        let report = FileManager.default.temporaryDirectory.appendingPathComponent("nommu-run-\(getpid()).txt").path
-        env["NOMMU_RUN_ARENA"] = String(bytes)
+        let argv = try Launcher.program(command, of: self)
+        let bytes = (try? parseSize(arena)) ?? 0
+        var end = Launcher.Termination.exited(0)
+        try reporting("run") {
+            end = try run(argv, malloc: Malloc.Policy(rawValue: policy) ?? .heap, arenaBytes: bytes)
+        }
+        try Launcher.passThrough(end)
+    }
+
+    /// Runs the program and reports; returns how it ended.
+    func run(_ argv: [String], malloc: Malloc.Policy, arenaBytes: Int) throws -> Launcher.Termination {
+        // The machine each process gets, made here first: one that cannot start is said now.
+        let first = malloc == .heap ? Malloc.Configuration().extendSize : 4096
+        guard arenaBytes >= first else {
+            throw CommandFailure(
+                text: "--arena \(arena) is too small to start: the \(malloc.rawValue) malloc's first mapping is "
+                    + "\(first >> 10) KiB (give at least --arena \(first >> 10)K)",
+                status: 2)
+        }
+        do {
+            let system = try System(
+                .init(
+                    arenaBytes: arenaBytes, allowUninitialized: allowUninitialized, nrTrimPages: trim,
+                    hostDirectory: NSTemporaryDirectory(), flashBytes: 4096, framebufferBytes: 0))
+            _ = try Malloc(process: system.createProcess(), .init(policy: malloc, uninitialized: uninitialized))
+        } catch {
+            throw CommandFailure(text: "--arena \(arena): the model cannot start: \(error.description)", status: 2)
+        }
+        if let report { try checkWritable(report) }
+        let library = try Launcher.built("libnommu-run.so", product: "nommu-run")
+        let gathered = try temporaryFile("nommu-run-report")
+        defer { unlink(gathered) }
+        var env = Launcher.environment(preloading: library)
+        env["NOMMU_RUN_ARENA"] = String(arenaBytes)
         env["NOMMU_RUN_MALLOC"] = policy
         env["NOMMU_RUN_TRIM"] = String(trim)
         env["NOMMU_RUN_UNINITIALIZED"] = uninitialized ? "1" : "0"
         env["NOMMU_RUN_ALLOW_UNINITIALIZED"] = allowUninitialized ? "1" : "0"
-        env["NOMMU_RUN_REPORT"] = report
-        let status = try RecordCommand.spawn(argv, environment: env)
-        if let text = try? String(contentsOfFile: report, encoding: .utf8) {
-            FileHandle.standardError.write(Data(text.utf8))
-            try? FileManager.default.removeItem(atPath: report)
+        env["NOMMU_RUN_SITES"] = String(sites)
+        env["NOMMU_RUN_REPORT"] = gathered
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        let end = try Launcher.spawnAndWait(argv, environment: env)
+        let wallMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+
+        var (reports, malformed) = Self.read(gathered)
+        Symbolizer.fill(&reports)
+        let program = URL(fileURLWithPath: argv[0]).lastPathComponent
+        var out = ""
+        if !quiet && !reports.isEmpty { out += RunReport.text(reports, total: combine, sites: sites) + "\n" }
+        if reports.isEmpty {
+            out += "nommu run: no process reported: \(program) does not load libnommu-run.so (a static or setuid "
+            out += "program, or one that clears LD_PRELOAD)\n"
         }
-        if status != 0 { throw ExitCode(status) }
+        if malformed > 0 { out += "nommu run: \(malformed) reports were cut short and left out\n" }
+        let failed = reports.reduce(0) { $0 + $1.failures }
+        if case .exited(0) = end {
+        } else {
+            out += "nommu run: \(program) \(end.phrase)"
+            if failed > 0 { out += " after \(failed) allocation\(failed == 1 ? "" : "s") did not fit (see above)" }
+            out += "\n"
+        }
+        FileHandle.standardError.write(Data(out.utf8))
+        if let report {
+            let doc = document(argv, reports: reports, end: end, wallMs: wallMs, arenaBytes: arenaBytes)
+            guard FileManager.default.createFile(atPath: report, contents: Data(doc.utf8)) else {
+                throw CommandFailure(
+                    text: "cannot write the report \(report): \(String(cString: strerror(errno)))", status: 2)
+            }
+        }
+        return end
+    }
+
+    /// The reports gathered (the last of each process image, in the order they started), and
+    /// how many lines did not decode.
+    static func read(_ path: String) -> ([RunReport], Int) {
+        guard let data = FileManager.default.contents(atPath: path) else { return ([], 0) }
+        var byImage: [String: RunReport] = [:]
+        var malformed = 0
+        let decoder = JSONDecoder()
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            guard let r = try? decoder.decode(RunReport.self, from: Data(line)) else {
+                malformed += 1
+                continue
+            }
+            byImage["\(r.pid)/\(r.startedNs)"] = r
+        }
+        return (byImage.values.sorted { ($0.startedNs, $0.pid) < ($1.startedNs, $1.pid) }, malformed)
+    }
+
+    /// The JSON document of `--report`: the tool, the settings, the machine, how the program
+    /// ended, a result per process image, and the total when asked for.
+    func document(_ argv: [String], reports: [RunReport], end: Launcher.Termination, wallMs: Double, arenaBytes: Int)
+        -> String
+    {
+        let machine = MachineInfo.current(for: BenchConfiguration())
+        var exit = "{\"status\": null, \"signal\": null}"
+        switch end {
+        case .exited(let s): exit = "{\"status\": \(s), \"signal\": null}"
+        case .signaled(let s): exit = "{\"status\": null, \"signal\": \(s)}"
+        }
+        var out = "{\n  \"tool\": \"nommu run\",\n"
+        out += "  \"command\": [" + argv.map(jsonString).joined(separator: ", ") + "],\n"
+        out += "  \"settings\": {\"malloc\": \(jsonString(policy)), \"arena_bytes\": \(arenaBytes), \"trim\": \(trim), "
+        out += "\"uninitialized\": \(uninitialized), \"allow_uninitialized\": \(allowUninitialized), "
+        out += "\"sites\": \(sites)},\n"
+        out += "  \"machine\": {\"cpu_model\": " + (machine.cpuModel.map(jsonString) ?? "null")
+        out += ", \"cpus\": \(machine.cpuCount), \"build\": \(jsonString(machine.build))},\n"
+        out += "  \"exit\": \(exit),\n  \"wall_ms\": \(String(format: "%.2f", wallMs)),\n"
+        out += "  \"results\": [\n" + reports.map { "    " + $0.json() }.joined(separator: ",\n") + "\n  ]"
+        if combine && !reports.isEmpty { out += ",\n  \"total\": " + RunReport.combined(reports).json() }
+        return out + "\n}\n"
+    }
+
+    /// Refuses a report path that cannot be written, before the program runs: the file is
+    /// opened for writing (and removed again when this made it), so nothing is left behind.
+    func checkWritable(_ path: String) throws {
+        var fd = open(path, O_WRONLY | O_CLOEXEC)
+        var made = false
+        if fd < 0 && errno == ENOENT {
+            fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+            made = fd >= 0
+        }
+        guard fd >= 0 else {
+            throw CommandFailure(
+                text: "cannot write the report \(path): \(String(cString: strerror(errno)))", status: 2)
+        }
+        close(fd)
+        if made { unlink(path) }
     }
 }

@@ -254,6 +254,7 @@ struct MallocExhaustionTests {
                     var after = m.statistics
                     after.calls = before.0.calls
                     after.failures = before.0.failures
+                    after.firstFailure = before.0.firstFailure
                     #expect(after == before.0, "step \(step): a refused call changed the counters")
                     #expect(p.mappings == before.1 && freeAfter == before.2, "step \(step): pages or mappings moved")
                     #expect(live.allSatisfy(intact), "step \(step): a refused call changed a block")
