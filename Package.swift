@@ -92,7 +92,7 @@ let package = Package(
         ),
         .target(
             name: "NommuBench",
-            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM"],
+            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -41,13 +41,17 @@ public struct BenchConfiguration: Sendable, Hashable {
     /// Most samples per (series, size).
     public var maximumSamples: Int
 
+    /// The program and library of the program series (nil: those series are left out).
+    public var programs: ProgramSetup?
+
     public init(
         sizes: [Int] = BenchConfiguration.defaultSizes, series: [BenchSeries] = BenchSeries.allCases,
-        quick: Bool = false
+        quick: Bool = false, programs: ProgramSetup? = nil
     ) {
         self.sizes = Array(Set(sizes)).sorted()
         self.series = series
         self.quick = quick
+        self.programs = programs
         if quick {
             targetBatchNanoseconds = 5_000
             maximumBatch = 64
@@ -68,11 +72,13 @@ public struct BenchConfiguration: Sendable, Hashable {
     }
 
     /// The series that will be measured, in output order: those asked for, plus `memset`
-    /// when a sized series needs it for its ratio and `glibc_pair_4k` likewise for pairs.
+    /// when a sized series needs it for its ratio and `glibc_pair_4k` likewise for pairs (and
+    /// `program_glibc` for programs). The program series need `programs`; without it they are
+    /// left out.
     public var resolvedSeries: [BenchSeries] {
         var wanted = Set(series)
         for s in series { wanted.insert(s.baseline) }
-        return BenchSeries.allCases.filter { wanted.contains($0) }
+        return BenchSeries.allCases.filter { wanted.contains($0) && (programs != nil || !$0.isProgram) }
     }
 
     /// The largest size, rounded up to a power of two (the block that holds it).

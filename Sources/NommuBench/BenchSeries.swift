@@ -28,8 +28,49 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     /// The host kernel's 4 KiB anonymous `mmap` + `munmap`, untouched: the baseline of
     /// `nommu_mmap_pair_4k`.
     case hostMmapPair4k = "host_mmap_pair_4k"
+    /// The fixed C program `nommu-workload mixed` (malloc/realloc/free calls of mixed sizes
+    /// over a few live sets), one thread, on glibc: the baseline of the program series.
+    /// Times are the program's wall time per call (start to exit).
+    case programGlibc = "program_glibc"
+    /// The same program under `nommu run --malloc heap` (libnommu-run.so preloaded).
+    case programRunHeap = "program_run_heap"
+    /// The same program under `nommu run --malloc simple`.
+    case programRunSimple = "program_run_simple"
+    /// The program with 4 threads, on glibc: the baseline of the 4-thread program series.
+    case programGlibc4t = "program_glibc_4t"
+    /// With 4 threads under `nommu run --malloc heap`.
+    case programRunHeap4t = "program_run_heap_4t"
+    /// With 4 threads under `nommu run --malloc simple`.
+    case programRunSimple4t = "program_run_simple_4t"
 
     public var description: String { rawValue }
+
+    /// Whether the series times a whole program (`nommu-workload`), reported with `bytes == 0`.
+    public var isProgram: Bool {
+        switch self {
+        case .programGlibc, .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t,
+            .programRunSimple4t:
+            true
+        default: false
+        }
+    }
+
+    /// The program series' threads.
+    public var programThreads: Int {
+        switch self {
+        case .programGlibc4t, .programRunHeap4t, .programRunSimple4t: 4
+        default: 1
+        }
+    }
+
+    /// The malloc of a program series under `nommu run` (nil: glibc, without the model).
+    public var programPolicy: String? {
+        switch self {
+        case .programRunHeap, .programRunHeap4t: "heap"
+        case .programRunSimple, .programRunSimple4t: "simple"
+        default: nil
+        }
+    }
 
     /// Whether the series is measured at every size (otherwise it is a size-independent
     /// pair series, reported with `bytes == BenchSeries.pairBytes`).
@@ -38,7 +79,8 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
         case .memset, .allocZeroedDirty, .allocZeroedFresh, .allocUninit, .nommuMmapUninit, .hostMmapTouch,
             .glibcPosixMemalign:
             true
-        case .order0Pair, .order0PairWorst, .glibcPair4k, .nommuMmapPair4k, .hostMmapPair4k:
+        case .order0Pair, .order0PairWorst, .glibcPair4k, .nommuMmapPair4k, .hostMmapPair4k, .programGlibc,
+            .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t, .programRunSimple4t:
             false
         }
     }
@@ -47,6 +89,8 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     public var baseline: BenchSeries {
         switch self {
         case .nommuMmapPair4k, .hostMmapPair4k: .hostMmapPair4k
+        case .programGlibc, .programRunHeap, .programRunSimple: .programGlibc
+        case .programGlibc4t, .programRunHeap4t, .programRunSimple4t: .programGlibc4t
         default: isSized ? .memset : .glibcPair4k
         }
     }
@@ -58,5 +102,8 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     public static var sizedSeries: [BenchSeries] { allCases.filter(\.isSized) }
 
     /// The pair series, in output order.
-    public static var pairSeries: [BenchSeries] { allCases.filter { !$0.isSized } }
+    public static var pairSeries: [BenchSeries] { allCases.filter { !$0.isSized && !$0.isProgram } }
+
+    /// The program series, in output order.
+    public static var programSeries: [BenchSeries] { allCases.filter(\.isProgram) }
 }

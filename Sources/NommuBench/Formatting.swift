@@ -65,7 +65,8 @@ public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> Strin
         last = r.name
         let q = ratio(for: r, in: ratios).map(formatRatio) ?? "-"
         rows.append([
-            r.name, formatBytes(r.bytes), formatNanoseconds(r.medianNs), formatNanoseconds(r.p10Ns),
+            r.name, BenchSeries(rawValue: r.name)?.isProgram == true ? "program" : formatBytes(r.bytes),
+            formatNanoseconds(r.medianNs), formatNanoseconds(r.p10Ns),
             formatNanoseconds(r.p90Ns), q,
         ])
     }
@@ -90,7 +91,8 @@ public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> Strin
     out += "\ntimes are per operation (median and 10th/90th percentiles of the samples); "
     out += "ratio = median / memset median at the same size (sized series), "
     out += "/ host_mmap_pair_4k median (nommu_mmap_pair_4k), "
-    out += "/ glibc_pair_4k median (pair series)\n"
+    out += "/ glibc_pair_4k median (pair series), "
+    out += "/ program_glibc(_4t) median (program series: nommu-workload's wall time per call)\n"
     return out
 }
 

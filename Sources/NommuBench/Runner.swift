@@ -44,7 +44,8 @@ public func runBench(
     // from ~17 to ~48 ns depending on the heap state that the large glibc series leave
     // behind (dynamic mmap and trim thresholds), so its baseline is taken in the state the
     // process starts with, where it is reproducible. Output keeps `BenchSeries` order.
-    let measurementOrder = series.filter { !$0.isSized } + series.filter(\.isSized)
+    // The programs run last, round by round (Programs.swift).
+    let measurementOrder = series.filter { !$0.isSized && !$0.isProgram } + series.filter(\.isSized)
     for s in measurementOrder {
         switch s {
         case .memset:
@@ -95,7 +96,13 @@ public func runBench(
         case .hostMmapPair4k:
             var op = HostMmapPairOperation(bytes: BenchSeries.pairBytes)
             results.append(try run(&op, s, BenchSeries.pairBytes, "cshim_host_mmap_pairs", plan, progress))
+        case .programGlibc, .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t,
+            .programRunSimple4t:
+            break
         }
+    }
+    if let programs = configuration.programs, series.contains(where: \.isProgram) {
+        results += try measurePrograms(series.filter(\.isProgram), programs, progress)
     }
     let rank = Dictionary(uniqueKeysWithValues: BenchSeries.allCases.enumerated().map { ($1.rawValue, $0) })
     return results.enumerated().sorted { a, b in

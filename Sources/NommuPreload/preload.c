@@ -23,7 +23,10 @@ static execv_fn real_execv, real_execvp;
 static fexecve_fn real_fexecve;
 static volatile pid_t noted_pid;
 
-static void on_fatal_signal(int sig);
+static void on_fatal_signal(int sig, siginfo_t *info, void *context);
+/* What each fatal signal did before this library took it: restored, and the signal
+ * delivered again, once the image's data is written. */
+static struct sigaction previous[NSIG];
 
 /* Whether the program itself (not a library it loaded) names a library starting with
  * `prefix` among its DT_NEEDED entries. */
@@ -74,18 +77,25 @@ void nommu_preload_init(void) {
     noted_pid = getpid();
     static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
     for (unsigned i = 0; i < sizeof fatal / sizeof fatal[0]; i++) {
+        int sig = fatal[i];
         struct sigaction old;
-        if (sigaction(fatal[i], NULL, &old) != 0) continue;
-        /* The default, or the Swift runtime's backtracer (it would print a Swift crash report
-         * for a C program): taken. Anything the program or its libraries set up: left. */
+        if (sigaction(sig, NULL, &old) != 0) continue;
+        /* The Swift runtime's backtracer, there only because libnommu-run loads the runtime
+         * into a program that is not Swift, would print a Swift crash report: the signal's
+         * default is what such a program had. */
         void (*h)(int) = (old.sa_flags & SA_SIGINFO) ? (void (*)(int))old.sa_sigaction : old.sa_handler;
-        if (h != SIG_DFL && !swift_runtime_handler(h)) continue;
+        if (h != SIG_DFL && h != SIG_IGN && swift_runtime_handler(h)) {
+            memset(&old, 0, sizeof old);
+            old.sa_handler = SIG_DFL;
+            sigemptyset(&old.sa_mask);
+        }
+        previous[sig] = old;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
-        sa.sa_handler = on_fatal_signal;
-        sa.sa_flags = SA_RESETHAND; /* the default is back before the handler runs */
+        sa.sa_sigaction = on_fatal_signal;
+        sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
         sigemptyset(&sa.sa_mask);
-        sigaction(fatal[i], &sa, NULL);
+        sigaction(sig, &sa, NULL);
     }
 }
 
@@ -118,10 +128,12 @@ int nommu_preload_comm(char *buf, int size) {
     return n;
 }
 
-/* The handler runs with the signal blocked and its disposition back to the default: the
- * image's data is written, the signal raised again, and on return it is delivered (a fault
- * recurs as the instruction is retried) and ends the process as it would have. */
-static void on_fatal_signal(int sig) {
+/* The handler runs with the signal blocked. The image's data is written, the signal's
+ * previous action put back, and the signal delivered to it as if this library were not
+ * there: a fault recurs as the instruction is retried (with its own siginfo), a signal that
+ * was sent (abort's, kill's) is raised again and delivered on return. */
+static void on_fatal_signal(int sig, siginfo_t *info, void *context) {
+    (void)context;
     int saved = errno;
     char how[24] = "signal ";
     char digits[8];
@@ -134,7 +146,8 @@ static void on_fatal_signal(int sig) {
     while (n) how[at++] = digits[--n];
     how[at] = 0;
     nommu_preload_image_ends(how);
-    raise(sig);
+    sigaction(sig, &previous[sig], NULL);
+    if (!info || info->si_code <= 0) raise(sig);
     errno = saved;
 }
 

@@ -34,16 +34,8 @@ final class RunState: @unchecked Sendable {
     init(_ settings: RunSettings) throws(Errno) {
         arenaBytes = settings.arenaBytes
         sitesShown = settings.sites
-        // /data is never used by a program's heap: it is backed by the host's temporary
-        // directory itself, so that no process leaves a directory of its own behind.
-        let system = try System(
-            .init(
-                arenaBytes: settings.arenaBytes, allowUninitialized: settings.allowUninitialized,
-                nrTrimPages: settings.trim, hostDirectory: settings.hostDirectory, flashBytes: 4096,
-                framebufferBytes: 0))
-        self.system = system
-        malloc = try Malloc(
-            process: system.createProcess(), .init(policy: settings.policy, uninitialized: settings.uninitialized))
+        malloc = try settings.start()
+        system = malloc.process.system
         malloc.onNewPeak = { [unowned self] in
             let st = self.system.allocator.statistics()
             let copy = self.system.mmapPagesAllocated
@@ -55,50 +47,6 @@ final class RunState: @unchecked Sendable {
     func failed() {
         if malloc.statistics.failures == 1 { nommu_run_capture_failure_stack() }
     }
-}
-
-/// What the environment asks for.
-struct RunSettings {
-    var arenaBytes = 256 << 20
-    var policy = Malloc.Policy.heap
-    var trim = 1
-    var uninitialized = false
-    var allowUninitialized = false
-    var sites = 10
-    var hostDirectory = "/tmp"
-
-    /// From the environment; a one-line reason when a value is not understood.
-    static func fromEnvironment() -> Result<RunSettings, RunStartError> {
-        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) } }
-        var s = RunSettings()
-        if let v = env("NOMMU_RUN_ARENA") {
-            guard let n = Int(v), n > 0 else { return .failure(.init("NOMMU_RUN_ARENA=\(v) is not a byte count")) }
-            s.arenaBytes = n
-        }
-        if let v = env("NOMMU_RUN_MALLOC") {
-            guard let p = Malloc.Policy(rawValue: v) else {
-                return .failure(.init("NOMMU_RUN_MALLOC=\(v) is neither simple nor heap"))
-            }
-            s.policy = p
-        }
-        if let v = env("NOMMU_RUN_TRIM") {
-            guard let n = Int(v), n >= 0 else { return .failure(.init("NOMMU_RUN_TRIM=\(v) is not a page count")) }
-            s.trim = n
-        }
-        if let v = env("NOMMU_RUN_SITES") {
-            guard let n = Int(v), n >= 0 else { return .failure(.init("NOMMU_RUN_SITES=\(v) is not a count")) }
-            s.sites = n
-        }
-        s.uninitialized = env("NOMMU_RUN_UNINITIALIZED") == "1"
-        s.allowUninitialized = env("NOMMU_RUN_ALLOW_UNINITIALIZED") == "1"
-        s.hostDirectory = env("TMPDIR") ?? "/tmp"
-        return .success(s)
-    }
-}
-
-struct RunStartError: Error {
-    var why: String
-    init(_ why: String) { self.why = why }
 }
 
 /// Made by the shim's constructor, before the program's first call reaches the model.
@@ -116,9 +64,8 @@ public func nommu_run_start(
         return e.rawValue
     }
     let settings: RunSettings
-    switch RunSettings.fromEnvironment() {
-    case .success(let s): settings = s
-    case .failure(let e): return fail(e.why, .invalidArgument)
+    do { settings = try RunSettings.fromProcessEnvironment() } catch {
+        return fail(error.description, .invalidArgument)
     }
     do {
         let s = try RunState(settings)

@@ -35,6 +35,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Where blocks escape to, so that the compiler keeps every malloc and free (clang removes a
+ * malloc/free pair whose block is never seen). */
+static void *volatile kept;
+
 static uint64_t next(uint64_t *s) {
     uint64_t x = *s;
     x ^= x << 13;
@@ -155,13 +159,14 @@ static size_t host_bytes(void) {
 static int pairs(long n, size_t size) {
     size_t early = 0;
     for (long i = 0; i < n; i++) {
-        volatile char *p = malloc(size);
+        char *p = malloc(size);
         if (!p) {
             fprintf(stderr, "pairs: malloc(%zu) failed at pair %ld\n", size, i);
             return 1;
         }
         p[0] = (char)i;
-        free((void *)p);
+        kept = p;
+        free(p);
         if (i + 1 == n / 10) early = host_bytes();
     }
     printf("pairs: %ld of %zu bytes; host malloc bytes after %ld: %zu, after %ld: %zu\n", n, size, n / 10, early, n,
@@ -195,8 +200,8 @@ static void *checked_thread(void *arg) {
                     a->bad = 1;
                     break;
                 }
-                size_t kept = sizes[k] < want ? sizes[k] : want;
-                for (size_t j = 0; j < kept; j++)
+                size_t common = sizes[k] < want ? sizes[k] : want;
+                for (size_t j = 0; j < common; j++)
                     if (q[j] != pattern) a->bad = 1;
                 memset(q, pattern, want);
                 live[k] = q;
@@ -245,6 +250,7 @@ static void *busy_thread(void *arg) {
     uint64_t s = (uintptr_t)arg * 31 + 7;
     while (!stop) {
         void *p = malloc(mixed_size(&s) % 4096 + 16);
+        kept = p;
         free(p);
     }
     return NULL;
@@ -259,7 +265,11 @@ static int forks(int count, int children) {
         pid_t pid = fork();
         if (pid == 0) {
             alarm(20); /* a child that deadlocks dies of SIGALRM */
-            for (int i = 0; i < 100; i++) free(malloc(64 + i));
+            for (int i = 0; i < 100; i++) {
+                void *p = malloc(64 + (size_t)i);
+                kept = p;
+                free(p);
+            }
             exit(0);
         }
         if (pid < 0) {
@@ -282,8 +292,6 @@ static int forks(int count, int children) {
 }
 
 /* MARK: exhaust */
-
-static void *volatile kept; /* the blocks are chained through their first word: they escape */
 
 __attribute__((noinline)) static size_t grow_until_it_fails(void) {
     for (size_t size = 64 << 10;; size += size / 2) {

@@ -48,6 +48,12 @@ struct BenchCommand: ParsableCommand {
             var configuration = BenchConfiguration(quick: quick)
             if let sizes { configuration.sizes = try parseSizes(sizes) }
             if let series { configuration.series = try parseSeries(series) }
+            if configuration.series.contains(where: \.isProgram) {
+                configuration.programs = ProgramSetup(
+                    workload: try Launcher.built("nommu-workload", product: "nommu-workload"),
+                    runLibrary: try Launcher.built("libnommu-run.so", product: "nommu-run"),
+                    calls: quick ? 100_000 : 1_000_000, runs: quick ? 2 : 3)
+            }
             let machine = MachineInfo.current(for: configuration)
             if machine.build == "debug" {
                 printError("bench: warning: this is a debug build; its numbers mean nothing (use -c release)")
@@ -66,7 +72,7 @@ struct BenchCommand: ParsableCommand {
                 }
             }
         } catch {
-            printError("nommu bench: error: \(error.description)")
+            printError("nommu bench: error: \(error)")
             throw ExitCode.failure
         }
     }

@@ -5,15 +5,28 @@
 // are missing), starting the program and passing its end through.
 import ArgumentParser
 import Foundation
+import NommuBase
 
 #if canImport(Glibc)
     import Glibc
 #endif
 
 /// A one-line failure of a command: printed as `nommu NAME: text`, and the exit status.
-struct CommandFailure: Error {
+struct CommandFailure: Error, CustomStringConvertible {
     var text: String
     var status: Int32
+    var description: String { text }
+}
+
+extension ProgramEnd {
+    /// "exited with 0", "was killed by SIGSEGV (Segmentation fault)".
+    var phrase: String {
+        switch self {
+        case .exited(let s): return "exited with \(s)"
+        case .signaled(let s):
+            return "was killed by \(Launcher.signalName(s)) (\(String(cString: strsignal(s))))"
+        }
+    }
 }
 
 extension ParsableCommand {
@@ -114,38 +127,15 @@ enum Launcher {
         return path
     }
 
-    /// This process's environment with `library` first in `LD_PRELOAD`, and the Swift
-    /// runtime's crash backtracer off (unless SWIFT_BACKTRACE says otherwise): libnommu-run
-    /// loads the runtime into every program, whose crashes must look as they would without it
-    /// (and reach the library's own handler, which writes the report).
+    /// This process's environment with `library` first in `LD_PRELOAD`.
     static func environment(preloading library: String) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         env["LD_PRELOAD"] = library + (env["LD_PRELOAD"].map { ":" + $0 } ?? "")
-        if env["SWIFT_BACKTRACE"] == nil { env["SWIFT_BACKTRACE"] = "enable=no" }
         return env
     }
 
     /// How a program ended.
-    enum Termination: Equatable, CustomStringConvertible {
-        case exited(Int32)
-        case signaled(Int32)
-
-        var description: String {
-            switch self {
-            case .exited(let s): return "exit status \(s)"
-            case .signaled(let s): return "signal \(s)"
-            }
-        }
-
-        /// "exited with 0", "was killed by SIGSEGV (Segmentation fault)".
-        var phrase: String {
-            switch self {
-            case .exited(let s): return "exited with \(s)"
-            case .signaled(let s):
-                return "was killed by \(signalName(s)) (\(String(cString: strsignal(s))))"
-            }
-        }
-    }
+    typealias Termination = ProgramEnd
 
     /// SIGSEGV, SIGINT, …: the usual name of a signal.
     static func signalName(_ s: Int32) -> String {
@@ -166,20 +156,6 @@ enum Launcher {
     /// SIGTERM and SIGHUP are passed on to it. - Throws: `CommandFailure` with 127 when the
     /// program is not found, 126 when it cannot be executed, 125 for any other failure.
     static func spawnAndWait(_ argv: [String], environment: [String: String]) throws -> Termination {
-        var pid = pid_t()
-        let cArgs = argv.map { strdup($0) } + [nil]
-        let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer {
-            for p in cArgs { free(p) }
-            for p in cEnv { free(p) }
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var all = sigset_t()
-        sigfillset(&all)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
         let ignoredInt = signal(SIGINT, SIG_IGN)
         let ignoredQuit = signal(SIGQUIT, SIG_IGN)
         let passOn: @convention(c) (Int32) -> Void = { sig in if Launcher.child > 0 { kill(Launcher.child, sig) } }
@@ -192,21 +168,18 @@ enum Launcher {
             signal(SIGHUP, oldHup)
             child = 0
         }
-        let rc = posix_spawnp(&pid, argv[0], nil, &attributes, cArgs, cEnv)
-        guard rc == 0 else {
-            let reason = String(cString: strerror(rc))
-            switch rc {
-            case ENOENT: throw CommandFailure(text: "cannot run \(argv[0]): \(reason)", status: notFound)
-            case EACCES, ENOEXEC, EISDIR, EPERM:
-                throw CommandFailure(text: "cannot run \(argv[0]): \(reason)", status: notExecutable)
-            default: throw CommandFailure(text: "cannot run \(argv[0]): \(reason)", status: cannotLaunch)
+        do {
+            child = try spawnProgram(argv, environment: environment)
+        } catch {
+            let text = "cannot run \(argv[0]): \(String(cString: strerror(error.rawValue)))"
+            switch error {
+            case .noSuchFileOrDirectory: throw CommandFailure(text: text, status: notFound)
+            case .permissionDenied, .execFormatError, .isDirectory, .notPermitted:
+                throw CommandFailure(text: text, status: notExecutable)
+            default: throw CommandFailure(text: text, status: cannotLaunch)
             }
         }
-        child = pid
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        if status & 0x7f != 0 { return .signaled(status & 0x7f) }
-        return .exited((status >> 8) & 0xff)
+        return waitForProgram(child)
     }
 
     /// Ends nommu as the program ended: with its exit status, or by its signal (without a

@@ -70,41 +70,43 @@ struct RunCommand: ParsableCommand {
         let bytes = (try? parseSize(arena)) ?? 0
         var end = Launcher.Termination.exited(0)
         try reporting("run") {
-            end = try run(argv, malloc: Malloc.Policy(rawValue: policy) ?? .heap, arenaBytes: bytes)
+            end = try run(argv, arenaBytes: bytes)
         }
         try Launcher.passThrough(end)
     }
 
+    /// The settings of this command.
+    func settings(arenaBytes: Int) -> RunSettings {
+        var s = RunSettings()
+        s.arenaBytes = arenaBytes
+        s.policy = Malloc.Policy(rawValue: policy) ?? .heap
+        s.trim = trim
+        s.uninitialized = uninitialized
+        s.allowUninitialized = allowUninitialized
+        s.sites = sites
+        s.hostDirectory = NSTemporaryDirectory()
+        return s
+    }
+
     /// Runs the program and reports; returns how it ended.
-    func run(_ argv: [String], malloc: Malloc.Policy, arenaBytes: Int) throws -> Launcher.Termination {
+    func run(_ argv: [String], arenaBytes: Int) throws -> Launcher.Termination {
         // The machine each process gets, made here first: one that cannot start is said now.
-        let first = malloc == .heap ? Malloc.Configuration().extendSize : 4096
-        guard arenaBytes >= first else {
+        let settings = settings(arenaBytes: arenaBytes)
+        guard arenaBytes >= settings.smallestArena else {
+            let first = settings.smallestArena >> 10
             throw CommandFailure(
-                text: "--arena \(arena) is too small to start: the \(malloc.rawValue) malloc's first mapping is "
-                    + "\(first >> 10) KiB (give at least --arena \(first >> 10)K)",
+                text: "--arena \(arena) is too small to start: the \(policy) malloc's first mapping is "
+                    + "\(first) KiB (give at least --arena \(first)K)",
                 status: 2)
         }
-        do {
-            let system = try System(
-                .init(
-                    arenaBytes: arenaBytes, allowUninitialized: allowUninitialized, nrTrimPages: trim,
-                    hostDirectory: NSTemporaryDirectory(), flashBytes: 4096, framebufferBytes: 0))
-            _ = try Malloc(process: system.createProcess(), .init(policy: malloc, uninitialized: uninitialized))
-        } catch {
+        do { _ = try settings.start() } catch {
             throw CommandFailure(text: "--arena \(arena): the model cannot start: \(error.description)", status: 2)
         }
         if let report { try checkWritable(report) }
         let library = try Launcher.built("libnommu-run.so", product: "nommu-run")
         let gathered = try temporaryFile("nommu-run-report")
         defer { unlink(gathered) }
-        var env = Launcher.environment(preloading: library)
-        env["NOMMU_RUN_ARENA"] = String(arenaBytes)
-        env["NOMMU_RUN_MALLOC"] = policy
-        env["NOMMU_RUN_TRIM"] = String(trim)
-        env["NOMMU_RUN_UNINITIALIZED"] = uninitialized ? "1" : "0"
-        env["NOMMU_RUN_ALLOW_UNINITIALIZED"] = allowUninitialized ? "1" : "0"
-        env["NOMMU_RUN_SITES"] = String(sites)
+        var env = settings.environment(preloading: library, into: ProcessInfo.processInfo.environment)
         env["NOMMU_RUN_REPORT"] = gathered
         let t0 = DispatchTime.now().uptimeNanoseconds
         let end = try Launcher.spawnAndWait(argv, environment: env)

@@ -11,7 +11,7 @@ import Testing
 let programsRun = !Bin.sanitized
 
 /// 10^6 malloc/free pairs (fewer in checked builds, which walk the heap after every change).
-let pairs = Bin.checked ? 100_000 : 1_000_000
+let pairs = Bin.checked ? 20_000 : 1_000_000
 
 @Suite("nommu run: real programs on the model, through the command line", .enabled(if: programsRun))
 struct RunProgramTests {

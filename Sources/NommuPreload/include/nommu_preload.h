@@ -17,11 +17,11 @@ NOMMU_HIDDEN void nommu_preload_image_ends(const char *how);
 NOMMU_HIDDEN void nommu_preload_exec_failed(void);
 
 /* Called from the library's constructor: finds the real exec functions, notes the pid, and
- * installs the fatal-signal handlers (for SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT, only
- * where the disposition is still the default, or is the crash handler of the Swift runtime
- * that libnommu-run loads into a program that is not Swift). Only the synchronous and abort signals are
- * taken: a program looks at SIGINT's or SIGTERM's disposition to decide its own (Python
- * installs KeyboardInterrupt only over SIG_DFL), and must find it as it was. */
+ * takes SIGSEGV, SIGBUS, SIGILL, SIGFPE and SIGABRT, chaining to what they did before (the
+ * default, or the program's handler; not the crash handler of the Swift runtime that
+ * libnommu-run loads into a program that is not Swift). Only the synchronous and abort
+ * signals are taken: a program looks at SIGINT's or SIGTERM's disposition to decide its own
+ * (Python installs KeyboardInterrupt only over SIG_DFL), and must find it as it was. */
 NOMMU_HIDDEN void nommu_preload_init(void);
 
 /* Called in a forked child (pthread_atfork) to note its pid. */

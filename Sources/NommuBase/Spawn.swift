@@ -1,0 +1,61 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Starting a program and waiting for it, for `nommu run`, `nommu record` and the program
+// series of `nommu bench`.
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How a program ended.
+package enum ProgramEnd: Equatable, Sendable, CustomStringConvertible {
+    case exited(Int32)
+    case signaled(Int32)
+
+    package var description: String {
+        switch self {
+        case .exited(let s): return "exit status \(s)"
+        case .signaled(let s): return "signal \(s)"
+        }
+    }
+}
+
+/// Starts `argv` (PATH is searched when argv[0] has no slash) with `environment`, every
+/// signal at its default disposition; stdout and stderr go to /dev/null when `quiet`.
+/// - Throws: posix_spawn's errno (ENOENT when the program is missing, EACCES when it is not
+///   executable, …).
+package func spawnProgram(_ argv: [String], environment: [String: String], quiet: Bool = false) throws(Errno)
+    -> Int32
+{
+    let cArgs = argv.map { strdup($0) } + [nil]
+    let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+    defer {
+        for p in cArgs { free(p) }
+        for p in cEnv { free(p) }
+    }
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var all = sigset_t()
+    sigfillset(&all)
+    posix_spawnattr_setsigdefault(&attributes, &all)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    if quiet {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    }
+    var pid = pid_t()
+    let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
+    guard rc == 0 else { throw Errno(rawValue: rc) }
+    return pid
+}
+
+/// Waits for `pid` to end.
+package func waitForProgram(_ pid: Int32) -> ProgramEnd {
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    if status & 0x7f != 0 { return .signaled(status & 0x7f) }
+    return .exited((status >> 8) & 0xff)
+}
