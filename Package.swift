@@ -146,7 +146,7 @@ let package = Package(
         // nommu run and nommu record as users run them: the CLI and the preload libraries of one
         // build (NOMMU_BIN_DIR, or the one beside the tests), on real programs.
         .testTarget(
-            name: "ProgramTests", dependencies: ["NommuMalloc"],
+            name: "ProgramTests", dependencies: ["NommuBase", "NommuMalloc"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NommuBaseTests", dependencies: ["NommuBase"], swiftSettings: swiftSettings),
         .testTarget(name: "HostArenaTests", dependencies: ["HostArena", "NommuBase"], swiftSettings: swiftSettings),

@@ -20,12 +20,15 @@ package enum ProgramEnd: Equatable, Sendable, CustomStringConvertible {
 }
 
 /// Starts `argv` (PATH is searched when argv[0] has no slash) with `environment`, every
-/// signal at its default disposition; stdout and stderr go to /dev/null when `quiet`.
+/// signal at its default disposition; stdout and stderr go to the files named (created or
+/// truncated; /dev/null to drop them), stdin to /dev/null when `stdout` is given; with
+/// `unblockSignals` no signal is blocked (otherwise the mask is the calling thread's).
 /// - Throws: posix_spawn's errno (ENOENT when the program is missing, EACCES when it is not
 ///   executable, …).
-package func spawnProgram(_ argv: [String], environment: [String: String], quiet: Bool = false) throws(Errno)
-    -> Int32
-{
+package func spawnProgram(
+    _ argv: [String], environment: [String: String], stdout: String? = nil, stderr: String? = nil,
+    unblockSignals: Bool = false
+) throws(Errno) -> Int32 {
     let cArgs = argv.map { strdup($0) } + [nil]
     let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
     defer {
@@ -38,14 +41,19 @@ package func spawnProgram(_ argv: [String], environment: [String: String], quiet
     var all = sigset_t()
     sigfillset(&all)
     posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF))
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(
+        &attributes, Int16(POSIX_SPAWN_SETSIGDEF | (unblockSignals ? POSIX_SPAWN_SETSIGMASK : 0)))
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
-    if quiet {
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    if let stdout {
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     }
+    if let stderr { posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
     var pid = pid_t()
     let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
     guard rc == 0 else { throw Errno(rawValue: rc) }

@@ -52,7 +52,7 @@ func measurePrograms(
             let t0 = cshim_now_ns()
             let end: ProgramEnd
             do {
-                end = waitForProgram(try spawnProgram(argv, environment: env, quiet: true))
+                end = waitForProgram(try spawnProgram(argv, environment: env, stdout: "/dev/null", stderr: "/dev/null"))
             } catch {
                 throw .operationFailed(series: s.rawValue, bytes: 0, operation: what, error)
             }

@@ -428,21 +428,21 @@ static void *adopt(void *p, size_t size, void *caller) {
     return q;
 }
 
-void *realloc(void *p, size_t size) {
+/* realloc, with the call site it is counted to. */
+static void *resize(void *p, size_t size, void *caller) {
     if (p && !OURS(p)) {
         if (EARLY) return __libc_realloc(p, size);
         if (size == 0) {
             __libc_free(p);
             return NULL;
         }
-        return adopt(p, size, __builtin_return_address(0));
+        return adopt(p, size, caller);
     }
     if (EARLY) {
         if (!p) return __libc_malloc(size);
         errno = ENOMEM; /* an arena block resized while inside the model: not possible */
         return NULL;
     }
-    void *caller = __builtin_return_address(0);
     uint64_t t0 = enter();
     struct block b;
     int had = p && tracking && untrack(p, &b);
@@ -458,13 +458,16 @@ void *realloc(void *p, size_t size) {
     return q;
 }
 
+void *realloc(void *p, size_t size) { return resize(p, size, __builtin_return_address(0)); }
+
+/* Taken too, so that it reaches the model whichever realloc glibc's own would call. */
 void *reallocarray(void *p, size_t count, size_t size) {
     size_t total;
     if (__builtin_mul_overflow(count, size, &total)) {
         errno = ENOMEM;
         return NULL;
     }
-    return realloc(p, total);
+    return resize(p, total, __builtin_return_address(0));
 }
 
 static void *aligned(size_t alignment, size_t size, void *caller) {

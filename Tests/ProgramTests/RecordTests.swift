@@ -96,6 +96,10 @@ struct RecordProgramTests {
             let t = try #require(try traces(in: dir.path, matching: "\(how).").first, "\(how): \(o)")
             #expect(t.1.count >= 5000, "\(how): \(t.1.count) events")
         }
+        // A program that makes no call of its own still leaves a trace that parses.
+        let none = try nommu(["record", "-o", "none.trace", "--", Bin.workload, "end", "0", "exit"], in: dir.path)
+        #expect(none.status == 0, "\(none)")
+        #expect(try traces(in: dir.path, matching: "none.").count == 1)
         // sh execs the program in place of itself: two images of one process, two traces.
         let o = try nommu(
             [

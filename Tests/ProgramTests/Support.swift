@@ -4,6 +4,7 @@
 // processes. NOMMU_BIN_DIR names the directory (CI points it at the release build); without
 // it, the directory of this test bundle (the configuration `swift test` built).
 import Foundation
+import NommuBase
 import NommuMalloc
 
 #if canImport(Glibc)
@@ -77,37 +78,15 @@ func execute(
     for (k, v) in environment { env[k] = v }
     var command = ["/usr/bin/timeout", "-k", "10", String(timeout)] + argv
     if let directory { command = ["/usr/bin/env", "-C", directory] + command }
-    let cArgs = command.map { strdup($0) } + [nil]
-    let cEnv = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-    defer {
-        for p in cArgs { free(p) }
-        for p in cEnv { free(p) }
-    }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, out + ".1", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, out + ".2", O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t()
-    sigemptyset(&none)
-    var all = sigset_t()
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    var pid = pid_t()
-    let rc = posix_spawn(&pid, command[0], &actions, &attributes, cArgs, cEnv)
-    guard rc == 0 else { throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EIO) }
-    var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    let pid = try spawnProgram(
+        command, environment: env, stdout: out + ".1", stderr: out + ".2", unblockSignals: true)
+    let end = waitForProgram(pid)
     let stdout = String(decoding: FileManager.default.contents(atPath: out + ".1") ?? Data(), as: UTF8.self)
     let stderr = String(decoding: FileManager.default.contents(atPath: out + ".2") ?? Data(), as: UTF8.self)
-    if status & 0x7f != 0 { return Outcome(status: nil, signal: status & 0x7f, stdout: stdout, stderr: stderr) }
-    return Outcome(status: (status >> 8) & 0xff, signal: nil, stdout: stdout, stderr: stderr)
+    switch end {
+    case .signaled(let s): return Outcome(status: nil, signal: s, stdout: stdout, stderr: stderr)
+    case .exited(let s): return Outcome(status: s, signal: nil, stdout: stdout, stderr: stderr)
+    }
 }
 
 /// `nommu ARGS…`.
