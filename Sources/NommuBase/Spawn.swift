@@ -22,12 +22,14 @@ package enum ProgramEnd: Equatable, Sendable, CustomStringConvertible {
 /// Starts `argv` (PATH is searched when argv[0] has no slash) with `environment`, every
 /// signal at its default disposition; stdout and stderr go to the files named (created or
 /// truncated; /dev/null to drop them), stdin to /dev/null when `stdout` is given; with
-/// `unblockSignals` no signal is blocked (otherwise the mask is the calling thread's).
+/// `unblockSignals` no signal is blocked (otherwise the mask is the calling thread's); with
+/// `stdoutToStderr` the program's stdout is this process's stderr (a helper's chatter kept
+/// out of a report on stdout).
 /// - Throws: posix_spawn's errno (ENOENT when the program is missing, EACCES when it is not
 ///   executable, …).
 package func spawnProgram(
     _ argv: [String], environment: [String: String], stdout: String? = nil, stderr: String? = nil,
-    unblockSignals: Bool = false
+    unblockSignals: Bool = false, stdoutToStderr: Bool = false
 ) throws(Errno) -> Int32 {
     let cArgs = argv.map { strdup($0) } + [nil]
     let cEnv = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -54,6 +56,7 @@ package func spawnProgram(
         posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
     }
     if let stderr { posix_spawn_file_actions_addopen(&actions, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644) }
+    if stdoutToStderr { posix_spawn_file_actions_adddup2(&actions, 2, 1) }
     var pid = pid_t()
     let rc = posix_spawnp(&pid, argv[0], &actions, &attributes, cArgs, cEnv)
     guard rc == 0 else { throw Errno(rawValue: rc) }

@@ -118,7 +118,15 @@ enum Launcher {
                 status: cannotLaunch)
         }
         FileHandle.standardError.write(Data("nommu: building \(file): \(command.joined(separator: " "))\n".utf8))
-        let status = try spawnAndWait(["/usr/bin/env"] + command, environment: ProcessInfo.processInfo.environment)
+        let status: ProgramEnd
+        do {
+            status = waitForProgram(
+                try spawnProgram(
+                    ["/usr/bin/env"] + command, environment: ProcessInfo.processInfo.environment,
+                    stdoutToStderr: true))
+        } catch {
+            throw CommandFailure(text: "cannot run swift build: \(error.description)", status: cannotLaunch)
+        }
         guard status == .exited(0), FileManager.default.fileExists(atPath: path) else {
             throw CommandFailure(
                 text: "could not build \(file) (\(command.joined(separator: " ")) ended with \(status))",
