@@ -308,7 +308,7 @@ extension RunReport {
                 out += f.mmapBytes > 0 ? "; the malloc asked mmap for \(f.mmapBytes) bytes" : ""
                 out += "; the largest free block was \(ReplayFormat.kib(f.largestFreeBlockBytes))"
                 out += r.failures > 1 ? " (\(r.failures) calls failed in all)\n" : "\n"
-                for (i, frame) in f.stack.enumerated() { out += "    #\(i) \(frame.text)\n" }
+                for (i, frame) in f.stack.enumerated() { out += "    #\(i) \(shortened(frame.text))\n" }
             }
             out += siteLines(r.sites.prefix(sites))
         }
@@ -322,11 +322,17 @@ extension RunReport {
     static func siteLines(_ sites: ArraySlice<Site>) -> String {
         guard !sites.isEmpty else { return "" }
         let rows = sites.map { s in
-            [ReplayFormat.kib(s.peakBytes), ReplayFormat.kib(s.liveBytes), String(s.calls), s.frame.text]
+            [ReplayFormat.kib(s.peakBytes), ReplayFormat.kib(s.liveBytes), String(s.calls), shortened(s.frame.text)]
         }
         let table = alignedTable(header: ["peak", "at the end", "calls", "allocation site"], rows: rows)
         return "  top allocation sites by peak bytes:\n"
             + table.split(separator: "\n").map { "    " + $0 + "\n" }.joined()
+    }
+
+    /// `text` cut to 110 characters in its middle (C++ names run long; the JSON has them whole).
+    static func shortened(_ text: String) -> String {
+        guard text.count > 110 else { return text }
+        return String(text.prefix(70)) + "…" + String(text.suffix(39))
     }
 
     /// The processes of a tree as one: counts, times and bytes summed (peaks too: each

@@ -520,6 +520,64 @@ size_t malloc_usable_size(void *p) {
     return n == (size_t)-1 ? 0 : n;
 }
 
+/* MARK: C++'s operator new
+ * Taken so that a C++ program's sites are the code that says `new`, not libstdc++'s operator
+ * new (which calls malloc). A block that does not fit goes to the real operator new, which
+ * calls malloc again (and fails again), then runs the new-handler and throws std::bad_alloc
+ * as it would; the nothrow forms return null. operator delete is libstdc++'s: it calls free.
+ * A program that defines its own operator new keeps it (the program comes first). */
+typedef void *(*new_fn)(size_t);
+typedef void *(*aligned_new_fn)(size_t, size_t);
+static new_fn real_new, real_new_array;
+static aligned_new_fn real_aligned_new, real_aligned_new_array;
+
+static void *new_block(size_t size, void *caller) {
+    if (size == 0) size = 1;
+    if (EARLY) return __libc_malloc(size);
+    uint64_t t0 = enter();
+    void *p = nommu_run_malloc(size);
+    if (p && tracking) track_alloc(p, size, caller);
+    leave(t0);
+    return p;
+}
+
+void *_Znwm(size_t size) {
+    void *p = new_block(size, __builtin_return_address(0));
+    return p ? p : real_new ? real_new(size) : NULL;
+}
+void *_Znam(size_t size) {
+    void *p = new_block(size, __builtin_return_address(0));
+    return p ? p : real_new_array ? real_new_array(size) : NULL;
+}
+void *_ZnwmRKSt9nothrow_t(size_t size, const void *tag) {
+    (void)tag;
+    return new_block(size, __builtin_return_address(0));
+}
+void *_ZnamRKSt9nothrow_t(size_t size, const void *tag) {
+    (void)tag;
+    return new_block(size, __builtin_return_address(0));
+}
+void *_ZnwmSt11align_val_t(size_t size, size_t alignment) {
+    void *p = aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
+                      __builtin_return_address(0));
+    return p ? p : real_aligned_new ? real_aligned_new(size, alignment) : NULL;
+}
+void *_ZnamSt11align_val_t(size_t size, size_t alignment) {
+    void *p = aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
+                      __builtin_return_address(0));
+    return p ? p : real_aligned_new_array ? real_aligned_new_array(size, alignment) : NULL;
+}
+void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag) {
+    (void)tag;
+    return aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
+                   __builtin_return_address(0));
+}
+void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag) {
+    (void)tag;
+    return aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
+                   __builtin_return_address(0));
+}
+
 /* MARK: Start and end */
 
 void nommu_preload_image_ends(const char *how) {
@@ -540,6 +598,10 @@ __attribute__((constructor)) static void nommu_run_init(void) {
     started_ticks = ticks();
     nommu_preload_init();
     host_usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+    real_new = (new_fn)dlsym(RTLD_NEXT, "_Znwm");
+    real_new_array = (new_fn)dlsym(RTLD_NEXT, "_Znam");
+    real_aligned_new = (aligned_new_fn)dlsym(RTLD_NEXT, "_ZnwmSt11align_val_t");
+    real_aligned_new_array = (aligned_new_fn)dlsym(RTLD_NEXT, "_ZnamSt11align_val_t");
     const char *s = getenv("NOMMU_RUN_SITES");
     if (!(s && strcmp(s, "0") == 0)) {
         sites = map_zeroed((SITE_CAP + 1) * sizeof *sites);

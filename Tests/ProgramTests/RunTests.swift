@@ -133,6 +133,41 @@ struct RunProgramTests {
         #expect(try #require(pdoc).results.contains { $0.program == "python3" && $0.firstFailure != nil })
     }
 
+    @Test("C++: sites are the code that says new (not operator new); a new that does not fit throws bad_alloc")
+    func cplusplus() throws {
+        let dir = Scratch("run-cxx")
+        defer { dir.remove() }
+        let source = dir.file("cxx.cpp")
+        try """
+        #include <cstdio>
+        #include <new>
+        #include <vector>
+        static std::vector<char *> kept;
+        __attribute__((noinline)) void fill_the_heap() {
+            for (int i = 0; i < 1000; i++) kept.push_back(new char[1000]);
+        }
+        int main() {
+            fill_the_heap();
+            try {
+                kept.push_back(new char[size_t(1) << 40]);
+            } catch (std::bad_alloc &) {
+                std::puts("bad_alloc");
+                return 3;
+            }
+        }
+        """.write(toFile: source, atomically: true, encoding: .utf8)
+        let build = try execute(["g++", "-g", "-O1", source, "-o", dir.file("cxx")])
+        try #require(build.status == 0, "\(build)")
+        let (o, doc) = try run([dir.file("cxx")], in: dir)
+        #expect(o.status == 3 && o.stdout.contains("bad_alloc"), "\(o)")
+        let r = try #require(doc?.results.first)
+        let top = try #require(r.sites.first)
+        #expect(top.frame.location?.contains("fill_the_heap") == true, "\(r.sites.map(\.frame))")
+        #expect(top.calls == 1000 && top.liveBytes == 1_000_000)
+        #expect(r.firstFailure?.size == 1 << 40)
+        #expect(r.firstFailure?.stack.first?.location?.contains("main") == true)
+    }
+
     @Test("how a process ends is reported: exit, _exit, a signal (passed on to the caller)")
     func endings() throws {
         let dir = Scratch("run-endings")
