@@ -231,8 +231,9 @@ public struct RunReport: Sendable, Hashable, Decodable {
         peakLiveBytes > 0 ? Double(peakPagesHeld * pageSize) / Double(peakLiveBytes) : 0
     }
 
-    /// The report as one JSON object on one line (the keys of `CodingKeys`, and `trace`
-    /// and `overhead` as `nommu replay --format json` has them).
+    /// The report as one JSON object on one line (the keys of `CodingKeys`, and `trace`,
+    /// `overhead`, `peak_pages_in_call` and `unknown_frees` as `nommu replay --format json`
+    /// has them).
     public func json() -> String {
         var fields: [(String, String)] = [
             ("trace", jsonString(name)), ("program", jsonString(program)), ("command", jsonString(command)),
@@ -240,12 +241,16 @@ public struct RunReport: Sendable, Hashable, Decodable {
             ("end", jsonString(end)), ("started_ns", String(startedNs)), ("policy", jsonString(policy)),
             ("arena_bytes", String(arenaBytes)), ("page_size", String(pageSize)), ("events", String(events)),
             ("wall_ms", number(wallMs)), ("model_ms", number(modelMs)), ("ns_per_event", number(nsPerEvent)),
+            // A live process has no view between calls: its peak is at any moment, which is what
+            // replay calls peak_pages_in_call; both keys carry it.
             ("peak_live_bytes", String(peakLiveBytes)), ("peak_pages_held", String(peakPagesHeld)),
+            ("peak_pages_in_call", String(peakPagesHeld)),
             ("overhead", number(overhead)), ("slack_pages", String(slackPages)),
             ("trimmed_pages", String(trimmedPages)), ("mmap_copy_peak_pages", String(mmapCopyPeakPages)),
             ("largest_free_block_bytes", String(largestFreeBlockBytes)), ("buddyinfo", jsonString(buddyinfo)),
             ("mmaps", String(mmaps)), ("munmaps", String(munmaps)), ("failures", String(failures)),
-            ("invalid_frees", String(invalidFrees)), ("live_blocks", String(liveBlocks)),
+            ("invalid_frees", String(invalidFrees)), ("unknown_frees", String(invalidFrees)),
+            ("live_blocks", String(liveBlocks)),
             ("live_bytes", String(liveBytes)), ("host_malloc_bytes", String(hostMallocBytes)),
         ]
         if let f = firstFailure {
