@@ -5,12 +5,9 @@
 // sets it up), in one run, the runs of the series interleaved round by round so that a
 // slower stretch of the machine touches all of them alike.
 internal import CShims
+import Foundation
 import NommuBase
 import NommuMalloc
-
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// Where the program series find their program and library.
 public struct ProgramSetup: Sendable, Hashable {
@@ -37,7 +34,7 @@ func measurePrograms(
 ) throws(BenchError) -> [BenchResult] {
     var samples: [BenchSeries: [Double]] = [:]
     var wall: [BenchSeries: [Double]] = [:]
-    let base = environmentOfThisProcess()
+    let base = ProcessInfo.processInfo.environment
     for round in 0...setup.runs {
         for s in series {
             let argv = [setup.workload, "mixed", String(setup.calls), String(s.programThreads)]
@@ -75,18 +72,4 @@ func measurePrograms(
                 + "thread\(s.programThreads == 1 ? "" : "s")), \(setup.runs) runs")
         return r
     }
-}
-
-/// This process's environment, as a dictionary.
-private func environmentOfThisProcess() -> [String: String] {
-    var env: [String: String] = [:]
-    var p = environ
-    while let entry = p.pointee {
-        let text = String(cString: entry)
-        if let eq = text.firstIndex(of: "=") {
-            env[String(text[..<eq])] = String(text[text.index(after: eq)...])
-        }
-        p += 1
-    }
-    return env
 }

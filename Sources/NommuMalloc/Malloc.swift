@@ -143,6 +143,11 @@ public final class Malloc: @unchecked Sendable {
     /// before the first call.
     public nonisolated(unsafe) var onNewPeak: (() -> Void)? = nil
 
+    /// Called (under the malloc's lock, inside the failing call) when the first ENOMEM is
+    /// noted in `firstFailure`; set it before the first call. (`nommu run` records the call
+    /// stack here: the one of the call that failed first, whatever other threads do.)
+    public nonisolated(unsafe) var onFirstFailure: (() -> Void)? = nil
+
     // MARK: The C contracts
 
     /// `malloc(size)`: a 16-byte aligned block of at least `size` bytes (`size` 0 gives a
@@ -237,6 +242,7 @@ public final class Malloc: @unchecked Sendable {
                     counters.firstFailure = Failure(
                         call: counters.calls, size: size, mmapBytes: failedMapStorage.pointee,
                         largestFreeBlockBytes: process.system.allocator.statistics().largestFreeBlockBytes)
+                    onFirstFailure?()
                 }
             }
             throw error

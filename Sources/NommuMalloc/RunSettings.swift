@@ -71,6 +71,13 @@ public struct RunSettings: Sendable, Hashable {
         ]
     }
 
+    /// The settings as a JSON object (the `settings` of `nommu run --report`).
+    public var json: String {
+        "{\"malloc\": \(jsonString(policy.rawValue)), \"arena_bytes\": \(arenaBytes), \"trim\": \(trim), "
+            + "\"uninitialized\": \(uninitialized), \"allow_uninitialized\": \(allowUninitialized), "
+            + "\"sites\": \(sites)}"
+    }
+
     /// `base` with `library` (libnommu-run.so) first in LD_PRELOAD, these settings, and the
     /// Swift runtime's crash backtracer off unless SWIFT_BACKTRACE says otherwise: the library
     /// loads the runtime into every program, whose crashes must look as they would without it

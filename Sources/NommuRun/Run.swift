@@ -41,12 +41,9 @@ final class RunState: @unchecked Sendable {
             let copy = self.system.mmapPagesAllocated
             self.atPeak.withLock { $0 = (st.slackPages, st.largestFreeBlockBytes, st.buddyInfo, copy) }
         }
+        malloc.onFirstFailure = { nommu_run_capture_failure_stack() }
     }
 
-    /// After an ENOMEM: the first one's call stack is recorded.
-    func failed() {
-        if malloc.statistics.failures == 1 { nommu_run_capture_failure_stack() }
-    }
 }
 
 /// Made by the shim's constructor, before the program's first call reaches the model.
@@ -84,28 +81,19 @@ public func nommu_run_start(
 @_cdecl("nommu_run_malloc")
 public func nommu_run_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    do { return try s.malloc.malloc(size) } catch {
-        s.failed()
-        return nil
-    }
+    return try? s.malloc.malloc(size)
 }
 
 @_cdecl("nommu_run_calloc")
 public func nommu_run_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, count >= 0, size >= 0 else { return nil }
-    do { return try s.malloc.calloc(count, size) } catch {
-        s.failed()
-        return nil
-    }
+    return try? s.malloc.calloc(count, size)
 }
 
 @_cdecl("nommu_run_realloc")
 public func nommu_run_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    do { return try s.malloc.realloc(p, size) } catch {
-        if error == .noMemory { s.failed() }
-        return nil
-    }
+    return (try? s.malloc.realloc(p, size)) ?? nil
 }
 
 @_cdecl("nommu_run_free")
@@ -117,10 +105,7 @@ public func nommu_run_free(_ p: UnsafeMutableRawPointer?) -> CInt {
 @_cdecl("nommu_run_memalign")
 public func nommu_run_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard let s = runState, size >= 0 else { return nil }
-    do { return try s.malloc.posixMemalign(alignment: alignment, size) } catch {
-        if error == .noMemory { s.failed() }
-        return nil
-    }
+    return try? s.malloc.posixMemalign(alignment: alignment, size)
 }
 
 @_cdecl("nommu_run_usable_size")

@@ -372,13 +372,18 @@ int nommu_run_describe(uintptr_t address, const char **module, uintptr_t *base, 
 
 /* MARK: The allocator */
 
-void *malloc(size_t size) {
-    if (EARLY) return __libc_malloc(size);
-    void *caller = __builtin_return_address(0);
+/* A block from the model, counted to `caller`; NULL when it does not fit. */
+static void *model_malloc(size_t size, void *caller) {
     uint64_t t0 = enter();
     void *p = nommu_run_malloc(size);
     if (p && tracking) track_alloc(p, size, caller);
     leave(t0);
+    return p;
+}
+
+void *malloc(size_t size) {
+    if (EARLY) return __libc_malloc(size);
+    void *p = model_malloc(size, __builtin_return_address(0));
     if (!p) errno = ENOMEM;
     return p;
 }
@@ -415,10 +420,7 @@ void free(void *p) {
 /* A block glibc holds (allocated before the model was ready) moved into the model. */
 static void *adopt(void *p, size_t size, void *caller) {
     size_t had = host_usable_size ? host_usable_size(p) : 0;
-    uint64_t t0 = enter();
-    void *q = nommu_run_malloc(size);
-    if (q && tracking) track_alloc(q, size, caller);
-    leave(t0);
+    void *q = model_malloc(size, caller);
     if (!q) {
         errno = ENOMEM;
         return NULL;
@@ -533,12 +535,11 @@ static aligned_new_fn real_aligned_new, real_aligned_new_array;
 
 static void *new_block(size_t size, void *caller) {
     if (size == 0) size = 1;
-    if (EARLY) return __libc_malloc(size);
-    uint64_t t0 = enter();
-    void *p = nommu_run_malloc(size);
-    if (p && tracking) track_alloc(p, size, caller);
-    leave(t0);
-    return p;
+    return EARLY ? __libc_malloc(size) : model_malloc(size, caller);
+}
+
+static void *new_aligned(size_t size, size_t alignment, void *caller) {
+    return aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1, caller);
 }
 
 void *_Znwm(size_t size) {
@@ -558,24 +559,20 @@ void *_ZnamRKSt9nothrow_t(size_t size, const void *tag) {
     return new_block(size, __builtin_return_address(0));
 }
 void *_ZnwmSt11align_val_t(size_t size, size_t alignment) {
-    void *p = aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
-                      __builtin_return_address(0));
+    void *p = new_aligned(size, alignment, __builtin_return_address(0));
     return p ? p : real_aligned_new ? real_aligned_new(size, alignment) : NULL;
 }
 void *_ZnamSt11align_val_t(size_t size, size_t alignment) {
-    void *p = aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
-                      __builtin_return_address(0));
+    void *p = new_aligned(size, alignment, __builtin_return_address(0));
     return p ? p : real_aligned_new_array ? real_aligned_new_array(size, alignment) : NULL;
 }
 void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag) {
     (void)tag;
-    return aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
-                   __builtin_return_address(0));
+    return new_aligned(size, alignment, __builtin_return_address(0));
 }
 void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t alignment, const void *tag) {
     (void)tag;
-    return aligned(alignment < sizeof(void *) ? sizeof(void *) : alignment, size ? size : 1,
-                   __builtin_return_address(0));
+    return new_aligned(size, alignment, __builtin_return_address(0));
 }
 
 /* MARK: Start and end */

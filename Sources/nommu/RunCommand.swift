@@ -170,9 +170,7 @@ struct RunCommand: ParsableCommand {
         }
         var out = "{\n  \"tool\": \"nommu run\",\n"
         out += "  \"command\": [" + argv.map(jsonString).joined(separator: ", ") + "],\n"
-        out += "  \"settings\": {\"malloc\": \(jsonString(policy)), \"arena_bytes\": \(arenaBytes), \"trim\": \(trim), "
-        out += "\"uninitialized\": \(uninitialized), \"allow_uninitialized\": \(allowUninitialized), "
-        out += "\"sites\": \(sites)},\n"
+        out += "  \"settings\": \(settings(arenaBytes: arenaBytes).json),\n"
         out += "  \"machine\": {\"cpu_model\": " + (machine.cpuModel.map(jsonString) ?? "null")
         out += ", \"cpus\": \(machine.cpuCount), \"build\": \(jsonString(machine.build))},\n"
         out += "  \"exit\": \(exit),\n  \"wall_ms\": \(String(format: "%.2f", wallMs)),\n"

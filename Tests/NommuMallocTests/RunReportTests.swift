@@ -12,6 +12,8 @@ struct RunReportTests {
         for policy in Malloc.Policy.allCases {
             let system = try System(.init(arenaBytes: 256 << 10))
             let m = try Malloc(process: system.createProcess(), .init(policy: policy))
+            nonisolated(unsafe) var hooked = 0
+            m.onFirstFailure = { hooked += 1 }
             _ = try m.malloc(100)
             #expect(m.statistics.firstFailure == nil)
             #expect(throws: Errno.noMemory) { try m.malloc(300 << 10) }
@@ -21,6 +23,7 @@ struct RunReportTests {
             #expect(f.mmapBytes >= 300 << 10 && f.mmapBytes < 301 << 10, "\(policy): the block's own mapping")
             #expect(f.largestFreeBlockBytes > 0 && f.largestFreeBlockBytes < f.mmapBytes)
             #expect(m.statistics.failures == 2)
+            #expect(hooked == 1, "the hook runs at the first failure only")
             m.restartCallCounts()
             #expect(m.statistics.firstFailure == nil && m.statistics.calls == 0 && m.statistics.liveBlocks == 1)
         }

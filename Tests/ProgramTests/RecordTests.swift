@@ -60,9 +60,21 @@ struct RecordProgramTests {
         // cc1's trace is the compiler's own work: thousands of events.
         let cc1 = try traces(in: dir.path, matching: "gcc.cc1.")
         #expect(cc1.count == 1 && cc1[0].1.count > 2000, "\(cc1.map { ($0.0, $0.1.count) })")
-        // The forked python child: a trace of its own, its frees of inherited blocks reported.
+        // Python's two children (the subprocess it execs, the child it forks): a trace each,
+        // naming the program's own process as their parent.
         let py = try traces(in: dir.path, matching: "py.")
-        #expect(py.filter { $0.1.unknownFrees > 0 || $0.1.count < 2000 }.count >= 1)
+        let pids = py.map { idLine($0.0, in: dir) }
+        let root = try #require(pids.first { $0.file == "py.trace" })
+        let children = pids.filter { $0.ppid == root.pid && $0.program == "python3" }
+        #expect(children.count == 2, "\(pids)")
+    }
+
+    /// A trace's `# pid N ppid M program NAME` line.
+    func idLine(_ name: String, in dir: Scratch) -> (file: String, pid: Int, ppid: Int, program: String) {
+        let text = String(decoding: header(name, in: dir), as: UTF8.self)
+        let words = text.split(separator: "\n").dropFirst().first?.split(separator: " ").map(String.init) ?? []
+        guard words.count >= 7 else { return (name, 0, 0, "") }
+        return (name, Int(words[2]) ?? 0, Int(words[4]) ?? 0, words[6])
     }
 
     @Test("an 8-thread program and a threaded parent that forks 40 children: consistent traces, no hang")
