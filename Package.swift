@@ -70,6 +70,10 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
+        // The C loops of `nommu bench`'s C ABI series (against nommu.h, as a user's program).
+        .target(
+            name: "CNommuBench", dependencies: ["CNommu"], cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("pthread")]),
         // What the two LD_PRELOAD libraries share (exec, _exit and fatal signals); hidden in each.
         .target(name: "NommuPreload", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "NommuRunShim", dependencies: ["NommuPreload"], cSettings: [.define("_GNU_SOURCE")]),
@@ -92,7 +96,10 @@ let package = Package(
         ),
         .target(
             name: "NommuBench",
-            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
+            dependencies: [
+                "CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc", "CNommu", "CNommuBench",
+                "NommuCABI",
+            ],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

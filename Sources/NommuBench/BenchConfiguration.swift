@@ -77,7 +77,11 @@ public struct BenchConfiguration: Sendable, Hashable {
     /// left out.
     public var resolvedSeries: [BenchSeries] {
         var wanted = Set(series)
-        for s in series { wanted.insert(s.baseline) }
+        var pending = series
+        while let s = pending.popLast() {
+            // Baselines of baselines too (cabi_malloc_pair_64_4t → cabi_malloc_pair_64 → glibc).
+            if wanted.insert(s.baseline).inserted { pending.append(s.baseline) }
+        }
         return BenchSeries.allCases.filter { wanted.contains($0) && (programs != nil || !$0.isProgram) }
     }
 

@@ -28,6 +28,20 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     /// The host kernel's 4 KiB anonymous `mmap` + `munmap`, untouched: the baseline of
     /// `nommu_mmap_pair_4k`.
     case hostMmapPair4k = "host_mmap_pair_4k"
+    /// glibc `malloc(64)` + `free`, the loop in C: the baseline of `cabi_malloc_pair_64`.
+    case glibcMallocPair64 = "glibc_malloc_pair_64"
+    /// `nommu_malloc(p, 64)` + `nommu_free` through the C ABI (the `heap` malloc), the loop in C.
+    case cabiMallocPair64 = "cabi_malloc_pair_64"
+    /// `cabi_malloc_pair_64` from 4 threads of one process at once: wall time per pair (the
+    /// baseline is the one-thread series, so a ratio of 0.5 is twice the throughput).
+    case cabiMallocPair64x4 = "cabi_malloc_pair_64_4t"
+    /// `nommu_malloc(p, 4096)` + `nommu_free` through the C ABI, the loop in C.
+    case cabiMallocPair4k = "cabi_malloc_pair_4k"
+    /// `nommu_alloc_pages(s, 0, 0)` + `nommu_free_pages` through the C ABI, the loop in C: the
+    /// baseline is `order0_pair`, the same allocator call made from Swift.
+    case cabiAllocPagesPair = "cabi_alloc_pages_pair"
+    /// `nommu_mmap` of 4 KiB (`MAP_UNINITIALIZED`, allowed) + `nommu_munmap` through the C ABI.
+    case cabiMmapPair4k = "cabi_mmap_pair_4k"
     /// The fixed C program `nommu-workload mixed` (malloc/realloc/free calls of mixed sizes
     /// over a few live sets), one thread, on glibc: the baseline of the program series.
     /// Times are the program's wall time per call (start to exit).
@@ -79,8 +93,10 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
         case .memset, .allocZeroedDirty, .allocZeroedFresh, .allocUninit, .nommuMmapUninit, .hostMmapTouch,
             .glibcPosixMemalign:
             true
-        case .order0Pair, .order0PairWorst, .glibcPair4k, .nommuMmapPair4k, .hostMmapPair4k, .programGlibc,
-            .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t, .programRunSimple4t:
+        case .order0Pair, .order0PairWorst, .glibcPair4k, .nommuMmapPair4k, .hostMmapPair4k, .glibcMallocPair64,
+            .cabiMallocPair64, .cabiMallocPair64x4, .cabiMallocPair4k, .cabiAllocPagesPair, .cabiMmapPair4k,
+            .programGlibc, .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t,
+            .programRunSimple4t:
             false
         }
     }
@@ -88,15 +104,27 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     /// The series whose median at the same size is the denominator of this series' ratio.
     public var baseline: BenchSeries {
         switch self {
-        case .nommuMmapPair4k, .hostMmapPair4k: .hostMmapPair4k
+        case .nommuMmapPair4k, .hostMmapPair4k, .cabiMmapPair4k: .hostMmapPair4k
+        case .glibcMallocPair64, .cabiMallocPair64: .glibcMallocPair64
+        case .cabiMallocPair64x4: .cabiMallocPair64
+        case .cabiAllocPagesPair: .order0Pair
         case .programGlibc, .programRunHeap, .programRunSimple: .programGlibc
         case .programGlibc4t, .programRunHeap4t, .programRunSimple4t: .programGlibc4t
         default: isSized ? .memset : .glibcPair4k
         }
     }
 
-    /// The bytes reported for the pair series.
+    /// The bytes reported for most pair series.
     public static let pairBytes = 4096
+
+    /// The bytes a pair series reports (and its ratio's baseline is taken at): 64 for the
+    /// 64-byte malloc pairs, `pairBytes` for the others; 0 for programs.
+    public var reportedBytes: Int {
+        switch self {
+        case .glibcMallocPair64, .cabiMallocPair64, .cabiMallocPair64x4: 64
+        default: isProgram ? 0 : BenchSeries.pairBytes
+        }
+    }
 
     /// The sized series, in output order.
     public static var sizedSeries: [BenchSeries] { allCases.filter(\.isSized) }

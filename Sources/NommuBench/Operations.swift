@@ -2,6 +2,8 @@
 //
 // The measured operations. Each `run(_:)` is the whole timed loop.
 internal import CShims
+internal import CNommu
+internal import CNommuBench
 import NommuBase
 import PageAllocator
 import NommuMM
@@ -121,6 +123,57 @@ struct GlibcPairsOperation: TimedOperation {
         let pad = 200 + (phase % 24) * 176
         phase &+= 1
         let rc = cshim_glibc_memalign_free_pairs(4096, 4096, count, pad)
+        if rc != 0 { throw Errno(rawValue: rc) }
+    }
+}
+
+// MARK: Through the C ABI (the loops are C: Sources/CNommuBench)
+
+/// `nommu_malloc(p, bytes)` + `nommu_free`, or glibc's `malloc` + `free` when `process` is nil.
+struct CMallocPairOperation: TimedOperation {
+    let process: OpaquePointer?
+    let bytes: Int
+
+    mutating func run(_ count: Int) throws(Errno) {
+        let rc = process.map { cnb_malloc_pairs($0, bytes, count) } ?? cnb_glibc_malloc_pairs(bytes, count)
+        if rc != 0 { throw Errno(rawValue: rc) }
+    }
+}
+
+/// `nommu_malloc` pairs from `threads` threads of one process; the time is taken by the
+/// operation itself (from the threads' start to the last one's end), per pair.
+struct CMallocThreadsOperation: TimedOperation {
+    let process: OpaquePointer
+    let bytes: Int
+    let threads: Int
+
+    mutating func run(_ count: Int) throws(Errno) { _ = try timedRun(count) }
+
+    mutating func timedRun(_ count: Int) throws(Errno) -> UInt64 {
+        var ns: UInt64 = 0
+        let rc = cnb_malloc_pairs_threads(process, bytes, count, CInt(threads), &ns)
+        if rc != 0 { throw Errno(rawValue: rc) }
+        return ns
+    }
+}
+
+/// `nommu_alloc_pages(s, 0, 0)` + `nommu_free_pages`.
+struct CAllocPagesPairOperation: TimedOperation {
+    let system: OpaquePointer
+
+    mutating func run(_ count: Int) throws(Errno) {
+        let rc = cnb_alloc_pages_pairs(system, count)
+        if rc != 0 { throw Errno(rawValue: rc) }
+    }
+}
+
+/// `nommu_mmap(MAP_UNINITIALIZED)` + `nommu_munmap` of `bytes`.
+struct CMmapPairOperation: TimedOperation {
+    let process: OpaquePointer
+    let bytes: Int
+
+    mutating func run(_ count: Int) throws(Errno) {
+        let rc = cnb_mmap_pairs(process, bytes, count)
         if rc != 0 { throw Errno(rawValue: rc) }
     }
 }

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 internal import CShims
+internal import CNommu
 import HostArena
 import NommuBase
 import PageAllocator
 import NommuMM
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Runs every series of `configuration` (plus the baselines their ratios need) and returns
 /// one result per (series, size), in output order: series as `BenchSeries.allCases`, sizes
@@ -96,6 +100,25 @@ public func runBench(
         case .hostMmapPair4k:
             var op = HostMmapPairOperation(bytes: BenchSeries.pairBytes)
             results.append(try run(&op, s, BenchSeries.pairBytes, "cshim_host_mmap_pairs", plan, progress))
+        case .glibcMallocPair64:
+            var op = CMallocPairOperation(process: nil, bytes: s.reportedBytes)
+            results.append(try run(&op, s, s.reportedBytes, "cnb_glibc_malloc_pairs", plan, progress))
+        case .cabiMallocPair64, .cabiMallocPair4k:
+            let c = try CSystem(s)
+            var op = CMallocPairOperation(process: c.process, bytes: s.reportedBytes)
+            results.append(try run(&op, s, s.reportedBytes, "nommu_malloc + nommu_free", plan, progress))
+        case .cabiMallocPair64x4:
+            let c = try CSystem(s)
+            var op = CMallocThreadsOperation(process: c.process, bytes: s.reportedBytes, threads: 4)
+            results.append(try run(&op, s, s.reportedBytes, "nommu_malloc + nommu_free, 4 threads", plan, progress))
+        case .cabiAllocPagesPair:
+            let c = try CSystem(s)
+            var op = CAllocPagesPairOperation(system: c.system)
+            results.append(try run(&op, s, s.reportedBytes, "nommu_alloc_pages + nommu_free_pages", plan, progress))
+        case .cabiMmapPair4k:
+            let c = try CSystem(s)
+            var op = CMmapPairOperation(process: c.process, bytes: s.reportedBytes)
+            results.append(try run(&op, s, s.reportedBytes, "nommu_mmap + nommu_munmap", plan, progress))
         case .programGlibc, .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t,
             .programRunSimple4t:
             break
@@ -113,6 +136,38 @@ public func runBench(
 }
 
 // MARK: - Helpers
+
+/// A system and one process made through the C ABI, as a C program makes them: the
+/// defaults (64 MiB, order 10) with uninitialised mappings allowed. Destroyed with the value.
+private final class CSystem {
+    let system: OpaquePointer
+    let process: OpaquePointer
+
+    init(_ series: BenchSeries) throws(BenchError) {
+        var c = nommu_config()
+        nommu_config_init(&c)
+        c.allow_uninitialized = 1
+        guard let s = nommu_system_create(&c) else {
+            throw .operationFailed(
+                series: series.rawValue, bytes: series.reportedBytes, operation: "nommu_system_create",
+                Errno(rawValue: errno))
+        }
+        guard let p = nommu_process_create(s) else {
+            let e = errno
+            nommu_system_destroy(s)
+            throw .operationFailed(
+                series: series.rawValue, bytes: series.reportedBytes, operation: "nommu_process_create",
+                Errno(rawValue: e))
+        }
+        system = s
+        process = p
+    }
+
+    deinit {
+        nommu_process_exit(process)
+        nommu_system_destroy(system)
+    }
+}
 
 /// A process of a new system that allows uninitialised mappings: 4 KiB pages, the given
 /// maximum order, an arena of two max-order blocks.

@@ -18,6 +18,19 @@ func blackHole(_ value: Int) {
 protocol TimedOperation {
     /// Runs the operation `count` times. Must not allocate or take closures.
     mutating func run(_ count: Int) throws(Errno)
+    /// Nanoseconds that `count` operations take; by default the clock around `run`. An
+    /// operation that starts threads times itself (from their start to the last one's end).
+    mutating func timedRun(_ count: Int) throws(Errno) -> UInt64
+}
+
+extension TimedOperation {
+    @inline(__always)
+    mutating func timedRun(_ count: Int) throws(Errno) -> UInt64 {
+        let t0 = cshim_now_ns()
+        try run(count)
+        let t1 = cshim_now_ns()
+        return t1 &- t0
+    }
 }
 
 /// How one (series, size) is sampled; derived from a `BenchConfiguration`.
@@ -69,10 +82,7 @@ struct Measurement {
 /// Nanoseconds that `count` operations take.
 @inline(__always)
 func timeBatch<Op: TimedOperation>(_ op: inout Op, _ count: Int) throws(Errno) -> UInt64 {
-    let t0 = cshim_now_ns()
-    try op.run(count)
-    let t1 = cshim_now_ns()
-    return t1 &- t0
+    try op.timedRun(count)
 }
 
 /// Calibrates the batch, warms up, then samples.

@@ -29,7 +29,7 @@ struct EngineTests {
         #expect(Set(results.map(\.name)) == Set(expected.map(\.rawValue)))
         for s in expected {
             let mine = results.filter { $0.name == s.rawValue }
-            #expect(mine.map(\.bytes) == (s.isProgram ? [0] : s.isSized ? [4096, 65536] : [4096]), "\(s)")
+            #expect(mine.map(\.bytes) == (s.isProgram ? [0] : s.isSized ? [4096, 65536] : [s.reportedBytes]), "\(s)")
         }
         for r in results {
             #expect(r.medianNs > 0, "\(r.name) \(r.bytes)")
