@@ -105,6 +105,9 @@ static inline void cshim_store_relaxed_u8(uint8_t *p, uint8_t v) {
 static inline uint32_t cshim_load_relaxed_u32(const uint32_t *p) {
     return __atomic_load_n(p, __ATOMIC_RELAXED);
 }
+static inline void cshim_store_relaxed_u32(uint32_t *p, uint32_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELAXED);
+}
 /* Acquire and release on a futex word shared between threads (the tests' ping-pong). */
 static inline uint32_t cshim_load_acquire_u32(const uint32_t *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);

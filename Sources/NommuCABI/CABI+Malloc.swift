@@ -4,26 +4,43 @@ import NommuBase
 import NommuMM
 import NommuMalloc
 import PageAllocator
+import Synchronization
 #if canImport(Glibc)
     import Glibc
 #endif
 
-/// Each process's malloc, made at its first allocation (or by `nommu_malloc_configure`).
-let mallocs = HostMutex<[ObjectIdentifier: Malloc]>([:])
-
-func malloc(of handle: OpaquePointer?) -> Malloc? {
-    guard let p = process(handle) else { return nil }
-    return mallocs.withLock { table in
-        if let m = table[ObjectIdentifier(p)] { return m }
-        guard let m = try? Malloc(process: p) else { return nil }
-        table[ObjectIdentifier(p)] = m
-        return m
+/// Runs `body` on the process's malloc (made at its first call), without retaining it:
+/// one acquire load on the process, no lock and no table. `failed` is returned (errno set)
+/// for a NULL handle or when the malloc cannot be made.
+@inline(__always)
+func withMalloc<R>(_ handle: OpaquePointer?, _ failed: R, _ body: (Malloc) -> R) -> R {
+    guard let handle else { return failing(.invalidArgument, failed) }
+    let bits = Unmanaged<Process>.fromOpaque(UnsafeRawPointer(handle))._withUnsafeGuaranteedRef {
+        $0.mallocSlot.load(ordering: .acquiring)
     }
+    guard let raw = UnsafeRawPointer(bitPattern: bits) else { return firstMalloc(handle, failed, body) }
+    return Unmanaged<Malloc>.fromOpaque(raw)._withUnsafeGuaranteedRef(body)
+}
+
+/// The first call of a process: makes its malloc and publishes it (another thread may win).
+@inline(never)
+func firstMalloc<R>(_ handle: OpaquePointer, _ failed: R, _ body: (Malloc) -> R) -> R {
+    let p = Unmanaged<Process>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+    guard let m = try? Malloc(process: p) else { return failing(.noMemory, failed) }
+    let mine = UInt(bitPattern: Unmanaged.passRetained(m).toOpaque())
+    let (won, current) = p.mallocSlot.compareExchange(expected: 0, desired: mine, ordering: .acquiringAndReleasing)
+    if !won {
+        Unmanaged<Malloc>.fromOpaque(UnsafeRawPointer(bitPattern: mine)!).release()
+        return Unmanaged<Malloc>.fromOpaque(UnsafeRawPointer(bitPattern: current)!)._withUnsafeGuaranteedRef(body)
+    }
+    return body(m)
 }
 
 /// Drops a process's malloc (at `nommu_process_exit`: its mappings go with the process).
 func forgetMalloc(_ p: Process) {
-    _ = mallocs.withLock { $0.removeValue(forKey: ObjectIdentifier(p)) }
+    let bits = p.mallocSlot.exchange(0, ordering: .acquiringAndReleasing)
+    if let raw = UnsafeRawPointer(bitPattern: bits) { Unmanaged<Malloc>.fromOpaque(raw).release() }
+    p.replacedMallocs.withLock { $0.removeAll() }
 }
 
 @_cdecl("nommu_malloc_config_init")
@@ -46,68 +63,84 @@ public func nommu_malloc_configure(_ handle: OpaquePointer?, _ config: UnsafePoi
     let configuration = Malloc.Configuration(
         policy: c.policy == CInt(NOMMU_MALLOC_SIMPLE.rawValue) ? .simple : .heap, uninitialized: c.uninitialized != 0,
         extendSize: Int(c.extend_size), mmapThreshold: Int(c.mmap_threshold), unmapThreshold: Int(c.unmap_threshold))
-    return mallocs.withLock { table -> CInt in
-        if let m = table[ObjectIdentifier(p)], m.statistics.mmaps > 0 { return failing(.resourceBusy, -1) }
-        do throws(Errno) {
-            table[ObjectIdentifier(p)] = try Malloc(process: p, configuration)
-            return 0
-        } catch {
-            return failing(error, -1)
+    let m: Malloc
+    do throws(Errno) { m = try Malloc(process: p, configuration) } catch { return failing(error, -1) }
+    let mine = UInt(bitPattern: Unmanaged.passRetained(m).toOpaque())
+    // Replace the malloc only while it has mapped nothing (EBUSY after).
+    var current = p.mallocSlot.load(ordering: .acquiring)
+    while true {
+        if let raw = UnsafeRawPointer(bitPattern: current),
+            Unmanaged<Malloc>.fromOpaque(raw)._withUnsafeGuaranteedRef({ $0.statistics.mmaps > 0 })
+        {
+            Unmanaged<Malloc>.fromOpaque(UnsafeRawPointer(bitPattern: mine)!).release()
+            return failing(.resourceBusy, -1)
         }
+        let (won, now) = p.mallocSlot.compareExchange(
+            expected: current, desired: mine, ordering: .acquiringAndReleasing)
+        if won { break }
+        current = now
     }
+    if let raw = UnsafeRawPointer(bitPattern: current) {
+        let old = Unmanaged<Malloc>.fromOpaque(raw).takeRetainedValue()
+        p.replacedMallocs.withLock { $0.append(old) }
+    }
+    return 0
 }
 
 @_cdecl("nommu_malloc")
 public func nommu_malloc(_ handle: OpaquePointer?, _ size: Int) -> UnsafeMutableRawPointer? {
-    guard let m = malloc(of: handle) else { return failing(.invalidArgument, nil) }
-    guard size >= 0 else { return failing(.noMemory, nil) }
-    do { return try m.malloc(size) } catch { return failing(error, nil) }
+    withMalloc(handle, nil) { m in
+        guard size >= 0 else { return failing(.noMemory, nil) }
+        do throws(Errno) { return try m.malloc(size) } catch { return failing(error, nil) }
+    }
 }
 
 @_cdecl("nommu_calloc")
 public func nommu_calloc(_ handle: OpaquePointer?, _ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
-    guard let m = malloc(of: handle) else { return failing(.invalidArgument, nil) }
-    // size_t arguments arrive as Int bit patterns: reject what is above Int.max as too big.
-    guard count >= 0, size >= 0 else { return failing(.noMemory, nil) }
-    do { return try m.calloc(count, size) } catch { return failing(error, nil) }
+    withMalloc(handle, nil) { m in
+        // size_t arguments arrive as Int bit patterns: reject what is above Int.max as too big.
+        guard count >= 0, size >= 0 else { return failing(.noMemory, nil) }
+        do throws(Errno) { return try m.calloc(count, size) } catch { return failing(error, nil) }
+    }
 }
 
 @_cdecl("nommu_realloc")
 public func nommu_realloc(
     _ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?, _ size: Int
 ) -> UnsafeMutableRawPointer? {
-    guard let m = malloc(of: handle) else { return failing(.invalidArgument, nil) }
-    guard size >= 0 else { return failing(.noMemory, nil) }
-    do { return try m.realloc(ptr, size) } catch { return failing(error, nil) }
+    withMalloc(handle, nil) { m in
+        guard size >= 0 else { return failing(.noMemory, nil) }
+        do throws(Errno) { return try m.realloc(ptr, size) } catch { return failing(error, nil) }
+    }
 }
 
 @_cdecl("nommu_free")
 public func nommu_free(_ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?) {
     guard let ptr else { return }
-    guard let m = malloc(of: handle) else {
-        errno = EINVAL
-        return
+    withMalloc(handle, ()) { m in
+        do throws(Errno) { try m.free(ptr) } catch { errno = error.rawValue }
     }
-    do { try m.free(ptr) } catch { errno = error.rawValue }
 }
 
 @_cdecl("nommu_posix_memalign")
 public func nommu_posix_memalign(
     _ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ alignment: Int, _ size: Int
 ) -> CInt {
-    guard let m = malloc(of: handle), let out else { return EINVAL }
-    guard alignment > 0 else { return EINVAL }
-    guard size >= 0 else { return ENOMEM }
-    do {
-        out.pointee = try m.posixMemalign(alignment: alignment, size)
-        return 0
-    } catch {
-        return error.rawValue
+    guard handle != nil, let out else { return EINVAL }
+    return withMalloc(handle, ENOMEM) { m in
+        guard alignment > 0 else { return EINVAL }
+        guard size >= 0 else { return ENOMEM }
+        do throws(Errno) {
+            out.pointee = try m.posixMemalign(alignment: alignment, size)
+            return 0
+        } catch {
+            return error.rawValue
+        }
     }
 }
 
 @_cdecl("nommu_malloc_usable_size")
 public func nommu_malloc_usable_size(_ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?) -> Int {
-    guard let m = malloc(of: handle) else { return 0 }
-    return (try? m.usableSize(ptr)) ?? 0
+    guard handle != nil else { return 0 }
+    return withMalloc(handle, 0) { m in (try? m.usableSize(ptr)) ?? 0 }
 }

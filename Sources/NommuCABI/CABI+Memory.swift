@@ -12,14 +12,16 @@ public func nommu_mmap(
     _ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int, _ prot: CInt, _ flags: CInt, _ fd: CInt,
     _ off: off_t
 ) -> UnsafeMutableRawPointer? {
-    guard let p = process(p) else { return failing(.invalidArgument, mapFailed) }
-    do {
-        let a = try p.mmap(
-            address: address(addr), length: UInt(bitPattern: len), protection: Protection(rawValue: prot),
-            flags: MapFlags(rawValue: flags), fd: fd, offset: Int64(off))
-        return a.pointer
-    } catch {
-        return failing(error, mapFailed)
+    guard let p else { return failing(.invalidArgument, mapFailed) }
+    return withProcess(p) { p -> UnsafeMutableRawPointer? in
+        do throws(Errno) {
+            let a = try p.mmap(
+                address: address(addr), length: UInt(bitPattern: len), protection: Protection(rawValue: prot),
+                flags: MapFlags(rawValue: flags), fd: fd, offset: Int64(off))
+            return a.pointer
+        } catch {
+            return failing(error, mapFailed)
+        }
     }
 }
 
@@ -28,25 +30,29 @@ public func nommu_mmap2(
     _ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int, _ prot: CInt, _ flags: CInt, _ fd: CInt,
     _ pgoff: UInt
 ) -> UnsafeMutableRawPointer? {
-    guard let p = process(p) else { return failing(.invalidArgument, mapFailed) }
-    do {
-        let a = try p.mmap2(
-            address: address(addr), length: UInt(bitPattern: len), protection: Protection(rawValue: prot),
-            flags: MapFlags(rawValue: flags), fd: fd, pageOffset: pgoff)
-        return a.pointer
-    } catch {
-        return failing(error, mapFailed)
+    guard let p else { return failing(.invalidArgument, mapFailed) }
+    return withProcess(p) { p -> UnsafeMutableRawPointer? in
+        do throws(Errno) {
+            let a = try p.mmap2(
+                address: address(addr), length: UInt(bitPattern: len), protection: Protection(rawValue: prot),
+                flags: MapFlags(rawValue: flags), fd: fd, pageOffset: pgoff)
+            return a.pointer
+        } catch {
+            return failing(error, mapFailed)
+        }
     }
 }
 
 @_cdecl("nommu_munmap")
 public func nommu_munmap(_ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int) -> CInt {
-    guard let p = process(p) else { return failing(.invalidArgument, -1) }
-    do {
-        try p.munmap(address: address(addr), length: UInt(bitPattern: len))
-        return 0
-    } catch {
-        return failing(error, -1)
+    guard let p else { return failing(.invalidArgument, -1) }
+    return withProcess(p) { p -> CInt in
+        do throws(Errno) {
+            try p.munmap(address: address(addr), length: UInt(bitPattern: len))
+            return 0
+        } catch {
+            return failing(error, -1)
+        }
     }
 }
 
@@ -111,27 +117,31 @@ public func nommu_madvise(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ 
 public func nommu_alloc_pages(_ s: OpaquePointer?, _ order: CUnsignedInt, _ flags: CUnsignedInt)
     -> UnsafeMutableRawPointer?
 {
-    guard let h = systemHandle(s) else { return failing(.invalidArgument, nil) }
-    do {
-        let run = try h.system.allocatePages(
-            order: Order(Int(order)), flags & NOMMU_GFP_ZERO != 0 ? .zeroed : .uninitialized)
-        return h.system.allocator.address(of: run.start)
-    } catch {
-        return failing(error, nil)
+    guard let s else { return failing(.invalidArgument, nil) }
+    return withSystem(s) { system -> UnsafeMutableRawPointer? in
+        do throws(Errno) {
+            let run = try system.allocatePages(
+                order: Order(Int(order)), flags & NOMMU_GFP_ZERO != 0 ? .zeroed : .uninitialized)
+            return system.allocator.address(of: run.start)
+        } catch {
+            return failing(error, nil)
+        }
     }
 }
 
 @_cdecl("nommu_free_pages")
 public func nommu_free_pages(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPointer?, _ order: CUnsignedInt) -> CInt {
-    guard let h = systemHandle(s) else { return failing(.invalidArgument, -1) }
-    guard let pages, let pfn = h.system.allocator.pageFrame(startingAt: pages) else {
-        return failing(.invalidArgument, -1)
-    }
-    do {
-        try h.system.freePages(pfn, order: Order(Int(order)))
-        return 0
-    } catch {
-        return failing(error, -1)
+    guard let s else { return failing(.invalidArgument, -1) }
+    return withSystem(s) { system -> CInt in
+        guard let pages, let pfn = system.allocator.pageFrame(startingAt: pages) else {
+            return failing(.invalidArgument, -1)
+        }
+        do throws(Errno) {
+            try system.freePages(pfn, order: Order(Int(order)))
+            return 0
+        } catch {
+            return failing(error, -1)
+        }
     }
 }
 
@@ -139,28 +149,33 @@ public func nommu_free_pages(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPoint
 public func nommu_alloc_pages_exact(_ s: OpaquePointer?, _ bytes: Int, _ flags: CUnsignedInt)
     -> UnsafeMutableRawPointer?
 {
-    guard let h = systemHandle(s) else { return failing(.invalidArgument, nil) }
+    guard let s else { return failing(.invalidArgument, nil) }
     // size_t above SSIZE_MAX: no run that large can exist.
     guard bytes >= 0 else { return failing(.noMemory, nil) }
-    do {
-        let run = try h.system.allocatePagesExact(bytes: bytes, flags & NOMMU_GFP_ZERO != 0 ? .zeroed : .uninitialized)
-        return h.system.allocator.address(of: run.start)
-    } catch {
-        return failing(error, nil)
+    return withSystem(s) { system -> UnsafeMutableRawPointer? in
+        do throws(Errno) {
+            let run = try system.allocatePagesExact(
+                bytes: bytes, flags & NOMMU_GFP_ZERO != 0 ? .zeroed : .uninitialized)
+            return system.allocator.address(of: run.start)
+        } catch {
+            return failing(error, nil)
+        }
     }
 }
 
 @_cdecl("nommu_free_pages_exact")
 public func nommu_free_pages_exact(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPointer?, _ bytes: Int) -> CInt {
-    guard let h = systemHandle(s) else { return failing(.invalidArgument, -1) }
-    guard let pages, let pfn = h.system.allocator.pageFrame(startingAt: pages), bytes > 0 else {
-        return failing(.invalidArgument, -1)
-    }
-    do {
-        try h.system.freePagesExact(pfn, bytes: bytes)
-        return 0
-    } catch {
-        return failing(error, -1)
+    guard let s else { return failing(.invalidArgument, -1) }
+    return withSystem(s) { system -> CInt in
+        guard let pages, let pfn = system.allocator.pageFrame(startingAt: pages), bytes > 0 else {
+            return failing(.invalidArgument, -1)
+        }
+        do throws(Errno) {
+            try system.freePagesExact(pfn, bytes: bytes)
+            return 0
+        } catch {
+            return failing(error, -1)
+        }
     }
 }
 

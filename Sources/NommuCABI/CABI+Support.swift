@@ -33,6 +33,19 @@ package func nommuSystemForTesting(_ handle: OpaquePointer?) -> System? { system
 /// The process behind a `nommu_process *` (nil for NULL): for the fuzz target's mapping checks.
 package func nommuProcessForTesting(_ handle: OpaquePointer?) -> Process? { process(handle) }
 
+/// Runs `body` on the system behind a non-NULL handle without retaining it (the handle
+/// holds it until `nommu_system_destroy`).
+@inline(__always)
+func withSystem<R>(_ p: OpaquePointer, _ body: (System) -> R) -> R {
+    Unmanaged<SystemHandle>.fromOpaque(UnsafeRawPointer(p))._withUnsafeGuaranteedRef { body($0.system) }
+}
+
+/// Runs `body` on the process behind a non-NULL handle without retaining it.
+@inline(__always)
+func withProcess<R>(_ p: OpaquePointer, _ body: (Process) -> R) -> R {
+    Unmanaged<Process>.fromOpaque(UnsafeRawPointer(p))._withUnsafeGuaranteedRef(body)
+}
+
 func process(_ p: OpaquePointer?) -> Process? {
     p.map { Unmanaged<Process>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
 }

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import NommuBase
+package import PageAllocator
+package import Synchronization
 
 /// A process of a `System`: a handle (pid) through which it makes its memory calls.
 ///
@@ -9,6 +11,14 @@ public import NommuBase
 public final class Process: Sendable, Hashable, CustomStringConvertible {
     public let system: System
     public let pid: Int32
+    /// The process's malloc as the C ABI made it (`nommu_malloc` and friends): the bits of
+    /// an `Unmanaged` reference it holds, 0 before the first call. One acquire load finds
+    /// it; it is set once by compare-and-exchange and released when the process's handle
+    /// goes (`nommu_process_exit`).
+    package let mallocSlot = Atomic<UInt>(0)
+    /// Mallocs `nommu_malloc_configure` replaced, kept until the handle goes (a thread may
+    /// still be inside one).
+    package let replacedMallocs = HostMutex<[AnyObject]>([])
 
     init(system: System, pid: Int32) {
         self.system = system

@@ -126,7 +126,7 @@ extension System {
             return nil
         }
         if let v { return v }
-        let expected = state.withLock { $0.mmapPagesAllocated + $0.directPages + $0.pageCachePages + $0.devicePages }
+        let expected = directPages + state.withLock { $0.mmapPagesAllocated + $0.pageCachePages + $0.devicePages }
         if quiescent && allocator.statistics().allocatedPages != expected {
             return "allocator has \(allocator.statistics().allocatedPages) pages out, model \(expected)"
         }

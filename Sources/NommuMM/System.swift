@@ -213,11 +213,6 @@ struct ModelState {
     var nextPID: Int32 = 1
     /// `mmap_pages_allocated`.
     var mmapPagesAllocated = 0
-    /// Pages handed out by the page-allocator entry points (not in any region).
-    var directPages = 0
-    /// The runs handed out by those entry points, by first page: the block's order, or the
-    /// exact run's kept pages. Only these may be freed through them.
-    var directRuns: [PageFrameNumber: DirectRun] = [:]
 
     /// The kernel's global region tree, as an ordered list of region ids: regions are
     /// kept in slots and sorted by address only when something needs the order

@@ -15,12 +15,16 @@ final class ZoneCore: @unchecked Sendable {
     let zone: Zone
     /// The zone lock (kernel: zone->lock). See `HostMutex` for why it is a pthread mutex.
     let lock = HostMutex<Void>(())
+    /// One owner tag per page (see `PageAllocator.ownerTag(of:)`), relaxed-atomic words.
+    let ownerTags: UnsafeMutablePointer<UInt32>
     /// Per-CPU lists made for this zone and not yet handed back (guarded by `lock`).
     nonisolated(unsafe) var caches: Set<UnsafeMutableRawPointer> = []
 
     init(arena: consuming HostArena, zone: Zone) {
         self.arena = arena
         self.zone = zone
+        ownerTags = .allocate(capacity: zone.totalPages)
+        ownerTags.initialize(repeating: 0, count: zone.totalPages)
     }
 
     /// Runs `body` with the zone lock held.
@@ -69,6 +73,7 @@ final class ZoneCore: @unchecked Sendable {
         zone.s.deallocate()
         zone.d.deallocate()
         zone.heads.deallocate()
+        ownerTags.deallocate()
     }
 }
 

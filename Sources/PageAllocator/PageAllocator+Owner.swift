@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+internal import CShims
+public import NommuBase
+
+extension PageAllocator {
+    /// The owner tag of the run whose first page is `start` (0: none).
+    ///
+    /// Every page has a 32-bit word beside its descriptor that the layers above the
+    /// allocator use to mark the runs they hand out themselves, as the kernel marks a
+    /// `struct page` (its page type and `private` word): the address-space model tags the
+    /// runs of `nommu_alloc_pages(_exact)`, so that only those can be freed through those
+    /// calls, with one load instead of a table lookup. The allocator never reads the tags;
+    /// a run's tag belongs to whoever holds the run, who clears it before freeing it.
+    /// Reads and writes are relaxed atomics: a tag read by a thread that does not hold the
+    /// run (a foreign or double free) is a value, never a data race.
+    @inline(__always)
+    public func ownerTag(of start: PageFrameNumber) -> UInt32? {
+        let p = start.rawValue
+        guard UInt(bitPattern: p) < UInt(totalPages) else { return nil }
+        return cshim_load_relaxed_u32(core.ownerTags + p)
+    }
+
+    /// Sets the owner tag of the run whose first page is `start` (a page in the arena).
+    @inline(__always)
+    public func setOwnerTag(_ start: PageFrameNumber, _ tag: UInt32) {
+        let p = start.rawValue
+        precondition(UInt(bitPattern: p) < UInt(totalPages), "owner tag of \(start) outside the arena")
+        cshim_store_relaxed_u32(core.ownerTags + p, tag)
+    }
+}
+
+extension PageAllocator {
+    /// Pages held by the allocated run whose first page is `start` (its slack included), or
+    /// nil when no allocated run starts there. For checks: read without the zone lock, it
+    /// is exact only while nobody frees that run.
+    public func keptPages(ofRunAt start: PageFrameNumber) -> Int? {
+        let p = start.rawValue
+        guard UInt(bitPattern: p) < UInt(totalPages) else { return nil }
+        switch zone.state(p) {
+        case PageState.allocated.rawValue, PageState.allocatedExactSlack.rawValue: return 1 << Int(zone.d[p].order)
+        case PageState.allocatedExact.rawValue: return Int(zone.d[p].runPages)
+        default: return nil
+        }
+    }
+}
