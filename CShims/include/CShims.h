@@ -122,6 +122,23 @@ static inline void cshim_store_relaxed_i64(int64_t *p, int64_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+static inline int64_t cshim_load_acquire_i64(const int64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+static inline void cshim_store_release_i64(int64_t *p, int64_t v) {
+    __atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+/* Orders the calling thread's accesses against a signal handler or, together with
+ * cshim_membarrier on another thread, against that thread: a compiler barrier only. */
+static inline void cshim_signal_fence(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+
+/* A full memory barrier on every thread of the process that is running now (Linux
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), registered on first use; the global
+ * command where that is refused). The slow side of an asymmetric fence: a thread that
+ * only stores a flag and then loads another needs no fence of its own. Returns 0, or -1
+ * when the host has no membarrier. */
+int cshim_membarrier(void);
+
 static inline void cshim_add_relaxed_i64(int64_t *p, int64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 
 /* The benchmarks' sink: values from timed loops are added here so that nothing is optimised

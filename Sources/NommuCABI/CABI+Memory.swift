@@ -120,9 +120,8 @@ public func nommu_alloc_pages(_ s: OpaquePointer?, _ order: CUnsignedInt, _ flag
     guard let s else { return failing(.invalidArgument, nil) }
     return withSystem(s) { system -> UnsafeMutableRawPointer? in
         do throws(Errno) {
-            let run = try system.allocatePages(
+            return try system.allocatePages(
                 order: Order(Int(order)), flags & NOMMU_GFP_ZERO != 0 ? .zeroed : .uninitialized)
-            return system.allocator.address(of: run.start)
         } catch {
             return failing(error, nil)
         }
@@ -133,11 +132,9 @@ public func nommu_alloc_pages(_ s: OpaquePointer?, _ order: CUnsignedInt, _ flag
 public func nommu_free_pages(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPointer?, _ order: CUnsignedInt) -> CInt {
     guard let s else { return failing(.invalidArgument, -1) }
     return withSystem(s) { system -> CInt in
-        guard let pages, let pfn = system.allocator.pageFrame(startingAt: pages) else {
-            return failing(.invalidArgument, -1)
-        }
+        guard let pages else { return failing(.invalidArgument, -1) }
         do throws(Errno) {
-            try system.freePages(pfn, order: Order(Int(order)))
+            try system.freePages(at: pages, order: Order(Int(order)))
             return 0
         } catch {
             return failing(error, -1)
@@ -154,9 +151,8 @@ public func nommu_alloc_pages_exact(_ s: OpaquePointer?, _ bytes: Int, _ flags: 
     guard bytes >= 0 else { return failing(.noMemory, nil) }
     return withSystem(s) { system -> UnsafeMutableRawPointer? in
         do throws(Errno) {
-            let run = try system.allocatePagesExact(
+            return try system.allocatePagesExact(
                 bytes: bytes, flags & NOMMU_GFP_ZERO != 0 ? .zeroed : .uninitialized)
-            return system.allocator.address(of: run.start)
         } catch {
             return failing(error, nil)
         }
@@ -167,11 +163,9 @@ public func nommu_alloc_pages_exact(_ s: OpaquePointer?, _ bytes: Int, _ flags: 
 public func nommu_free_pages_exact(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPointer?, _ bytes: Int) -> CInt {
     guard let s else { return failing(.invalidArgument, -1) }
     return withSystem(s) { system -> CInt in
-        guard let pages, let pfn = system.allocator.pageFrame(startingAt: pages), bytes > 0 else {
-            return failing(.invalidArgument, -1)
-        }
+        guard let pages, bytes > 0 else { return failing(.invalidArgument, -1) }
         do throws(Errno) {
-            try system.freePagesExact(pfn, bytes: bytes)
+            try system.freePagesExact(at: pages, bytes: bytes)
             return 0
         } catch {
             return failing(error, -1)

@@ -82,11 +82,13 @@ extension System {
     }
 
     /// `/proc/meminfo` (the lines a no-MMU kernel's fs/proc/meminfo.c prints that the model
-    /// knows): MemTotal, MemFree, MmapCopy (`mmap_pages_allocated`).
+    /// knows): MemTotal, MemFree, MmapCopy (`mmap_pages_allocated`). MemFree is the buddy
+    /// lists' pages, without those on per-CPU lists (the kernel's NR_FREE_PAGES does not
+    /// count them either).
     public func procMeminfo() -> String {
         let st = allocator.statistics()
         let kb = configuration.pageSize / 1024
-        return meminfoLine("MemTotal:", st.totalPages * kb) + meminfoLine("MemFree:", st.availablePages * kb)
+        return meminfoLine("MemTotal:", st.totalPages * kb) + meminfoLine("MemFree:", st.freePages * kb)
             + meminfoLine("MmapCopy:", mmapPagesAllocated * kb)
     }
 

@@ -23,12 +23,13 @@ extension PageAllocator {
     /// - Complexity: O(1) from a per-CPU list; O(maxOrder) otherwise, plus clearing.
     ///
     /// Models `alloc_pages()` (`rmqueue_pcplist` / `__rmqueue_smallest`) in mm/page_alloc.c.
+    @inline(__always)
     public func allocate(order: Order, _ initialization: Initialization = .zeroed) throws(Errno) -> PageRun {
         let k = order.rawValue
         // Fast path: a block on this thread's per-CPU list. Everything else (refills, the
         // buddy lists, errors) is out of line, so this stays a small leaf.
         if perCPU && UInt(bitPattern: k) <= UInt(PerCPUPages.maxOrder) && k <= maxOrder,
-            let cache = cachedLocalCache(), let pfn = cache.pop(k, zone)
+            let cache = cachedLocalCache(), let pfn = cache.popOwned(k, zone)
         {
             zone.setState(pfn, .allocated)
             if initialization == .uninitialized {
@@ -62,7 +63,7 @@ extension PageAllocator {
         let bytes = 1 &<< (k &+ zone.pageShift)
         if perCPU && k <= PerCPUPages.maxOrder, let cache = localCache() {
             let pfn: Int
-            if let p = cache.pop(k, zone) { pfn = p } else { pfn = try refill(cache, order: k) }
+            if let p = cache.popOwned(k, zone) { pfn = p } else { pfn = try refill(cache, order: k) }
             zone.setState(pfn, .allocated)
             if initialization == .zeroed {
                 clearPerCPU(cache, pfn, order: k)
@@ -129,10 +130,23 @@ extension PageAllocator {
         poisonFreed(p, bytes: 1 &<< (k &+ zone.pageShift))
         zone.setHeadZero(p, .dirty)
         zone.setState(p, .perCPU)
-        cache.push(p, k, zone)
         cache.add(PerCPUPages.freesSlot, 1)
-        if cache.isOverHigh(k) { drainBatch(cache, order: k) }
+        if cache.enter() {
+            cache.push(p, k, zone)
+            cache.leave()
+            if cache.isOverHigh(k) { drainBatch(cache, order: k) }
+        } else {
+            // Another thread is draining this list: the block goes straight to the zone.
+            cache.leave()
+            freeToZone(p, order: k)
+        }
         _checkInvariants()
+    }
+
+    /// Puts one block (state `.perCPU` or allocated) on the buddy lists.
+    @inline(never)
+    func freeToZone(_ p: Int, order k: Int) {
+        core.withLock { zone.freeBlock(p, k) }
     }
 
     @inline(never)
@@ -232,9 +246,12 @@ extension PageAllocator {
                 got += 1
             }
             if got == 0 {
-                // Hand our own cached blocks back so they can merge, then try once more.
+                // Hand our own cached blocks back so they can merge, then every other
+                // thread's (drain_all_pages), trying again after each.
                 core.drainLocked(cache)
-                guard let p = zone.takeSmallest(order: k) else {
+                var p = zone.takeSmallest(order: k)
+                if p == nil && core.drainOthersLocked(except: cache.rawPointer) { p = zone.takeSmallest(order: k) }
+                guard let p else {
                     zone.s.pointee.failedAllocations += 1
                     throw .noMemory
                 }
@@ -273,14 +290,17 @@ extension PageAllocator {
 
     // MARK: Locked helpers
 
-    /// Takes a block of `order` from the buddy lists, handing the calling thread's per-CPU
-    /// blocks back first if nothing fits. Lock held.
+    /// Takes a block of `order` from the buddy lists; if nothing fits, hands the calling
+    /// thread's per-CPU blocks back, then every other thread's, trying again after each.
+    /// Lock held.
     func takeLocked(order k: Int) throws(Errno) -> Int {
         if let p = zone.takeSmallest(order: k) { return p }
-        if let cache = existingLocalCache(), cache.pages > 0 {
-            core.drainLocked(cache)
+        let own = existingLocalCache()
+        if let own, own.pages > 0 {
+            core.drainLocked(own)
             if let p = zone.takeSmallest(order: k) { return p }
         }
+        if core.drainOthersLocked(except: own?.rawPointer), let p = zone.takeSmallest(order: k) { return p }
         zone.s.pointee.failedAllocations += 1
         throw .noMemory
     }

@@ -43,3 +43,59 @@ extension PageAllocator {
         }
     }
 }
+
+extension PageAllocator {
+    /// `allocate(order:)`, the run's first page tagged `tag`: the whole of
+    /// `nommu_alloc_pages` in one call. Returns the run's address.
+    /// - Throws: as `allocate(order:)`; nothing is tagged on failure.
+    public func allocateTagged(order: Order, _ initialization: Initialization, tag: UInt32) throws(Errno)
+        -> UnsafeMutableRawPointer
+    {
+        let run = try allocate(order: order, initialization)
+        let p = run.start.rawValue
+        cshim_store_relaxed_u32(core.ownerTags + p, tag)
+        return zone.address(p)
+    }
+
+    /// `allocateExact(bytes:)`, the run's first page tagged `tag`. Returns its address.
+    public func allocateExactTagged(bytes: Int, _ initialization: Initialization, tag: UInt32) throws(Errno)
+        -> UnsafeMutableRawPointer
+    {
+        let run = try allocateExact(bytes: bytes, initialization)
+        let p = run.start.rawValue
+        cshim_store_relaxed_u32(core.ownerTags + p, tag)
+        return zone.address(p)
+    }
+
+    /// Frees the block of 2^order pages at `address` if its first page is tagged `tag`,
+    /// clearing the tag (before the pages go: once freed they may be another thread's).
+    /// - Throws: `EINVAL` for an address that is not the first byte of a page of the arena,
+    ///   a tag that differs, or a block `free(_:order:)` refuses. Nothing changes on failure.
+    public func freeTagged(at address: UnsafeRawPointer, order: Order, tag: UInt32) throws(Errno) {
+        guard let start = pageFrame(startingAt: address) else { throw .invalidArgument }
+        let t = core.ownerTags + start.rawValue
+        guard cshim_load_relaxed_u32(t) == tag else { throw .invalidArgument }
+        cshim_store_relaxed_u32(t, 0)
+        do throws(Errno) {
+            try freeBlock(start.rawValue, order: order.rawValue)
+        } catch {
+            cshim_store_relaxed_u32(t, tag)
+            throw error
+        }
+    }
+
+    /// Frees the exact run of `bytes` at `address` if its first page is tagged `tag`.
+    /// - Throws: as `freeTagged(at:order:tag:)`, with `freeExact`'s checks.
+    public func freeExactTagged(at address: UnsafeRawPointer, bytes: Int, tag: UInt32) throws(Errno) {
+        guard let start = pageFrame(startingAt: address), bytes > 0 else { throw .invalidArgument }
+        let t = core.ownerTags + start.rawValue
+        guard cshim_load_relaxed_u32(t) == tag else { throw .invalidArgument }
+        cshim_store_relaxed_u32(t, 0)
+        do throws(Errno) {
+            _ = try freeExact(start, bytes: bytes)
+        } catch {
+            cshim_store_relaxed_u32(t, tag)
+            throw error
+        }
+    }
+}

@@ -136,30 +136,15 @@ extension PageAllocator {
     public func statistics() -> Statistics {
         core.withLock {
             let s = zone.s.pointee
-            var pcpPages = 0
-            var zeroed = core.retired.zeroed
-            var knownZero = core.retired.knownZero
-            var uninit = core.retired.uninit
-            var allocs = core.retired.allocs
-            var frees = core.retired.frees
-            for raw in core.caches {
-                let c = PerCPUPages(raw)
-                pcpPages += c.pages
-                let t = c.totals(pageShift: zone.pageShift)
-                zeroed += t.zeroed
-                knownZero += t.knownZero
-                uninit += t.uninit
-                allocs += t.allocs
-                frees += t.frees
-            }
+            let (t, pcpPages) = core.perCPUTotalsLocked()
             return Statistics(
                 pageSize: pageSize, totalPages: totalPages, maxOrder: maxOrder,
                 freePages: s.freePages, perCPUPages: pcpPages,
                 allocatedPages: s.outstandingPages - pcpPages, slackPages: s.slackPages,
                 freeBlocks: (0...maxOrder).map { zone.freeCount($0) },
-                bytesZeroed: s.bytesZeroed + zeroed, bytesKnownZero: s.bytesKnownZero + knownZero,
-                bytesUninitialized: s.bytesUninitialized + uninit, pagesTrimmed: s.pagesTrimmed,
-                allocations: s.allocations + allocs, frees: s.frees + frees, splits: s.splits,
+                bytesZeroed: s.bytesZeroed + t.zeroed, bytesKnownZero: s.bytesKnownZero + t.knownZero,
+                bytesUninitialized: s.bytesUninitialized + t.uninit, pagesTrimmed: s.pagesTrimmed,
+                allocations: s.allocations + t.allocs, frees: s.frees + t.frees, splits: s.splits,
                 merges: s.merges, failedAllocations: s.failedAllocations)
         }
     }

@@ -207,6 +207,7 @@ public final class PageAllocator: @unchecked Sendable {
 
     /// The page that starts at `address`, or nil if it is outside the arena or not the
     /// first byte of a page.
+    @inline(__always)
     public func pageFrame(startingAt address: UnsafeRawPointer) -> PageFrameNumber? {
         let off = UInt(bitPattern: address - UnsafeRawPointer(zone.base))
         guard off < UInt(totalPages) << UInt(zone.pageShift), off & UInt(pageSize - 1) == 0 else { return nil }

@@ -18,7 +18,7 @@ internal import CShims
 /// allocation count and the uninitialised bytes are derived.
 struct PerCPUPages {
     static let maxOrder = 3
-    static let slotCount = 24
+    static let slotCount = 32
 
     // Slot indices.
     static let headBase = 0  // 0...3: list heads (PFN, or -1)
@@ -29,6 +29,10 @@ struct PerCPUPages {
     static let bytesZeroedSlot = 17
     static let bytesKnownZeroSlot = 18
     static let freesSlot = 19
+    /// The drain handshake (`enter`/`leave`, `ZoneCore.drainOthersLocked`): 1 while the
+    /// owner works on its lists without the zone lock; 1 while another thread asks to drain them.
+    static let busySlot = 24
+    static let stealSlot = 25
 
     let raw: UnsafeMutablePointer<Int64>
 
@@ -44,8 +48,8 @@ struct PerCPUPages {
         return PerCPUPages(UnsafeMutableRawPointer(p))
     }
 
-    /// Counters as totals: (allocations, bytes uninitialised, bytes zeroed, bytes known zero, frees).
-    func totals(pageShift: Int) -> (allocs: Int64, uninit: Int64, zeroed: Int64, knownZero: Int64, frees: Int64) {
+    /// Counters as totals.
+    func totals(pageShift: Int) -> PerCPUTotals {
         var allocs = load(PerCPUPages.zeroedAllocationsSlot)
         var uninit: Int64 = 0
         for o in 0...PerCPUPages.maxOrder {
@@ -53,13 +57,51 @@ struct PerCPUPages {
             allocs += n
             uninit += n << Int64(o + pageShift)
         }
-        return (
-            allocs, uninit, load(PerCPUPages.bytesZeroedSlot), load(PerCPUPages.bytesKnownZeroSlot),
-            load(PerCPUPages.freesSlot)
-        )
+        return PerCPUTotals(
+            allocs: allocs, uninit: uninit, zeroed: load(PerCPUPages.bytesZeroedSlot),
+            knownZero: load(PerCPUPages.bytesKnownZeroSlot), frees: load(PerCPUPages.freesSlot))
     }
 
     func deallocate() { raw.deallocate() }
+
+    /// Marks the start of an owner's lock-free work on its lists. False when another thread
+    /// is draining them (the owner must `leave` and wait for the zone lock).
+    ///
+    /// The handshake is an asymmetric Dekker: the owner stores busy then loads steal with
+    /// only a compiler barrier between; the drainer stores steal, runs `cshim_membarrier`
+    /// (a full barrier on every running thread), then loads busy. So either the owner sees
+    /// steal and backs off, or the drainer sees busy and waits; the owner's path pays no
+    /// fence (the kernel's per-CPU lists get the same from disabling preemption).
+    @inline(__always)
+    func enter() -> Bool {
+        cshim_store_relaxed_i64(raw + PerCPUPages.busySlot, 1)
+        cshim_signal_fence()
+        return cshim_load_acquire_i64(raw + PerCPUPages.stealSlot) == 0
+    }
+
+    /// Marks the end of the owner's lock-free work (publishing it to a drainer).
+    @inline(__always)
+    func leave() { cshim_store_release_i64(raw + PerCPUPages.busySlot, 0) }
+
+    /// Pops a block for the owner inside the handshake: nil when the list is empty or
+    /// another thread is draining it.
+    @inline(__always)
+    func popOwned(_ order: Int, _ zone: Zone) -> Int? {
+        guard enter() else {
+            leave()
+            return nil
+        }
+        let pfn = pop(order, zone)
+        leave()
+        return pfn
+    }
+
+    /// Drainer side: asks the owner to keep off the lists (zone lock held).
+    func requestSteal() { cshim_store_relaxed_i64(raw + PerCPUPages.stealSlot, 1) }
+    /// Drainer side: whether the owner is inside `enter`/`leave` (acquire: its work is visible once 0).
+    var isBusy: Bool { cshim_load_acquire_i64(raw + PerCPUPages.busySlot) != 0 }
+    /// Drainer side: lets the owner back onto its lists (release: the drained lists are visible).
+    func endSteal() { cshim_store_release_i64(raw + PerCPUPages.stealSlot, 0) }
 
     var rawPointer: UnsafeMutableRawPointer { UnsafeMutableRawPointer(raw) }
 
@@ -77,7 +119,7 @@ struct PerCPUPages {
 
     /// Whether the list for `order` holds more than its high mark.
     @inline(__always) func isOverHigh(_ order: Int) -> Bool {
-        raw[PerCPUPages.countBase + order] > raw[PerCPUPages.highBase + order]
+        count(order) > raw[PerCPUPages.highBase + order]
     }
 
     /// Pages held on all lists.
@@ -106,5 +148,22 @@ struct PerCPUPages {
         zone.d[pfn].next = h < 0 ? Zone.none : UInt32(truncatingIfNeeded: h)
         setHead(order, Int64(pfn))
         add(PerCPUPages.countBase + order, 1)
+    }
+}
+
+/// What a per-CPU list's counters add to the zone's.
+struct PerCPUTotals {
+    var allocs: Int64 = 0
+    var uninit: Int64 = 0
+    var zeroed: Int64 = 0
+    var knownZero: Int64 = 0
+    var frees: Int64 = 0
+
+    static func += (a: inout PerCPUTotals, b: PerCPUTotals) {
+        a.allocs += b.allocs
+        a.uninit += b.uninit
+        a.zeroed += b.zeroed
+        a.knownZero += b.knownZero
+        a.frees += b.frees
     }
 }

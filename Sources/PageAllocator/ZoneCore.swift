@@ -3,6 +3,9 @@ internal import CShims
 import HostArena
 import NommuBase
 import Synchronization
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// Owns everything one allocator holds: the host arena, the descriptors, the free areas,
 /// the zone lock and every per-CPU list made for it.
@@ -42,6 +45,32 @@ final class ZoneCore: @unchecked Sendable {
         }
     }
 
+    /// Returns every block on every other thread's lists to the buddy lists (the kernel's
+    /// `drain_all_pages`, which the allocator runs before it gives up). Lock held. Each
+    /// owner is kept off its lists by the `PerCPUPages.enter` handshake while they are
+    /// drained; an owner that is busy is waited for (it holds no lock while busy). Returns
+    /// whether any block was handed back; false too when the host has no membarrier (the
+    /// lists then stay where they are, as before).
+    func drainOthersLocked(except own: UnsafeMutableRawPointer?) -> Bool {
+        var victims: [PerCPUPages] = []
+        for raw in caches where raw != own {
+            let c = PerCPUPages(raw)
+            if c.pages > 0 { victims.append(c) }
+        }
+        guard !victims.isEmpty else { return false }
+        for c in victims { c.requestSteal() }
+        guard cshim_membarrier() == 0 else {
+            for c in victims { c.endSteal() }
+            return false
+        }
+        for c in victims {
+            while c.isBusy { sched_yield() }
+            drainLocked(c)
+            c.endSteal()
+        }
+        return true
+    }
+
     /// Hands back and forgets a per-CPU list whose thread is exiting or evicting it.
     func retire(_ raw: UnsafeMutableRawPointer) {
         withLock {
@@ -54,17 +83,22 @@ final class ZoneCore: @unchecked Sendable {
     }
 
     /// Counters of retired lists, kept so totals never go backwards. Guarded by `lock`.
-    nonisolated(unsafe) var retired = (
-        zeroed: Int64(0), knownZero: Int64(0), uninit: Int64(0), allocs: Int64(0), frees: Int64(0)
-    )
+    nonisolated(unsafe) var retired = PerCPUTotals()
 
     func foldCounters(of cache: PerCPUPages) {
-        let t = cache.totals(pageShift: zone.pageShift)
-        retired.zeroed += t.zeroed
-        retired.knownZero += t.knownZero
-        retired.uninit += t.uninit
-        retired.allocs += t.allocs
-        retired.frees += t.frees
+        retired += cache.totals(pageShift: zone.pageShift)
+    }
+
+    /// The counters of every list, retired ones included. Lock held.
+    func perCPUTotalsLocked() -> (totals: PerCPUTotals, pages: Int) {
+        var t = retired
+        var pages = 0
+        for raw in caches {
+            let c = PerCPUPages(raw)
+            pages += c.pages
+            t += c.totals(pageShift: zone.pageShift)
+        }
+        return (t, pages)
     }
 
     deinit {

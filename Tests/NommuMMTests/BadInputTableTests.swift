@@ -321,36 +321,36 @@ struct BadInputTableTests {
                 _ = try s.allocatePagesExact(bytes: .max, .zeroed)
             },
             .init(what: "freePages with the wrong order", errno: .invalidArgument) {
-                try s.freePages(run.start, order: Order(0))
+                try s.freePages(at: run, order: Order(0))
             },
             .init(what: "freePages of a free page", errno: .invalidArgument) {
-                try s.freePages(PageFrameNumber(1000), order: Order(0))
+                try s.freePages(at: s.allocator.baseAddress + 1000 * Int(page), order: Order(0))
             },
             .init(what: "freePages outside the arena", errno: .invalidArgument) {
-                try s.freePages(PageFrameNumber(1 << 20), order: Order(0))
+                try s.freePages(at: s.allocator.baseAddress + (1 << 20) * Int(page), order: Order(0))
             },
             .init(what: "freePages of a mapping's page", errno: .invalidArgument) {
-                try s.freePages(s.allocator.pageFrame(startingAt: a.pointer!)!, order: Order(0))
+                try s.freePages(at: a.pointer!, order: Order(0))
             },
             // The allocator alone would take these back (the order or length matches): the
             // system refuses every run it did not hand out through these calls.
             .init(what: "freePages of a page-cache page", errno: .invalidArgument) {
-                try s.freePages(s.allocator.pageFrame(startingAt: sm.pointer!)!, order: Order(0))
+                try s.freePages(at: sm.pointer!, order: Order(0))
             },
             .init(what: "freePagesExact of a page-cache run", errno: .invalidArgument) {
-                try s.freePagesExact(s.allocator.pageFrame(startingAt: sm.pointer!)!, bytes: 2 * Int(page))
+                try s.freePagesExact(at: sm.pointer!, bytes: 2 * Int(page))
             },
             .init(what: "freePagesExact of a SysV segment", errno: .invalidArgument) {
-                try s.freePagesExact(s.allocator.pageFrame(startingAt: at.pointer!)!, bytes: 3 * Int(page))
+                try s.freePagesExact(at: at.pointer!, bytes: 3 * Int(page))
             },
             .init(what: "freePagesExact of an anonymous mapping's run", errno: .invalidArgument) {
-                try s.freePagesExact(s.allocator.pageFrame(startingAt: a.pointer!)!, bytes: 3 * Int(page))
+                try s.freePagesExact(at: a.pointer!, bytes: 3 * Int(page))
             },
             .init(what: "freePagesExact of a direct block (wrong call)", errno: .invalidArgument) {
-                try s.freePagesExact(run.start, bytes: 2 * Int(page))
+                try s.freePagesExact(at: run, bytes: 2 * Int(page))
             },
             .init(what: "freePagesExact of nothing", errno: .invalidArgument) {
-                try s.freePagesExact(PageFrameNumber(1000), bytes: 3 * Int(page))
+                try s.freePagesExact(at: s.allocator.baseAddress + 1000 * Int(page), bytes: 3 * Int(page))
             },
             .init(what: "setNrTrimPages negative", errno: .invalidArgument) { try s.setNrTrimPages(-1) },
             .init(what: "romfsAdd outside /rom", errno: .invalidArgument) { try s.romfsAdd(path: "/tmp/x", [1]) },
@@ -391,7 +391,7 @@ struct BadInputTableTests {
         // brk never fails: outside [start_brk, end_brk] it returns the break unchanged.
         #expect(try p.brk(0x1000).u == 0)
         #expect(ModelDigest(s, [p, q], files: files, shmKeys: [42]) == before)
-        try s.freePages(run.start, order: Order(1))
+        try s.freePages(at: run, order: Order(1))
         #expect(everythingBackViolation(s, [p, q]) == nil)
     }
 }

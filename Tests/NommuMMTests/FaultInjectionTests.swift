@@ -155,11 +155,11 @@ private struct Workload {
 }
 
 /// Takes every free page (largest blocks first) so the next allocation fails.
-private func exhaust(_ s: System) -> [(PageFrameNumber, Order)] {
-    var taken: [(PageFrameNumber, Order)] = []
+private func exhaust(_ s: System) -> [(UnsafeMutableRawPointer, Order)] {
+    var taken: [(UnsafeMutableRawPointer, Order)] = []
     for order in stride(from: s.allocator.maxOrder, through: 0, by: -1) {
-        while let run = try? s.allocatePages(order: Order(order), .uninitialized) {
-            taken.append((run.start, Order(order)))
+        while let pages = try? s.allocatePages(order: Order(order), .uninitialized) {
+            taken.append((pages, Order(order)))
         }
     }
     return taken
@@ -268,7 +268,7 @@ struct FaultInjectionTests {
                 if exhausted.digest() != before { problems.append("step \(i) \(what): refused, but changed state") }
             }
             if let v = s.invariantViolation() { problems.append("step \(i) \(what): \(v)") }
-            for (pfn, order) in hog { try s.freePages(pfn, order: order) }
+            for (pages, order) in hog { try s.freePages(at: pages, order: order) }
             if case .failure(let e) = result, e == .noMemory {
                 exhausted = saved
                 let (_, retry) = exhausted.step()

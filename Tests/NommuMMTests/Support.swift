@@ -36,6 +36,9 @@ struct Snapshot: Equatable {
     init(_ system: System, _ processes: [Process]) {
         mappings = processes.map(\.mappings)
         mmapPages = system.mmapPagesAllocated
+        // The calling thread's per-CPU blocks go back first: fully merged, the buddy lists
+        // then describe the set of free pages exactly, wherever a call left them.
+        system.allocator.drainLocalPerCPULists()
         let s = system.allocator.statistics()
         free = s.freeBlocks
         allocated = s.allocatedPages

@@ -228,9 +228,9 @@ struct MallocExhaustionTests {
             let i = live.isEmpty ? 0 : Int(rng.next() % UInt64(live.count))
             // Each call twice: first with every free page taken, then (if refused) as usual.
             for exhausted in [true, false] {
-                var hog: [PageFrameNumber] = []
+                var hog: [UnsafeMutableRawPointer] = []
                 if exhausted {
-                    while let run = try? s.allocatePages(order: Order(0), .uninitialized) { hog.append(run.start) }
+                    while let pages = try? s.allocatePages(order: Order(0), .uninitialized) { hog.append(pages) }
                 }
                 let before = (m.statistics, p.mappings, s.allocator.statistics().freePages)
                 var result: UnsafeMutableRawPointer? = nil
@@ -247,7 +247,7 @@ struct MallocExhaustionTests {
                     error = e
                 }
                 let freeAfter = s.allocator.statistics().freePages
-                for pfn in hog { try s.freePages(pfn, order: Order(0)) }
+                for pages in hog { try s.freePages(at: pages, order: Order(0)) }
                 if let error {
                     #expect(error == .noMemory, "step \(step): \(error)")
                     if !exhausted { retryFailures += 1 }
