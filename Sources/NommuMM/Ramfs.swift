@@ -130,6 +130,9 @@ extension System {
         // region only private overlays still use keeps its extent, as in the kernel).
         for rid in sharedRegions {
             let r = s.regions[rid]!
+            // A copy's region keeps its extent: its pages are its own, and clamping it mid-page
+            // (as the kernel does to every VM_SHARED region) would leave its VMA past its end.
+            if r.flags.contains(.mappedCopy) { continue }
             let rTop = (r.pgoff << shift) + (r.top - r.start)
             if rTop > UInt(newSize) {
                 s.regions.update(rid) { r in

@@ -39,6 +39,11 @@ extension PageAllocator {
             core.withLock { zone.s.pointee.failedAllocations += 1 }
             throw .noMemory
         }
+        // Orders up to PAGE_ALLOC_COSTLY_ORDER come from the per-CPU lists, as alloc_pages
+        // serves them; their trimmed excess goes back onto the lists (as free_page would).
+        if perCPU && k <= PerCPUPages.maxOrder, let cache = localCache() {
+            return try allocateExactPerCPU(cache, pages: n, order: k, initialization, trimThreshold: trimThreshold)
+        }
         let (pfn, kept) = try core.withLock { () throws(Errno) -> (Int, Int) in
             let p = try takeLocked(order: k)
             account(p, order: k, bytes: n << zone.pageShift, initialization)
@@ -80,6 +85,17 @@ extension PageAllocator {
     public func freeExact(_ start: PageFrameNumber, pages: Int) throws(Errno) -> Int {
         let p = start.rawValue
         guard p >= 0, p < totalPages, pages > 0 else { throw .invalidArgument }
+        // A run of order ≤ 3 goes onto this thread's per-CPU lists. The caller owns the
+        // run, so its descriptor is stable; anything else takes the locked path, which
+        // refuses it before anything is written.
+        if perCPU, zone.d[p].order <= PerCPUPages.maxOrder, Int(zone.d[p].runPages) == pages {
+            let st = zone.state(p)
+            if st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
+                let cache = localCache()
+            {
+                return freeExactPerCPU(cache, p, pages: pages, slack: st == PageState.allocatedExactSlack.rawValue)
+            }
+        }
         let released = try core.withLock { () throws(Errno) -> Int in
             let st = zone.state(p)
             guard st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
@@ -103,5 +119,123 @@ extension PageAllocator {
     public func freeExact(_ start: PageFrameNumber, bytes: Int) throws(Errno) -> Int {
         guard bytes > 0, bytes <= Int.max - (pageSize - 1) else { throw .invalidArgument }
         return try freeExact(start, pages: (bytes + pageSize - 1) >> zone.pageShift)
+    }
+}
+
+extension PageAllocator {
+    /// Runs `body` (given whether the zone lock is held). The exact per-CPU paths change
+    /// several descriptors and a counter without the lock; checked builds take the lock
+    /// around them so that the whole-zone walk of `_checkInvariants` never sees one half done.
+    @inline(__always)
+    func serializedInCheckedBuilds<R>(_ body: (Bool) -> R) -> R {
+        #if NOMMU_INTERNAL_CHECKS
+            core.withLock { body(true) }
+        #else
+            body(false)
+        #endif
+    }
+
+    /// `allocateExact` of a run whose block order is ≤ 3, from the calling thread's lists.
+    @inline(__always)
+    func allocateExactPerCPU(
+        _ cache: PerCPUPages, pages n: Int, order k: Int, _ initialization: Initialization, trimThreshold: Int?
+    ) throws(Errno) -> PageRun {
+        let pfn: Int
+        if let p = cache.popOwned(k, zone) { pfn = p } else { pfn = try refill(cache, order: k) }
+        let total = 1 &<< k
+        let excess = total &- n
+        let threshold = trimThreshold ?? core.nrTrimPages.load(ordering: .relaxed)
+        let trimmed = threshold != 0 && excess >= threshold && excess > 0
+        let kept = trimmed ? n : total
+        serializedInCheckedBuilds { locked in
+            if trimmed {
+                // With the zone lock held no drainer can be at this list: no handshake.
+                let given: Int
+                if locked {
+                    given = zone.trim(pfn, k, keep: n) { q, o in enterPerCPU(q, order: o, cache) }
+                } else if cache.enter() {
+                    given = zone.trim(pfn, k, keep: n) { q, o in enterPerCPU(q, order: o, cache) }
+                    cache.leave()
+                } else {
+                    // Another thread is draining this list: the excess goes to the zone.
+                    cache.leave()
+                    given = core.withLock { zone.trim(pfn, k, keep: n) }
+                }
+                cache.add(PerCPUPages.trimmedSlot, Int64(given))
+            } else if excess > 0 {
+                cache.add(PerCPUPages.slackSlot, Int64(excess))
+            }
+            zone.d[pfn].order = UInt8(truncatingIfNeeded: k)
+            zone.d[pfn].runPages = UInt32(truncatingIfNeeded: n)
+            zone.setState(pfn, kept == n ? .allocatedExact : .allocatedExactSlack)
+        }
+        if trimmed { for o in 0..<k where cache.isOverHigh(o) { drainBatch(cache, order: o) } }
+        let bytes = n &<< zone.pageShift
+        if initialization == .zeroed {
+            let r = zone.clear(pfn, k, limit: bytes, dryRun: false)
+            cache.add(PerCPUPages.bytesZeroedSlot, Int64(r.zeroed))
+            cache.add(PerCPUPages.bytesKnownZeroSlot, Int64(r.skipped))
+            cache.add(PerCPUPages.zeroedAllocationsSlot, 1)
+        } else {
+            cache.add(PerCPUPages.exactUninitializedSlot, 1)
+            cache.add(PerCPUPages.exactUninitializedBytesSlot, Int64(bytes))
+            poisonUninitialized(pfn, bytes: bytes)
+        }
+        _checkInvariants()
+        return PageRun(_uncheckedStart: pfn, pages: n, order: k, keptPages: kept, isExact: true)
+    }
+
+    /// `freeExact` of a run whose block order is ≤ 3 (checked by the caller): its pages go
+    /// onto the calling thread's lists as the aligned blocks that tile it.
+    func freeExactPerCPU(_ cache: PerCPUPages, _ p: Int, pages: Int, slack: Bool) -> Int {
+        let order = Int(zone.d[p].order)
+        let kept = slack ? 1 &<< order : pages
+        poisonFreed(p, bytes: kept &<< zone.pageShift)
+        if kept == 1 &<< order && p & (kept &- 1) == 0 {
+            // One whole aligned block (a power of two, or kept with its slack): one push.
+            // (A piece munmap cut from a run may start anywhere: that takes the loop.)
+            serializedInCheckedBuilds { locked in
+                if slack { cache.add(PerCPUPages.slackSlot, -Int64(kept &- pages)) }
+                zone.setHeadZero(p, .dirty)
+                if locked || cache.enter() {
+                    enterPerCPU(p, order: order, cache)
+                    if !locked { cache.leave() }
+                } else {
+                    cache.leave()
+                    zone.setState(p, .perCPU)
+                    freeToZone(p, order: order)
+                }
+            }
+            cache.add(PerCPUPages.freesSlot, 1)
+            if cache.isOverHigh(order) { drainBatch(cache, order: order) }
+            _checkInvariants()
+            return kept
+        }
+        serializedInCheckedBuilds { locked in
+            // With the zone lock held no drainer can be at this list: no handshake.
+            let owned = locked || cache.enter()
+            if !owned { cache.leave() }
+            var cur = p
+            let end = p &+ kept
+            while cur < end {
+                // p is aligned to the run's block, so each piece is aligned to its own order.
+                var k = min(PerCPUPages.maxOrder, cur.trailingZeroBitCount)
+                while cur &+ (1 &<< k) > end { k &-= 1 }
+                zone.setHeadZero(cur, .dirty)
+                if owned {
+                    enterPerCPU(cur, order: k, cache)
+                } else {
+                    // Another thread is draining this list: the pieces go to the zone.
+                    zone.setState(cur, .perCPU)
+                    freeToZone(cur, order: k)
+                }
+                cur &+= 1 &<< k
+            }
+            if owned && !locked { cache.leave() }
+        }
+        cache.add(PerCPUPages.freesSlot, 1)
+        for o in 0..<order where cache.isOverHigh(o) { drainBatch(cache, order: o) }
+        _checkInvariants()
+        return kept
     }
 }

@@ -134,7 +134,8 @@ extension PageAllocator {
         guard outstanding == s.outstandingPages else {
             return "runs hold \(outstanding) pages, counter says \(s.outstandingPages)"
         }
-        guard slack == s.slackPages else { return "runs keep \(slack) slack pages, counter says \(s.slackPages)" }
+        let counted = s.slackPages + Int(core.perCPUTotalsLocked().totals.slack)
+        guard slack == counted else { return "runs keep \(slack) slack pages, counters say \(counted)" }
         #if NOMMU_EXPENSIVE_CHECKS
             if let bad = knownZeroViolationLocked() { return bad }
         #endif

@@ -140,10 +140,10 @@ extension PageAllocator {
             return Statistics(
                 pageSize: pageSize, totalPages: totalPages, maxOrder: maxOrder,
                 freePages: s.freePages, perCPUPages: pcpPages,
-                allocatedPages: s.outstandingPages - pcpPages, slackPages: s.slackPages,
+                allocatedPages: s.outstandingPages - pcpPages, slackPages: s.slackPages + Int(t.slack),
                 freeBlocks: (0...maxOrder).map { zone.freeCount($0) },
                 bytesZeroed: s.bytesZeroed + t.zeroed, bytesKnownZero: s.bytesKnownZero + t.knownZero,
-                bytesUninitialized: s.bytesUninitialized + t.uninit, pagesTrimmed: s.pagesTrimmed,
+                bytesUninitialized: s.bytesUninitialized + t.uninit, pagesTrimmed: s.pagesTrimmed + t.trimmed,
                 allocations: s.allocations + t.allocs, frees: s.frees + t.frees, splits: s.splits,
                 merges: s.merges, failedAllocations: s.failedAllocations)
         }

@@ -177,6 +177,7 @@ public final class PageAllocator: @unchecked Sendable {
         self.maxOrder = configuration.maxOrder
         self.zone = zone
         self.core = ZoneCore(arena: arena, zone: zone)
+        core.nrTrimPages.store(configuration.nrTrimPages, ordering: .relaxed)
         self.id = PerCPURegistry.nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         self.perCPU = configuration.perCPULists
         self.batch0 = max(1, min(16, pages >> 10))
@@ -237,6 +238,9 @@ public final class PageAllocator: @unchecked Sendable {
     /// Sets `vm.nr_trim_pages`. - Throws: `EINVAL` for a negative value (nothing changes).
     public func setNrTrimPages(_ value: Int) throws(Errno) {
         guard value >= 0 else { throw .invalidArgument }
-        core.withLock { zone.s.pointee.nrTrimPages = value }
+        core.withLock {
+            zone.s.pointee.nrTrimPages = value
+            core.nrTrimPages.store(value, ordering: .relaxed)
+        }
     }
 }

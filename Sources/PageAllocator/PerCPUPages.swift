@@ -29,6 +29,13 @@ struct PerCPUPages {
     static let bytesZeroedSlot = 17
     static let bytesKnownZeroSlot = 18
     static let freesSlot = 19
+    /// Exact runs (`allocateExact` of order ≤ 3) served from the lists: uninitialised ones
+    /// and their bytes (zeroed ones count in `zeroedAllocationsSlot`), the slack pages they
+    /// keep (a gauge: freeing one subtracts), the pages their trims gave back.
+    static let exactUninitializedSlot = 20
+    static let exactUninitializedBytesSlot = 21
+    static let slackSlot = 22
+    static let trimmedSlot = 23
     /// The drain handshake (`enter`/`leave`, `ZoneCore.drainOthersLocked`): 1 while the
     /// owner works on its lists without the zone lock; 1 while another thread asks to drain them.
     static let busySlot = 24
@@ -50,8 +57,8 @@ struct PerCPUPages {
 
     /// Counters as totals.
     func totals(pageShift: Int) -> PerCPUTotals {
-        var allocs = load(PerCPUPages.zeroedAllocationsSlot)
-        var uninit: Int64 = 0
+        var allocs = load(PerCPUPages.zeroedAllocationsSlot) + load(PerCPUPages.exactUninitializedSlot)
+        var uninit = load(PerCPUPages.exactUninitializedBytesSlot)
         for o in 0...PerCPUPages.maxOrder {
             let n = load(PerCPUPages.uninitializedBase + o)
             allocs += n
@@ -59,7 +66,8 @@ struct PerCPUPages {
         }
         return PerCPUTotals(
             allocs: allocs, uninit: uninit, zeroed: load(PerCPUPages.bytesZeroedSlot),
-            knownZero: load(PerCPUPages.bytesKnownZeroSlot), frees: load(PerCPUPages.freesSlot))
+            knownZero: load(PerCPUPages.bytesKnownZeroSlot), frees: load(PerCPUPages.freesSlot),
+            slack: load(PerCPUPages.slackSlot), trimmed: load(PerCPUPages.trimmedSlot))
     }
 
     func deallocate() { raw.deallocate() }
@@ -158,6 +166,8 @@ struct PerCPUTotals {
     var zeroed: Int64 = 0
     var knownZero: Int64 = 0
     var frees: Int64 = 0
+    var slack: Int64 = 0
+    var trimmed: Int64 = 0
 
     static func += (a: inout PerCPUTotals, b: PerCPUTotals) {
         a.allocs += b.allocs
@@ -165,5 +175,7 @@ struct PerCPUTotals {
         a.zeroed += b.zeroed
         a.knownZero += b.knownZero
         a.frees += b.frees
+        a.slack += b.slack
+        a.trimmed += b.trimmed
     }
 }

@@ -281,6 +281,12 @@ struct Zone {
     /// pages, as aligned blocks (right siblings along the path to the boundary), with their
     /// zero states. Returns the pages given back. Kernel: the trim loop of do_mmap_private.
     func trim(_ pfn: Int, _ order: Int, keep: Int) -> Int {
+        trim(pfn, order, keep: keep) { p, k in freeBlock(p, k) }
+    }
+
+    /// `trim`, handing each block that leaves the run (its zero state set) to `release`.
+    @inline(__always)
+    func trim(_ pfn: Int, _ order: Int, keep: Int, release: (Int, Int) -> Void) -> Int {
         var p = pfn
         var k = order
         var keepIn = keep
@@ -294,7 +300,7 @@ struct Zone {
             if keepIn <= half {
                 // The right half is one block leaving the run: it was counted outstanding.
                 setHeadZero(right, zr)
-                freeBlock(right, c)
+                release(right, c)
                 given &+= half
                 z = zl
             } else {

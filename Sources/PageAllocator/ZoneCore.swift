@@ -101,6 +101,10 @@ final class ZoneCore: @unchecked Sendable {
         return (t, pages)
     }
 
+    /// `vm.nr_trim_pages`, mirrored for the per-CPU path (which takes no lock); written
+    /// with the zone's under the lock.
+    let nrTrimPages = Atomic<Int>(1)
+
     deinit {
         for raw in caches { PerCPUPages(raw).deallocate() }
         zone.s.deinitialize(count: 1)

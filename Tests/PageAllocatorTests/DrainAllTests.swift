@@ -25,8 +25,14 @@ private func withIdleThreadsHoldingPages<R: Sendable>(
             return
         }
         // Blocks freed by this thread stay on its lists (under the high mark) while it sleeps.
-        let runs = (0..<3).map { _ in try! a.allocate(order: Order(order), .uninitialized) }
-        for r in runs { try! a.free(r) }
+        // order -1: a 3-page exact run (order 2), its trimmed page and then its own pages.
+        if order < 0 {
+            let r = try! a.allocateExact(bytes: 3 * 4096, .uninitialized)
+            try! a.free(r)
+        } else {
+            let runs = (0..<3).map { _ in try! a.allocate(order: Order(order), .uninitialized) }
+            for r in runs { try! a.free(r) }
+        }
         ready.add(1, ordering: .releasing)
         while !done.load(ordering: .acquiring) { usleep(100) }
     }
@@ -37,7 +43,7 @@ private func withIdleThreadsHoldingPages<R: Sendable>(
 struct DrainAllTests {
     @Test(
         "a 4 MiB run fits in a 4 MiB arena whose free pages sit on idle threads' lists",
-        arguments: [0, 2])
+        arguments: [0, 2, -1])
     func idleListsAreDrained(order: Int) throws {
         let a = try makeAllocator(pages: 1024, maxOrder: 10)
         let (before, got, after) = withIdleThreadsHoldingPages(a, idle: 3, order: order) {
