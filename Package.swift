@@ -144,6 +144,13 @@ let package = Package(
             path: "Tests/CPrograms/abi-check"
         ),
         .executableTarget(
+            name: "nommu-abi-arc",
+            dependencies: ["CNommu", "NommuCABI"],
+            path: "Tests/CPrograms/abi-arc",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        .executableTarget(
             name: "nommu-abi-stress",
             dependencies: ["CNommu", "NommuCABI"],
             path: "Tests/CPrograms/abi-stress"

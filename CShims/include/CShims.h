@@ -179,6 +179,17 @@ typedef void (*cshim_tls_exit_hook)(struct cshim_tls_slot *slots, int count);
 /// that the hook runs when it exits. Returns 0 or an errno from pthread_key_create.
 int cshim_tls_arm(cshim_tls_exit_hook hook);
 
+// MARK: - Thread-local slots (malloc thread caches)
+
+/// The same shape for the mallocs' thread caches (NommuMalloc), with a hook of their own.
+extern __thread struct cshim_tls_block cshim_malloc_tls __attribute__((tls_model("initial-exec")));
+
+static inline struct cshim_tls_slot *cshim_malloc_tls_slots(void) {
+    return cshim_malloc_tls.slots;
+}
+
+int cshim_malloc_tls_arm(cshim_tls_exit_hook hook);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,7 +71,7 @@ static void *work(void *arg) {
     while ((go = __atomic_load_n(w->go, __ATOMIC_ACQUIRE)) == 0) sched_yield();
     if (go < 0) return NULL;
     w->start = now_ns();
-    w->rc = cnb_malloc_pairs(w->p, w->bytes, w->count);
+    w->rc = w->p ? cnb_malloc_pairs(w->p, w->bytes, w->count) : cnb_glibc_malloc_pairs(w->bytes, w->count);
     w->end = now_ns();
     return NULL;
 }

@@ -35,6 +35,9 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     /// `cabi_malloc_pair_64` from 4 threads of one process at once: wall time per pair (the
     /// baseline is the one-thread series, so a ratio of 0.5 is twice the throughput).
     case cabiMallocPair64x4 = "cabi_malloc_pair_64_4t"
+    /// glibc's `malloc(64)` + `free` from 4 threads at once: how the host's malloc scales on
+    /// this machine (baseline: glibc from one thread), beside `cabi_malloc_pair_64_4t`.
+    case glibcMallocPair64x4 = "glibc_malloc_pair_64_4t"
     /// `nommu_malloc(p, 4096)` + `nommu_free` through the C ABI, the loop in C.
     case cabiMallocPair4k = "cabi_malloc_pair_4k"
     /// `nommu_alloc_pages(s, 0, 0)` + `nommu_free_pages` through the C ABI, the loop in C: the
@@ -94,7 +97,8 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
             .glibcPosixMemalign:
             true
         case .order0Pair, .order0PairWorst, .glibcPair4k, .nommuMmapPair4k, .hostMmapPair4k, .glibcMallocPair64,
-            .cabiMallocPair64, .cabiMallocPair64x4, .cabiMallocPair4k, .cabiAllocPagesPair, .cabiMmapPair4k,
+            .cabiMallocPair64, .cabiMallocPair64x4, .glibcMallocPair64x4, .cabiMallocPair4k, .cabiAllocPagesPair,
+            .cabiMmapPair4k,
             .programGlibc, .programRunHeap, .programRunSimple, .programGlibc4t, .programRunHeap4t,
             .programRunSimple4t:
             false
@@ -105,7 +109,7 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     public var baseline: BenchSeries {
         switch self {
         case .nommuMmapPair4k, .hostMmapPair4k, .cabiMmapPair4k: .hostMmapPair4k
-        case .glibcMallocPair64, .cabiMallocPair64: .glibcMallocPair64
+        case .glibcMallocPair64, .cabiMallocPair64, .glibcMallocPair64x4: .glibcMallocPair64
         case .cabiMallocPair64x4: .cabiMallocPair64
         case .cabiAllocPagesPair: .order0Pair
         case .programGlibc, .programRunHeap, .programRunSimple: .programGlibc
@@ -121,7 +125,7 @@ public enum BenchSeries: String, Sendable, CaseIterable, Hashable, CustomStringC
     /// 64-byte malloc pairs, `pairBytes` for the others; 0 for programs.
     public var reportedBytes: Int {
         switch self {
-        case .glibcMallocPair64, .cabiMallocPair64, .cabiMallocPair64x4: 64
+        case .glibcMallocPair64, .cabiMallocPair64, .cabiMallocPair64x4, .glibcMallocPair64x4: 64
         default: isProgram ? 0 : BenchSeries.pairBytes
         }
     }

@@ -91,7 +91,7 @@ public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> Strin
     out += "\ntimes are per operation (median and 10th/90th percentiles of the samples); "
     out += "ratio = median / memset median at the same size (sized series), "
     out += "/ host_mmap_pair_4k median (nommu_mmap_pair_4k, cabi_mmap_pair_4k), "
-    out += "/ glibc_malloc_pair_64 median (cabi_malloc_pair_64), / cabi_malloc_pair_64 median "
+    out += "/ glibc_malloc_pair_64 median (cabi_malloc_pair_64, glibc_malloc_pair_64_4t), / cabi_malloc_pair_64 median "
     out += "(cabi_malloc_pair_64_4t: below 1 is more throughput from 4 threads), / order0_pair median "
     out += "(cabi_alloc_pages_pair), / glibc_pair_4k median (other pair series), "
     out += "/ program_glibc(_4t) median (program series: nommu-workload's wall time per call)\n"

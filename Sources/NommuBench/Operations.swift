@@ -143,7 +143,8 @@ struct CMallocPairOperation: TimedOperation {
 /// `nommu_malloc` pairs from `threads` threads of one process; the time is taken by the
 /// operation itself (from the threads' start to the last one's end), per pair.
 struct CMallocThreadsOperation: TimedOperation {
-    let process: OpaquePointer
+    /// nil: glibc's malloc.
+    let process: OpaquePointer?
     let bytes: Int
     let threads: Int
 

@@ -11,6 +11,7 @@
 // a up to a 16-byte fence chunk at a + n − 16 that is always in use. Free chunks never
 // touch (they coalesce at once). Bins: exact 16-byte classes below 1 KiB, quarter-octaves
 // above; a bitmap of non-empty bins finds the first bin that must fit in O(1).
+internal import CShims
 import NommuBase
 
 /// A chunk, seen through its address.
@@ -24,9 +25,13 @@ struct Chunk: Equatable {
     init(_ base: UnsafeMutableRawPointer) { self.base = base }
 
     var address: UInt { UInt(bitPattern: base) }
+    /// The size word. Relaxed atomic: a free checks a chunk (and its neighbour's PREV_INUSE)
+    /// without the heap lock while a thread holding it may set that bit (plain moves on x86-64).
     var word: UInt64 {
-        get { base.load(as: UInt64.self) }
-        nonmutating set { base.storeBytes(of: newValue, as: UInt64.self) }
+        get { UInt64(bitPattern: cshim_load_relaxed_i64(base.assumingMemoryBound(to: Int64.self))) }
+        nonmutating set {
+            cshim_store_relaxed_i64(base.assumingMemoryBound(to: Int64.self), Int64(bitPattern: newValue))
+        }
     }
     var size: Int { Int(word & ~15) }
     var inUse: Bool { word & Chunk.inUseBit != 0 }
@@ -130,12 +135,6 @@ struct HeapState {
 }
 
 extension Malloc {
-    /// Whether `c` lies in one of the heap's areas (before its fence).
-    func heapOwns(_ c: Chunk) throws(Errno) -> Bool {
-        guard let i = heap.area(containing: c.address) else { return false }
-        return c.address + UInt(Chunk.minimum) <= heap.areas[i].start + UInt(heap.areas[i].bytes - Chunk.overhead)
-    }
-
     func heapAllocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         let need = Chunk.size(forPayload: size + (alignment > 16 ? alignment + Chunk.minimum : 0))
         let c = try takeChunk(need)
@@ -150,11 +149,11 @@ extension Malloc {
         return p
     }
 
-    /// A free chunk of at least `need` bytes, unlinked and marked in use (a new area when none fits).
-    func takeChunk(_ need: Int) throws(Errno) -> Chunk {
+    /// A free chunk of at least `need` bytes already in the bins, unlinked and marked in use;
+    /// nil when none fits.
+    func takeFreeChunk(_ need: Int) -> Chunk? {
         var i = HeapState.bin(for: need)
         if i >= 64, var p = heap.bins[i] {
-            // A large bin holds a range of sizes: look at a few for a fit, then move on.
             var looked = 0
             while looked < 8 {
                 let c = Chunk(p)
@@ -177,6 +176,12 @@ extension Malloc {
                 return c
             }
         }
+        return nil
+    }
+
+    /// A free chunk of at least `need` bytes, unlinked and marked in use (a new area when none fits).
+    func takeChunk(_ need: Int) throws(Errno) -> Chunk {
+        if let c = takeFreeChunk(need) { return c }
         let c = try growHeap(need)
         markTaken(c)
         return c
@@ -196,6 +201,7 @@ extension Malloc {
         let start = UInt(bitPattern: base)
         let i = heap.areas.firstIndex { $0.start > start } ?? heap.areas.count
         heap.areas.insert((start, bytes), at: i)
+        markArea(start, bytes: bytes, true)
         let fence = Chunk(base + bytes - Chunk.overhead)
         fence.set(size: Chunk.overhead, inUse: true, prevInUse: false)
         let c = Chunk(base)
@@ -234,8 +240,9 @@ extension Malloc {
         return aligned
     }
 
-    /// Frees an in-use chunk: coalesce, bin, and give back a wholly free area.
-    func freeChunk(_ chunk: Chunk) {
+    /// Frees an in-use chunk: coalesce, bin, and (unless `mayUnmap` is false) give back a
+    /// wholly free area.
+    func freeChunk(_ chunk: Chunk, mayUnmap: Bool = true) {
         var c = chunk
         var size = c.size
         var prevInUse = c.prevInUse
@@ -254,16 +261,17 @@ extension Malloc {
         c.set(size: size, inUse: false, prevInUse: prevInUse)
         c.writeFooter()
         c.next.setPrevInUse(false)
-        if let i = heap.area(containing: c.address), heap.areas[i].start == c.address,
-            size == heap.areas[i].bytes - Chunk.overhead
-        {
-            // Wholly free. One such area is kept for reuse; another one at or above the
-            // unmap threshold is given back.
-            if let spare = heap.spare, spare != c.address, isWhollyFree(spare),
-                heap.areas[i].bytes >= configuration.unmapThreshold
+        // Wholly free (O(1): the chunk starts an area and the next one is its fence). One
+        // such area is kept for reuse; another one at or above the unmap threshold is given back.
+        if isAreaStart(c.address), isFence(c.next) {
+            let bytes = size + Chunk.overhead
+            if mayUnmap, let spare = heap.spare, spare != c.address, isWhollyFree(spare),
+                bytes >= configuration.unmapThreshold,
+                let i = heap.area(containing: c.address)
             {
-                let area = heap.areas.remove(at: i)
-                unmap(c.base, area.bytes)
+                heap.areas.remove(at: i)
+                markArea(c.address, bytes: bytes, false)
+                unmap(c.base, bytes)
                 return
             }
             heap.spare = c.address
@@ -273,10 +281,13 @@ extension Malloc {
 
     /// Whether the area starting at `start` is one free chunk.
     func isWhollyFree(_ start: UInt) -> Bool {
-        guard let i = heap.area(containing: start), heap.areas[i].start == start else { return false }
+        guard isAreaStart(start) else { return false }
         let c = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
-        return !c.inUse && c.size == heap.areas[i].bytes - Chunk.overhead
+        return !c.inUse && isFence(c.next)
     }
+
+    /// Whether `c` is an area's fence (the only in-use chunk of 16 bytes).
+    func isFence(_ c: Chunk) -> Bool { c.word & ~UInt64(Chunk.prevInUseBit) == UInt64(Chunk.overhead) | Chunk.inUseBit }
 
     func heapFree(_ p: UnsafeMutableRawPointer) throws(Errno) {
         let c = Chunk(p - Chunk.overhead)

@@ -15,7 +15,15 @@
 //   back above an unmap threshold.
 //
 // All metadata of a block lives in the mapped memory itself (as a real malloc's does); the
-// heap's own state is a fixed set of bin heads. Calls take the heap's pthread mutex.
+// heap's own state is a fixed set of bin heads. Small heap chunks are cached per thread
+// (ThreadCache.swift): the common pair takes no lock. Everything else takes the heap's
+// pthread mutex.
+//
+// A pointer is validated once, without the lock: it must lie in a page of one of this
+// malloc's areas (a bitmap over the arena's pages, the kernel's page-owner answer rather than
+// a search), carry the heap's tag and be an in-use chunk; the chunk found is what the free
+// path works on.
+internal import CShims
 public import NommuBase
 public import NommuMM
 import PageAllocator
@@ -66,6 +74,25 @@ public final class Malloc: @unchecked Sendable {
     private let counterStorage: UnsafeMutablePointer<Counters>
     /// Bytes of the `mmap` that failed in the call in progress (0: none did), for `firstFailure`.
     private let failedMapStorage: UnsafeMutablePointer<Int>
+
+    /// This malloc's never-reused id (its thread caches' TLS slots name it).
+    let id: UInt64
+    /// Whether small chunks are cached per thread (the heap policy).
+    let cachesSmallChunks: Bool
+    /// The largest request the thread caches serve (0 when they do not).
+    let smallLimit: Int
+    /// The thread caches made for this malloc and not yet handed back (under `lock`).
+    let threadCaches: UnsafeMutablePointer<CacheList>
+    /// `counters.liveBytes`, stored (relaxed) under the lock for the caches' peak checks.
+    let liveBytesMirror: UnsafeMutablePointer<Int64>
+    /// The arena: first address, bytes, page shift.
+    let arenaBase: UInt
+    let arenaBytes: UInt
+    let pageShift: Int
+    /// One bit per arena page: in one of this malloc's heap areas; and: first page of an area.
+    /// Written under the lock, read by anyone (relaxed atomic words).
+    let areaPages: UnsafeMutablePointer<Int64>
+    let areaStarts: UnsafeMutablePointer<Int64>
 
     var heap: HeapState {
         unsafeAddress { UnsafePointer(heapStorage) }
@@ -126,9 +153,36 @@ public final class Malloc: @unchecked Sendable {
         counterStorage.initialize(to: Counters())
         failedMapStorage = .allocate(capacity: 1)
         failedMapStorage.initialize(to: 0)
+        let allocator = process.system.allocator
+        arenaBase = UInt(bitPattern: allocator.baseAddress)
+        arenaBytes = UInt(allocator.totalPages) << UInt(allocator.pageSize.trailingZeroBitCount)
+        pageShift = allocator.pageSize.trailingZeroBitCount
+        let words = (allocator.totalPages + 63) / 64
+        areaPages = .allocate(capacity: words)
+        areaPages.initialize(repeating: 0, count: words)
+        areaStarts = .allocate(capacity: words)
+        areaStarts.initialize(repeating: 0, count: words)
+        threadCaches = .allocate(capacity: 1)
+        threadCaches.initialize(to: CacheList())
+        liveBytesMirror = .allocate(capacity: 1)
+        liveBytesMirror.initialize(to: 0)
+        cachesSmallChunks = configuration.policy == .heap
+        smallLimit =
+            cachesSmallChunks
+            ? max(0, min(ThreadCache.largestPayload, configuration.mmapThreshold - 16 - 1)) : 0
+        id = MallocRegistry.newID()
+        MallocRegistry.register(self, id)
     }
 
     deinit {
+        MallocRegistry.forget(id)
+        for i in 0..<threadCaches.pointee.count { ThreadCache(threadCaches.pointee[i]).deallocate() }
+        threadCaches.pointee.deallocate()
+        threadCaches.deinitialize(count: 1)
+        threadCaches.deallocate()
+        liveBytesMirror.deallocate()
+        areaPages.deallocate()
+        areaStarts.deallocate()
         heapStorage.deinitialize(count: 1)
         heapStorage.deallocate()
         counterStorage.deinitialize(count: 1)
@@ -136,8 +190,21 @@ public final class Malloc: @unchecked Sendable {
         failedMapStorage.deallocate()
     }
 
-    /// The counters now.
-    public var statistics: Counters { lock.withLock { _ in counters } }
+    /// The counters now (the heap's and every thread cache's).
+    public var statistics: Counters {
+        lock.withLock { _ in
+            var c = counters
+            let t = cacheTotalsLocked()
+            c.calls += t.calls
+            c.liveBytes += t.liveBytes
+            c.liveBlocks += t.liveBlocks
+            c.peakLiveBytes = max(c.peakLiveBytes, t.peak, c.liveBytes)
+            return c
+        }
+    }
+
+    /// Bytes live now (requested sizes), the thread caches' included.
+    package var liveBytesNow: Int { lock.withLock { _ in counters.liveBytes + cacheTotalsLocked().liveBytes } }
 
     /// Called (under the malloc's lock) each time the bytes held reach a new peak; set it
     /// before the first call.
@@ -153,12 +220,12 @@ public final class Malloc: @unchecked Sendable {
     /// `malloc(size)`: a 16-byte aligned block of at least `size` bytes (`size` 0 gives a
     /// unique minimum block). - Throws: `ENOMEM`.
     public func malloc(_ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
-        try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            counters.calls += 1
-            let p = try counted(size) { () throws(Errno) in try allocate(size, alignment: 16, zeroed: false) }
-            note(allocated: size)
-            return p
+        if UInt(bitPattern: size) <= UInt(bitPattern: smallLimit), let tc = cachedThreadCache(),
+            let c = tc.pop(Chunk.size(forPayload: size) &>> 4)
+        {
+            return handOut(c, size, tc)
         }
+        return try allocateSlow(size, zeroed: false)
     }
 
     /// `calloc(count, size)`: zeroed memory, whatever the uninitialised switch says.
@@ -166,12 +233,65 @@ public final class Malloc: @unchecked Sendable {
     public func calloc(_ count: Int, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
         let (total, overflow) = count.multipliedReportingOverflow(by: size)
         guard count >= 0, size >= 0, !overflow else { throw .noMemory }
-        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            counters.calls += 1
-            let p = try counted(total) { () throws(Errno) in try allocate(total, alignment: 16, zeroed: true) }
-            note(allocated: total)
+        if UInt(bitPattern: total) <= UInt(bitPattern: smallLimit), let tc = cachedThreadCache(),
+            let c = tc.pop(Chunk.size(forPayload: total) &>> 4)
+        {
+            let p = handOut(c, total, tc)
+            p.initializeMemory(as: UInt8.self, repeating: 0, count: total)
             return p
         }
+        return try allocateSlow(total, zeroed: true)
+    }
+
+    /// A cached chunk handed to the program: tagged, counted in the thread's cache.
+    @inline(__always)
+    private func handOut(_ c: Chunk, _ size: Int, _ tc: ThreadCache) -> UnsafeMutableRawPointer {
+        let p = c.payload
+        p.storeBytes(of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
+        tc.add(ThreadCache.callsSlot, 1)
+        tc.add(ThreadCache.liveBlocksSlot, 1)
+        let live = tc.load(ThreadCache.liveBytesSlot) &+ Int64(size)
+        tc.store(ThreadCache.liveBytesSlot, live)
+        let now = cshim_load_relaxed_i64(liveBytesMirror) &+ live
+        if now > tc.load(ThreadCache.peakSlot) { tc.store(ThreadCache.peakSlot, now) }
+        return p
+    }
+
+    /// `malloc`/`calloc` under the lock (a cache miss, a large request, the simple policy).
+    @inline(never)
+    private func allocateSlow(_ size: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        // The thread's cache is made on its first small request, so that its frees find it.
+        let cache = UInt(bitPattern: size) <= UInt(bitPattern: smallLimit) ? threadCache() : nil
+        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+            counters.calls += 1
+            // A cache miss: one chunk before the block and two after it go into the cache too,
+            // carved together, so the block handed out (and most likely freed and taken again)
+            // shares no cache line with another thread's chunks.
+            let before = cache.flatMap { refillOne($0, size) }
+            let p = try counted(size) { () throws(Errno) in try allocate(size, alignment: 16, zeroed: zeroed) }
+            if let cache, before != nil {
+                _ = refillOne(cache, size)
+                _ = refillOne(cache, size)
+            }
+            note(allocated: size)
+            return p
+        }
+    }
+
+    /// Carves one chunk for a request of `size` from the heap's free chunks (never a new
+    /// area) into `cache`; nil when none fits or the bin is full. Lock held.
+    private func refillOne(_ cache: ThreadCache, _ size: Int) -> Chunk? {
+        let need = Chunk.size(forPayload: size)
+        guard cache.load(ThreadCache.countBase + (need >> 4)) < ThreadCache.perBin, let c = takeFreeChunk(need)
+        else { return nil }
+        trim(c, to: need)
+        guard c.size == need else {
+            // A free chunk just too big to split: not one of this bin's; back it goes.
+            freeChunk(c, mayUnmap: false)
+            return nil
+        }
+        c.payload.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
+        return cache.push(c, need >> 4) ? c : nil
     }
 
     /// `realloc(pointer, size)`: nil `pointer` is `malloc`; size 0 frees and returns nil
@@ -186,10 +306,11 @@ public final class Malloc: @unchecked Sendable {
         }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
-            let old = try requestedSize(of: pointer)
-            let q = try counted(size) { () throws(Errno) in try reallocate(pointer, size) }
+            let h = try header(of: pointer)
+            let old = Int(h.requested)
+            let q = try counted(size) { () throws(Errno) in try reallocate(pointer, h, size) }
             counters.liveBytes += size - old
-            counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
+            notePeak()
             return q
         }
     }
@@ -198,12 +319,45 @@ public final class Malloc: @unchecked Sendable {
     /// block (a double free, or a pointer this malloc did not return).
     public func free(_ pointer: UnsafeMutableRawPointer?) throws(Errno) {
         guard let pointer else { return }
+        guard let (c, requested) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
+        let size = c.size
+        if size <= ThreadCache.largestChunk, let tc = cachedThreadCache() {
+            pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
+            if tc.push(c, size &>> 4) {
+                tc.add(ThreadCache.callsSlot, 1)
+                tc.add(ThreadCache.liveBlocksSlot, -1)
+                tc.add(ThreadCache.liveBytesSlot, -Int64(requested))
+                return
+            }
+        }
+        freeChunkSlow(c, requested)
+    }
+
+    /// A validated heap chunk back to the heap, under the lock.
+    @inline(never)
+    private func freeChunkSlow(_ c: Chunk, _ requested: Int) {
+        lock.withLock { _ in
+            counters.calls += 1
+            c.payload.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)  // a second free is refused
+            freeChunk(c)
+            counters.liveBytes -= requested
+            counters.liveBlocks -= 1
+            publishLiveBytes()
+        }
+    }
+
+    /// `free` of anything that is not a chunk of this heap: a block with its own mapping,
+    /// or an invalid pointer (EINVAL, nothing changes).
+    @inline(never)
+    private func freeMapped(_ pointer: UnsafeMutableRawPointer) throws(Errno) {
         try lock.withLock { (_: inout Int) throws(Errno) in
             counters.calls += 1
-            let size = try requestedSize(of: pointer)
-            try release(pointer)
-            counters.liveBytes -= size
+            let h = try header(of: pointer)
+            guard h.isMapped else { throw .invalidArgument }
+            try unmapBlock(pointer)
+            counters.liveBytes -= Int(h.requested)
             counters.liveBlocks -= 1
+            publishLiveBytes()
         }
     }
 
@@ -230,17 +384,26 @@ public final class Malloc: @unchecked Sendable {
         return try lock.withLock { (_: inout Int) throws(Errno) -> Int in try usable(pointer) }
     }
 
-    /// Runs an allocation of `size` bytes, counting an ENOMEM and noting the first.
+    /// Runs an allocation of `size` bytes, counting an ENOMEM and noting the first. Before
+    /// failing, the calling thread's cached chunks go back to the heap (where they may
+    /// coalesce into room) and the allocation is tried once more. Lock held.
+    @inline(__always)
     private func counted<T>(_ size: Int, _ body: () throws(Errno) -> T) throws(Errno) -> T {
         failedMapStorage.pointee = 0
         do {
             return try body()
         } catch {
+            if error == .noMemory, let tc = existingThreadCache(), tc.chunks > 0 {
+                flushLocked(tc, keepAreas: true)
+                failedMapStorage.pointee = 0
+                do throws(Errno) { return try body() } catch {}
+            }
             if error == .noMemory {
                 counters.failures += 1
                 if counters.firstFailure == nil {
                     counters.firstFailure = Failure(
-                        call: counters.calls, size: size, mmapBytes: failedMapStorage.pointee,
+                        call: counters.calls + cacheTotalsLocked().calls, size: size,
+                        mmapBytes: failedMapStorage.pointee,
                         largestFreeBlockBytes: process.system.allocator.statistics().largestFreeBlockBytes)
                     onFirstFailure?()
                 }
@@ -254,6 +417,18 @@ public final class Malloc: @unchecked Sendable {
     /// counts are its own from the fork on.
     package func restartCallCounts() {
         lock.withLock { _ in
+            // The caches' counters fold into the heap's first (their threads are gone).
+            let t = cacheTotalsLocked()
+            for i in 0..<threadCaches.pointee.count {
+                let c = ThreadCache(threadCaches.pointee[i])
+                c.store(ThreadCache.callsSlot, 0)
+                c.store(ThreadCache.liveBytesSlot, 0)
+                c.store(ThreadCache.liveBlocksSlot, 0)
+                c.store(ThreadCache.peakSlot, 0)
+            }
+            counters.liveBytes += t.liveBytes
+            counters.liveBlocks += t.liveBlocks
+            publishLiveBytes()
             counters.calls = 0
             counters.failures = 0
             counters.mmaps = 0
@@ -267,7 +442,14 @@ public final class Malloc: @unchecked Sendable {
     private func note(allocated size: Int) {
         counters.liveBytes += size
         counters.liveBlocks += 1
-        counters.peakLiveBytes = max(counters.peakLiveBytes, counters.liveBytes)
+        notePeak()
+    }
+
+    /// Publishes the heap's live bytes and takes the peak of everything live (lock held).
+    private func notePeak() {
+        publishLiveBytes()
+        let all = counters.liveBytes + (threadCaches.pointee.count == 0 ? 0 : cacheTotalsLocked().liveBytes)
+        counters.peakLiveBytes = max(counters.peakLiveBytes, all)
     }
 
     // MARK: Dispatch
@@ -285,15 +467,10 @@ public final class Malloc: @unchecked Sendable {
         }
     }
 
-    func release(_ p: UnsafeMutableRawPointer) throws(Errno) {
-        let h = try header(of: p)
-        if h.isMapped { return try unmapBlock(p) }
-        try heapFree(p)
-    }
-
-    func reallocate(_ p: UnsafeMutableRawPointer, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer {
+    func reallocate(_ p: UnsafeMutableRawPointer, _ h: HeaderView, _ size: Int) throws(Errno)
+        -> UnsafeMutableRawPointer
+    {
         guard size <= Int.max / 2 else { throw .noMemory }
-        let h = try header(of: p)
         if !h.isMapped, let q = heapResizeInPlace(p, size) { return q }
         if h.isMapped && size <= h.usable && size + 16 > h.usable / 2 {
             header(p).requested = UInt64(size)
@@ -301,7 +478,11 @@ public final class Malloc: @unchecked Sendable {
         }
         let q = try allocate(size, alignment: 16, zeroed: false)
         q.copyMemory(from: p, byteCount: min(size, h.usable))
-        try release(p)
+        if h.isMapped {
+            try unmapBlock(p)
+        } else {
+            try heapFree(p)
+        }
         return q
     }
 
@@ -389,16 +570,60 @@ public final class Malloc: @unchecked Sendable {
                 isMapped: true, usable: Int(h.mappingStart + h.mappingLength) - Int(bitPattern: p),
                 requested: h.requested)
         case BlockHeader.heapTag:
-            let c = Chunk(p - Chunk.overhead)
-            guard c.inUse, try heapOwns(c), c.next.prevInUse else { throw .invalidArgument }
-            return HeaderView(
-                isMapped: false, usable: c.size - Chunk.overhead, requested: word & BlockHeader.sizeMask)
+            guard let (c, requested) = ownedHeapChunk(p) else { throw .invalidArgument }
+            return HeaderView(isMapped: false, usable: c.size - Chunk.overhead, requested: UInt64(requested))
         default:
             throw .invalidArgument
         }
     }
 
     func header(_ p: UnsafeMutableRawPointer) -> BlockHeader { BlockHeader(p - BlockHeader.size) }
+
+    /// The in-use chunk of this malloc's heap whose payload is `p`, and the size asked for
+    /// it; nil for anything else (checked without the lock: the page is in one of this
+    /// malloc's areas, the tag is the heap's, the chunk and its neighbour's PREV_INUSE agree,
+    /// and nothing is read outside the arena).
+    @inline(__always)
+    func ownedHeapChunk(_ p: UnsafeMutableRawPointer) -> (Chunk, Int)? {
+        let a = UInt(bitPattern: p)
+        let off = a &- arenaBase &- UInt(Chunk.overhead)
+        guard a & 15 == 0, off < arenaBytes, isAreaPage(Int(off &>> UInt(pageShift))) else { return nil }
+        let word = p.load(fromByteOffset: -8, as: UInt64.self)
+        guard word &>> 48 == BlockHeader.heapTag else { return nil }
+        let c = Chunk(p - Chunk.overhead)
+        let size = UInt(c.word & ~15)
+        guard c.inUse, size >= UInt(Chunk.minimum), size < arenaBytes &- off, c.next.prevInUse else { return nil }
+        return (c, Int(word & BlockHeader.sizeMask))
+    }
+
+    // MARK: Area bitmaps
+
+    @inline(__always)
+    func isAreaPage(_ page: Int) -> Bool {
+        (cshim_load_relaxed_i64(areaPages + (page &>> 6)) &>> Int64(page & 63)) & 1 != 0
+    }
+
+    func isAreaStart(_ address: UInt) -> Bool {
+        let off = address &- arenaBase
+        guard off < arenaBytes, off & ((1 << UInt(pageShift)) - 1) == 0 else { return false }
+        let page = Int(off >> UInt(pageShift))
+        return (cshim_load_relaxed_i64(areaStarts + (page >> 6)) >> Int64(page & 63)) & 1 != 0
+    }
+
+    /// Marks (or clears) the pages of the area [start, start + bytes) (lock held).
+    func markArea(_ start: UInt, bytes: Int, _ on: Bool) {
+        let first = Int((start - arenaBase) >> UInt(pageShift))
+        let count = bytes >> pageShift
+        setBit(areaStarts, first, on)
+        for page in first..<(first + count) { setBit(areaPages, page, on) }
+    }
+
+    private func setBit(_ words: UnsafeMutablePointer<Int64>, _ page: Int, _ on: Bool) {
+        let w = words + (page >> 6)
+        let bit = Int64(1) << Int64(page & 63)
+        let old = cshim_load_relaxed_i64(w)
+        cshim_store_relaxed_i64(w, on ? old | bit : old & ~bit)
+    }
 }
 
 /// What a block's header says.
@@ -415,6 +640,8 @@ struct BlockHeader {
     static let size = 32
     static let mappedTag: UInt64 = 0xB10C
     static let heapTag: UInt64 = 0xA11C
+    /// A heap chunk sitting in a thread cache (free to the program, in use to the heap).
+    static let cachedTag: UInt64 = 0xCAC4
     static let sizeMask: UInt64 = (1 << 48) - 1
     let base: UnsafeMutableRawPointer
 

@@ -247,7 +247,7 @@ public enum Replay {
                 if stepped % every == 0 {
                     taken.append(
                         ReplaySample(
-                            event: stepped, liveBytes: runs.reduce(0) { $0 + $1.malloc.counters.liveBytes },
+                            event: stepped, liveBytes: runs.reduce(0) { $0 + $1.malloc.liveBytesNow },
                             heldBytes: held, freeBlocks: system.allocator.statistics().freeBlocks))
                 }
                 if held > peakHeld {

@@ -19,8 +19,8 @@ int cnb_alloc_pages_pairs(nommu_system *s, size_t count);
 int cnb_mmap_pairs(nommu_process *p, size_t bytes, size_t count);
 /* count x (glibc malloc(bytes), free). */
 int cnb_glibc_malloc_pairs(size_t bytes, size_t count);
-/* `threads` threads of one process, each doing count / threads malloc pairs, started
- * together; *elapsed_ns gets the time from the start to the last thread's end. */
+/* `threads` threads of one process, each doing count / threads malloc pairs (glibc's when p
+ * is NULL), started together; *elapsed_ns gets the time from the start to the last thread's end. */
 int cnb_malloc_pairs_threads(nommu_process *p, size_t bytes, size_t count, int threads, uint64_t *elapsed_ns);
 
 #endif

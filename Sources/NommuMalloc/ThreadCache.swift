@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// Per-thread caches of small heap chunks (glibc's tcache shape), so that the common
+// malloc/free pair takes no lock and scales with threads.
+//
+// A thread's cache for one malloc holds, per chunk size from 32 to 1024 bytes (16-byte
+// steps), up to `ThreadCache.perBin` free chunks in a LIFO list threaded through their
+// payloads. To the heap a cached chunk is in use: it does not coalesce, and its tag word
+// says "cached" (`BlockHeader.cachedTag`) so a second free of it is refused. `free` of a
+// small chunk of this malloc pushes it onto the calling thread's cache when there is room;
+// `malloc` of a small size pops from it; everything else takes the heap lock. A thread's
+// cache goes back to the heap when the thread exits, when the thread's slots evict it, and
+// when an allocation of that thread is about to fail with ENOMEM. (Other threads' cached
+// chunks are not reclaimed for a failing call, as in glibc.)
+//
+// Counters: each cache counts the calls it served and the live bytes and blocks they
+// moved; `Malloc.statistics` adds them up. The peak of live bytes is exact while one thread
+// allocates (its cache compares the heap's live bytes plus its own with its peak on every
+// allocation) and, with several threads, exact at every locked call and a lower bound between.
+internal import CShims
+import NommuBase
+import PageAllocator
+
+/// One thread's cache for one malloc: plain memory (`ThreadCache.words` Int64 words) owned
+/// by the malloc. Only its thread touches the lists; counters are written by that thread
+/// with relaxed stores and read by anyone with relaxed loads.
+struct ThreadCache {
+    /// Bins: chunk size / 16, for sizes 32…1024.
+    static let binCount = 65
+    /// Chunks a bin holds (glibc's default tcache_count).
+    static let perBin: Int64 = 7
+    /// The largest chunk cached, and the largest payload whose chunk it is.
+    static let largestChunk = 1024
+    static let largestPayload = largestChunk - Chunk.overhead
+
+    static let countBase = binCount
+    static let callsSlot = 2 * binCount
+    static let liveBytesSlot = callsSlot + 1
+    static let liveBlocksSlot = callsSlot + 2
+    static let peakSlot = callsSlot + 3
+    static let words = callsSlot + 4
+
+    let raw: UnsafeMutablePointer<Int64>
+
+    init(_ raw: UnsafeMutableRawPointer) { self.raw = raw.assumingMemoryBound(to: Int64.self) }
+
+    /// A cache on cache lines of its own (another thread's cache next to it would share one).
+    static func allocate() -> ThreadCache {
+        let bytes = (words * 8 + 63) & ~63
+        let p = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        p.initializeMemory(as: Int64.self, repeating: 0, count: bytes / 8)
+        return ThreadCache(p)
+    }
+
+    func deallocate() { UnsafeMutableRawPointer(raw).deallocate() }
+    var rawPointer: UnsafeMutableRawPointer { UnsafeMutableRawPointer(raw) }
+
+    @inline(__always) func load(_ slot: Int) -> Int64 { cshim_load_relaxed_i64(raw + slot) }
+    @inline(__always) func store(_ slot: Int, _ v: Int64) { cshim_store_relaxed_i64(raw + slot, v) }
+    @inline(__always) func add(_ slot: Int, _ v: Int64) { store(slot, load(slot) &+ v) }
+
+    /// Pops a cached chunk of bin `i`, or nil. Owner only.
+    @inline(__always)
+    func pop(_ i: Int) -> Chunk? {
+        let head = raw[i]
+        guard head != 0 else { return nil }
+        let c = Chunk(UnsafeMutableRawPointer(bitPattern: Int(truncatingIfNeeded: head)).unsafelyUnwrapped)
+        raw[i] = c.payload.load(as: Int64.self)
+        store(ThreadCache.countBase &+ i, load(ThreadCache.countBase &+ i) &- 1)
+        return c
+    }
+
+    /// Pushes `c` (in use, tagged cached) onto bin `i` if it has room. Owner only.
+    @inline(__always)
+    func push(_ c: Chunk, _ i: Int) -> Bool {
+        let n = load(ThreadCache.countBase &+ i)
+        guard n < ThreadCache.perBin else { return false }
+        c.payload.storeBytes(of: raw[i], as: Int64.self)
+        raw[i] = Int64(Int(bitPattern: c.address))
+        store(ThreadCache.countBase &+ i, n &+ 1)
+        return true
+    }
+
+    /// Chunks cached.
+    var chunks: Int {
+        var n: Int64 = 0
+        for i in 0..<ThreadCache.binCount { n += load(ThreadCache.countBase + i) }
+        return Int(n)
+    }
+}
+
+/// The thread caches of one malloc: a plain array of pointers (iterating it retains nothing,
+/// as iterating a `Set` would). Guarded by the malloc's lock.
+struct CacheList {
+    private(set) var items: UnsafeMutablePointer<UnsafeMutableRawPointer>
+    private(set) var count = 0
+    private var capacity = 4
+
+    init() { items = .allocate(capacity: 4) }
+
+    mutating func insert(_ p: UnsafeMutableRawPointer) {
+        if count == capacity {
+            let bigger = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: capacity * 2)
+            bigger.moveInitialize(from: items, count: count)
+            items.deallocate()
+            items = bigger
+            capacity *= 2
+        }
+        (items + count).initialize(to: p)
+        count += 1
+    }
+
+    /// Removes `p`; false when it is not in the list.
+    mutating func remove(_ p: UnsafeMutableRawPointer) -> Bool {
+        for i in 0..<count where items[i] == p {
+            count -= 1
+            items[i] = items[count]
+            return true
+        }
+        return false
+    }
+
+    subscript(i: Int) -> UnsafeMutableRawPointer { items[i] }
+
+    func deallocate() { items.deallocate() }
+}
+
+/// Which mallocs are alive, by id, so that a thread's exit hook hands its caches back only
+/// to mallocs that still exist. The registry holds no reference (a weak one would give every
+/// malloc a side table, and every retain of it the slow path): a malloc leaves it first thing
+/// in its deinit, under the registry's lock, and a retire runs under that lock too, so it
+/// never sees a malloc whose memory is going.
+enum MallocRegistry {
+    static let live = HostMutex<[UInt64: UnsafeRawPointer]>([:])
+    static let nextID = HostMutex<UInt64>(1)
+
+    static func newID() -> UInt64 {
+        nextID.withLock { (n: inout UInt64) -> UInt64 in
+            defer { n += 1 }
+            return n
+        }
+    }
+
+    static func register(_ m: Malloc, _ id: UInt64) {
+        let raw = UnsafeRawPointer(Unmanaged.passUnretained(m).toOpaque())
+        live.withLock { $0[id] = raw }
+    }
+
+    static func forget(_ id: UInt64) { _ = live.withLock { $0.removeValue(forKey: id) } }
+
+    /// Runs on every armed thread as it exits: hands each of its caches back.
+    static let exitHook: cshim_tls_exit_hook = { slots, count in
+        guard let slots else { return }
+        for i in 0..<Int(count) {
+            let owner = slots[i].owner
+            let cache = slots[i].cache
+            slots[i].owner = 0
+            slots[i].cache = nil
+            if owner != 0, let cache { retire(owner: owner, cache: cache) }
+        }
+    }
+
+    static func retire(owner: UInt64, cache: UnsafeMutableRawPointer) {
+        live.withLock { table in
+            guard let raw = table[owner] else { return }
+            Unmanaged<Malloc>.fromOpaque(raw)._withUnsafeGuaranteedRef { $0.retire(ThreadCache(cache)) }
+        }
+    }
+}
+
+extension Malloc {
+    /// The calling thread's cache if it is in its first slot (one TLS load, no call).
+    @inline(__always)
+    func cachedThreadCache() -> ThreadCache? {
+        let slots = cshim_malloc_tls_slots().unsafelyUnwrapped
+        guard slots[0].owner == id, let c = slots[0].cache else { return nil }
+        return ThreadCache(c)
+    }
+
+    /// The calling thread's cache, made on first use; nil when the thread cannot be armed
+    /// (its cache would outlive it) or caching is off.
+    @inline(__always)
+    func threadCache() -> ThreadCache? {
+        cachedThreadCache() ?? threadCacheSlow()
+    }
+
+    @inline(never)
+    func threadCacheSlow() -> ThreadCache? {
+        guard cachesSmallChunks else { return nil }
+        let slots = cshim_malloc_tls_slots()!
+        let n = Int(CSHIM_TLS_SLOTS)
+        for i in 1..<n where slots[i].owner == id {
+            let found = slots[i]
+            var j = i
+            while j > 0 {
+                slots[j] = slots[j - 1]
+                j -= 1
+            }
+            slots[0] = found
+            return found.cache.map { ThreadCache($0) }
+        }
+        guard cshim_malloc_tls_arm(MallocRegistry.exitHook) == 0 else { return nil }
+        let cache = ThreadCache.allocate()
+        lock.withLock { _ in threadCaches.pointee.insert(cache.rawPointer) }
+        let evicted = slots[n - 1]
+        var j = n - 1
+        while j > 0 {
+            slots[j] = slots[j - 1]
+            j -= 1
+        }
+        slots[0] = cshim_tls_slot(owner: id, cache: cache.rawPointer)
+        if evicted.owner != 0, let c = evicted.cache { MallocRegistry.retire(owner: evicted.owner, cache: c) }
+        return cache
+    }
+
+    /// Hands a cache back (its thread is exiting or evicting it): its chunks go to the heap,
+    /// its counters into the malloc's. No area is unmapped here: a thread's exit hook runs
+    /// outside any call into the model (under `nommu run`, a munmap's own allocations would
+    /// come back into this malloc, whose lock is held); the next free in an area that is
+    /// wholly free gives it back.
+    func retire(_ cache: ThreadCache) {
+        lock.withLock { _ in
+            guard threadCaches.pointee.remove(cache.rawPointer) else { return }
+            flushLocked(cache, keepAreas: true)
+            counters.calls += Int(cache.load(ThreadCache.callsSlot))
+            counters.liveBytes += Int(cache.load(ThreadCache.liveBytesSlot))
+            counters.liveBlocks += Int(cache.load(ThreadCache.liveBlocksSlot))
+            counters.peakLiveBytes = max(counters.peakLiveBytes, Int(cache.load(ThreadCache.peakSlot)))
+            publishLiveBytes()
+            cache.deallocate()
+        }
+    }
+
+    /// Gives every chunk of `cache` back to the heap (lock held; called by its owner, or for
+    /// a thread that is gone). With `keepAreas` no area is unmapped (a call about to fail
+    /// flushes its cache to find room, and a failed call changes no mapping).
+    func flushLocked(_ cache: ThreadCache, keepAreas: Bool = false) {
+        for i in 0..<ThreadCache.binCount {
+            while let c = cache.pop(i) {
+                c.payload.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)
+                freeChunk(c, mayUnmap: !keepAreas)
+            }
+        }
+    }
+
+    /// Hands the calling thread's cached chunks back to the heap, where they coalesce and
+    /// wholly free areas are given back (as when the thread exits). Cached chunks are free
+    /// to the program but in use to the heap: up to `ThreadCache.perBin` of each size per
+    /// thread, they keep their areas mapped until then.
+    public func releaseThreadCache() {
+        guard let cache = cachedThreadCache() ?? existingThreadCache() else { return }
+        lock.withLock { _ in flushLocked(cache) }
+    }
+
+    /// The calling thread's cache if it has one (never makes it).
+    func existingThreadCache() -> ThreadCache? {
+        let slots = cshim_malloc_tls_slots()!
+        for i in 0..<Int(CSHIM_TLS_SLOTS) where slots[i].owner == id {
+            if let c = slots[i].cache { return ThreadCache(c) }
+        }
+        return nil
+    }
+
+    /// Sums of every live cache's counters (lock held).
+    func cacheTotalsLocked() -> (calls: Int, liveBytes: Int, liveBlocks: Int, peak: Int) {
+        var t = (calls: 0, liveBytes: 0, liveBlocks: 0, peak: 0)
+        for i in 0..<threadCaches.pointee.count {
+            let c = ThreadCache(threadCaches.pointee[i])
+            t.calls += Int(c.load(ThreadCache.callsSlot))
+            t.liveBytes += Int(c.load(ThreadCache.liveBytesSlot))
+            t.liveBlocks += Int(c.load(ThreadCache.liveBlocksSlot))
+            t.peak = max(t.peak, Int(c.load(ThreadCache.peakSlot)))
+        }
+        return t
+    }
+
+    /// Publishes the heap's live bytes (lock held) for the caches' peak checks.
+    func publishLiveBytes() {
+        cshim_store_relaxed_i64(liveBytesMirror, Int64(counters.liveBytes))
+    }
+}

@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+import NommuBase
+import NommuMM
+import NommuMalloc
+import NommuTestSupport
+import PageAllocator
+import Testing
+
+@Suite("Mallocs: per-thread caches of small chunks")
+struct ThreadCacheTests {
+    private func heap() throws -> (System, Process, Malloc) {
+        let s = try System(.init(arenaBytes: 16 << 20))
+        let p = s.createProcess()
+        return (s, p, try Malloc(process: p, .init(policy: .heap)))
+    }
+
+    @Test("a cached chunk is free to the program: a second free is refused, and it is handed out once")
+    func doubleFreeOfCachedChunk() throws {
+        let (s, p, m) = try heap()
+        let a = try m.malloc(64)
+        try m.free(a)
+        #expect(throws: Errno.invalidArgument) { try m.free(a) }
+        #expect(throws: Errno.invalidArgument) { _ = try m.usableSize(a) }
+        let b = try m.malloc(64)
+        let c = try m.malloc(64)
+        #expect(b == a, "the cached chunk comes back first (LIFO)")
+        #expect(c != b)
+        try m.free(b)
+        try m.free(c)
+        let st = m.statistics
+        #expect(st.calls == 7 && st.liveBlocks == 0 && st.liveBytes == 0, "\(st)")
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
+
+    @Test("counters and the peak of live bytes are exact for one thread, cache hits included")
+    func exactCounters() throws {
+        let (_, p, m) = try heap()
+        var live: [(UnsafeMutableRawPointer, Int)] = []
+        var peak = 0
+        var bytes = 0
+        for round in 0..<50 {
+            for i in 0..<10 {
+                live.append((try m.malloc(16 + i * 8), 16 + i * 8))
+                bytes += 16 + i * 8
+                peak = max(peak, bytes)
+            }
+            while live.count > round % 7 {
+                let (q, n) = live.removeLast()
+                try m.free(q)
+                bytes -= n
+            }
+        }
+        let st = m.statistics
+        #expect(st.liveBlocks == live.count)
+        #expect(st.liveBytes == bytes)
+        #expect(st.peakLiveBytes == peak)
+        for (q, _) in live { try m.free(q) }
+        #expect(m.statistics.liveBytes == 0)
+        p.exit()
+    }
+
+    @Test("a thread's cache goes back to the heap when the thread exits; frees may cross threads")
+    func cachesGoBackAtThreadExit() throws {
+        let (s, p, m) = try heap()
+        let handoff = HostMutex<[UInt]>([])
+        runOnThreads(4) { t in
+            var mine: [UnsafeMutableRawPointer] = []
+            for i in 0..<2000 {
+                mine.append(try! m.malloc(8 + (i % 60) * 16))
+                if mine.count > 20 { try! m.free(mine.removeFirst()) }
+            }
+            // Half of what is left is freed by another thread.
+            let keep = mine.count / 2
+            handoff.withLock { $0 += mine[keep...].map { UInt(bitPattern: $0) } }
+            for q in mine[..<keep] { try! m.free(q) }
+        }
+        runOnThreads(1) { _ in
+            for a in handoff.withLock({ $0 }) { try! m.free(UnsafeMutableRawPointer(bitPattern: a)!) }
+        }
+        let st = m.statistics
+        #expect(st.liveBlocks == 0 && st.liveBytes == 0)
+        #expect(st.calls == 4 * 2000 + 4 * 2000)
+        #expect(m.heapViolation() == nil)
+        // Every chunk is back in the heap (no thread holds a cache): all areas are free.
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+        #expect(allPagesBackViolation(s.allocator) == nil)
+    }
+}
