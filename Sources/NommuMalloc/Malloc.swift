@@ -304,6 +304,31 @@ public final class Malloc: @unchecked Sendable {
             try free(pointer)
             return nil
         }
+        // Small to small on the thread's cache, without the lock: the same chunk size keeps
+        // its chunk; another moves to a cached chunk of the new size (when there is one).
+        if UInt(bitPattern: size) <= UInt(bitPattern: smallLimit), let tc = cachedThreadCache(),
+            let (c, old) = ownedHeapChunk(pointer), c.size <= ThreadCache.largestChunk
+        {
+            let need = Chunk.size(forPayload: size)
+            if need == c.size {
+                pointer.storeBytes(
+                    of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
+                tc.add(ThreadCache.callsSlot, 1)
+                tc.add(ThreadCache.liveBytesSlot, Int64(size - old))
+                return pointer
+            }
+            if tc.load(ThreadCache.countBase + (c.size >> 4)) < ThreadCache.perBin, let n = tc.pop(need >> 4) {
+                let q = handOut(n, size, tc)
+                q.copyMemory(from: pointer, byteCount: min(size, c.size - Chunk.overhead))
+                pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
+                _ = tc.push(c, c.size >> 4)
+                // handOut counted a call and a block; the old block goes: one call in all.
+                tc.add(ThreadCache.callsSlot, -1)
+                tc.add(ThreadCache.liveBlocksSlot, -1)
+                tc.add(ThreadCache.liveBytesSlot, -Int64(old))
+                return q
+            }
+        }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
             let h = try header(of: pointer)

@@ -49,6 +49,16 @@ final class RunState: @unchecked Sendable {
 /// Made by the shim's constructor, before the program's first call reaches the model.
 nonisolated(unsafe) var runState: RunState? = nil
 
+/// The program's malloc, unretained (runState holds it for the life of the process): the
+/// heap calls reach it with one load, no retain or release.
+nonisolated(unsafe) var runMalloc: Unmanaged<Malloc>? = nil
+
+@inline(__always)
+func withRunMalloc<R>(_ failed: R, _ body: (Malloc) -> R) -> R {
+    guard let m = runMalloc else { return failed }
+    return m._withUnsafeGuaranteedRef(body)
+}
+
 @_cdecl("nommu_run_start")
 public func nommu_run_start(
     _ start: UnsafeMutablePointer<UInt>, _ end: UnsafeMutablePointer<UInt>, _ why: UnsafeMutablePointer<CChar>,
@@ -70,6 +80,7 @@ public func nommu_run_start(
         start.pointee = UInt(bitPattern: a.baseAddress)
         end.pointee = UInt(bitPattern: a.baseAddress) + UInt(a.totalPages * a.pageSize)
         runState = s
+        runMalloc = Unmanaged.passUnretained(s.malloc)
         return 0
     } catch {
         return fail(
@@ -80,38 +91,36 @@ public func nommu_run_start(
 
 @_cdecl("nommu_run_malloc")
 public func nommu_run_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
-    guard let s = runState, size >= 0 else { return nil }
-    return try? s.malloc.malloc(size)
+    guard size >= 0 else { return nil }
+    return withRunMalloc(nil) { m in try? m.malloc(size) }
 }
 
 @_cdecl("nommu_run_calloc")
 public func nommu_run_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
-    guard let s = runState, count >= 0, size >= 0 else { return nil }
-    return try? s.malloc.calloc(count, size)
+    guard count >= 0, size >= 0 else { return nil }
+    return withRunMalloc(nil) { m in try? m.calloc(count, size) }
 }
 
 @_cdecl("nommu_run_realloc")
 public func nommu_run_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
-    guard let s = runState, size >= 0 else { return nil }
-    return (try? s.malloc.realloc(p, size)) ?? nil
+    guard size >= 0 else { return nil }
+    return withRunMalloc(nil) { m in (try? m.realloc(p, size)) ?? nil }
 }
 
 @_cdecl("nommu_run_free")
 public func nommu_run_free(_ p: UnsafeMutableRawPointer?) -> CInt {
-    guard let s = runState, (try? s.malloc.free(p)) != nil else { return 0 }
-    return 1
+    withRunMalloc(0) { m in (try? m.free(p)) != nil ? 1 : 0 }
 }
 
 @_cdecl("nommu_run_memalign")
 public func nommu_run_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
-    guard let s = runState, size >= 0 else { return nil }
-    return try? s.malloc.posixMemalign(alignment: alignment, size)
+    guard size >= 0 else { return nil }
+    return withRunMalloc(nil) { m in try? m.posixMemalign(alignment: alignment, size) }
 }
 
 @_cdecl("nommu_run_usable_size")
 public func nommu_run_usable_size(_ p: UnsafeMutableRawPointer?) -> Int {
-    guard let s = runState, let n = try? s.malloc.usableSize(p) else { return -1 }
-    return n
+    withRunMalloc(-1) { m in (try? m.usableSize(p)) ?? -1 }
 }
 
 @_cdecl("nommu_run_forked")

@@ -87,4 +87,23 @@ struct ThreadCacheTests {
         #expect(s.invariantViolation() == nil)
         #expect(allPagesBackViolation(s.allocator) == nil)
     }
+
+    @Test("realloc between small sizes: the same chunk size stays put, another moves to a cached chunk")
+    func reallocThroughTheCache() throws {
+        let (_, p, m) = try heap()
+        let a = try m.malloc(100)
+        for i in 0..<100 { a.storeBytes(of: UInt8(i), toByteOffset: i, as: UInt8.self) }
+        #expect(try m.realloc(a, 110) == a, "112 and 128 bytes of chunk: the same chunk")
+        let b = try m.malloc(40)
+        try m.free(b)
+        let c = try m.realloc(a, 40)
+        #expect(c == b, "the cached chunk of the new size")
+        #expect((0..<40).allSatisfy { c?.load(fromByteOffset: $0, as: UInt8.self) == UInt8($0) })
+        #expect(throws: Errno.invalidArgument, "the old block is gone (cached)") { try m.free(a) }
+        let st = m.statistics
+        #expect(st.liveBlocks == 1 && st.liveBytes == 40 && st.peakLiveBytes == 150, "\(st)")
+        try m.free(c)
+        #expect(m.heapViolation() == nil)
+        p.exit()
+    }
 }
