@@ -179,6 +179,17 @@ typedef void (*cshim_tls_exit_hook)(struct cshim_tls_slot *slots, int count);
 /// that the hook runs when it exits. Returns 0 or an errno from pthread_key_create.
 int cshim_tls_arm(cshim_tls_exit_hook hook);
 
+/// The cache of `owner` among `slots` (CSHIM_TLS_SLOTS of them), moved to the front so the
+/// next lookup finds it in the first slot; NULL when the thread has none.
+void *cshim_tls_promote(struct cshim_tls_slot *slots, uint64_t owner);
+
+/// Puts (owner, cache) in the first slot, moving the others down one; returns the slot that
+/// fell off the end (owner 0 when it was empty), whose cache the caller hands back.
+struct cshim_tls_slot cshim_tls_push_front(struct cshim_tls_slot *slots, uint64_t owner, void *cache);
+
+/// An exit hook's loop: empties every slot and calls `retire(owner, cache)` for each one used.
+void cshim_tls_retire_all(struct cshim_tls_slot *slots, int count, void (*retire)(uint64_t owner, void *cache));
+
 // MARK: - Thread-local slots (malloc thread caches)
 
 /// The same shape for the mallocs' thread caches (NommuMalloc), with a hook of their own.

@@ -150,13 +150,8 @@ enum MallocRegistry {
 
     /// Runs on every armed thread as it exits: hands each of its caches back.
     static let exitHook: cshim_tls_exit_hook = { slots, count in
-        guard let slots else { return }
-        for i in 0..<Int(count) {
-            let owner = slots[i].owner
-            let cache = slots[i].cache
-            slots[i].owner = 0
-            slots[i].cache = nil
-            if owner != 0, let cache { retire(owner: owner, cache: cache) }
+        cshim_tls_retire_all(slots, count) { owner, cache in
+            if let cache { MallocRegistry.retire(owner: owner, cache: cache) }
         }
     }
 
@@ -188,27 +183,11 @@ extension Malloc {
     func threadCacheSlow() -> ThreadCache? {
         guard cachesSmallChunks else { return nil }
         let slots = cshim_malloc_tls_slots()!
-        let n = Int(CSHIM_TLS_SLOTS)
-        for i in 1..<n where slots[i].owner == id {
-            let found = slots[i]
-            var j = i
-            while j > 0 {
-                slots[j] = slots[j - 1]
-                j -= 1
-            }
-            slots[0] = found
-            return found.cache.map { ThreadCache($0) }
-        }
+        if let c = cshim_tls_promote(slots, id) { return ThreadCache(c) }
         guard cshim_malloc_tls_arm(MallocRegistry.exitHook) == 0 else { return nil }
         let cache = ThreadCache.allocate()
         lock.withLock { _ in threadCaches.pointee.insert(cache.rawPointer) }
-        let evicted = slots[n - 1]
-        var j = n - 1
-        while j > 0 {
-            slots[j] = slots[j - 1]
-            j -= 1
-        }
-        slots[0] = cshim_tls_slot(owner: id, cache: cache.rawPointer)
+        let evicted = cshim_tls_push_front(slots, id, cache.rawPointer)
         if evicted.owner != 0, let c = evicted.cache { MallocRegistry.retire(owner: evicted.owner, cache: c) }
         return cache
     }

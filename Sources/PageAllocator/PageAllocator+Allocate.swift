@@ -209,28 +209,12 @@ extension PageAllocator {
     @inline(never)
     func localCacheSlow() -> PerCPUPages? {
         let slots = cshim_tls_slots()!
-        let n = Int(CSHIM_TLS_SLOTS)
-        for i in 1..<n where slots[i].owner == id {
-            let found = slots[i]
-            var j = i
-            while j > 0 {
-                slots[j] = slots[j - 1]
-                j -= 1
-            }
-            slots[0] = found
-            return found.cache.map { PerCPUPages($0) }
-        }
+        if let c = cshim_tls_promote(slots, id) { return PerCPUPages(c) }
         // Without the exit hook the lists would outlive the thread: use the zone instead.
         guard cshim_tls_arm(PerCPURegistry.exitHook) == 0 else { return nil }
         let cache = PerCPUPages.allocate(high: { high(order: $0) })
         core.withLock { _ = core.caches.insert(cache.rawPointer) }
-        let evicted = slots[n - 1]
-        var j = n - 1
-        while j > 0 {
-            slots[j] = slots[j - 1]
-            j -= 1
-        }
-        slots[0] = cshim_tls_slot(owner: id, cache: cache.rawPointer)
+        let evicted = cshim_tls_push_front(slots, id, cache.rawPointer)
         if evicted.owner != 0, let c = evicted.cache { PerCPURegistry.retire(owner: evicted.owner, cache: c) }
         return cache
     }

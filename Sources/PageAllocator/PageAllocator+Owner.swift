@@ -51,17 +51,19 @@ extension PageAllocator {
     public func allocateTagged(order: Order, _ initialization: Initialization, tag: UInt32) throws(Errno)
         -> UnsafeMutableRawPointer
     {
-        let run = try allocate(order: order, initialization)
-        let p = run.start.rawValue
-        cshim_store_relaxed_u32(core.ownerTags + p, tag)
-        return zone.address(p)
+        tagged(try allocate(order: order, initialization), tag)
     }
 
     /// `allocateExact(bytes:)`, the run's first page tagged `tag`. Returns its address.
     public func allocateExactTagged(bytes: Int, _ initialization: Initialization, tag: UInt32) throws(Errno)
         -> UnsafeMutableRawPointer
     {
-        let run = try allocateExact(bytes: bytes, initialization)
+        tagged(try allocateExact(bytes: bytes, initialization), tag)
+    }
+
+    /// Tags the first page of a run just made and returns its address.
+    @inline(__always)
+    private func tagged(_ run: PageRun, _ tag: UInt32) -> UnsafeMutableRawPointer {
         let p = run.start.rawValue
         cshim_store_relaxed_u32(core.ownerTags + p, tag)
         return zone.address(p)
@@ -72,27 +74,32 @@ extension PageAllocator {
     /// - Throws: `EINVAL` for an address that is not the first byte of a page of the arena,
     ///   a tag that differs, or a block `free(_:order:)` refuses. Nothing changes on failure.
     public func freeTagged(at address: UnsafeRawPointer, order: Order, tag: UInt32) throws(Errno) {
-        guard let start = pageFrame(startingAt: address) else { throw .invalidArgument }
-        let t = core.ownerTags + start.rawValue
-        guard cshim_load_relaxed_u32(t) == tag else { throw .invalidArgument }
-        cshim_store_relaxed_u32(t, 0)
-        do throws(Errno) {
+        try untagging(address, tag) { (start: PageFrameNumber) throws(Errno) in
             try freeBlock(start.rawValue, order: order.rawValue)
-        } catch {
-            cshim_store_relaxed_u32(t, tag)
-            throw error
         }
     }
 
     /// Frees the exact run of `bytes` at `address` if its first page is tagged `tag`.
     /// - Throws: as `freeTagged(at:order:tag:)`, with `freeExact`'s checks.
     public func freeExactTagged(at address: UnsafeRawPointer, bytes: Int, tag: UInt32) throws(Errno) {
-        guard let start = pageFrame(startingAt: address), bytes > 0 else { throw .invalidArgument }
+        guard bytes > 0 else { throw .invalidArgument }
+        try untagging(address, tag) { (start: PageFrameNumber) throws(Errno) in
+            _ = try freeExact(start, bytes: bytes)
+        }
+    }
+
+    /// Runs `free` on the run at `address` with its tag cleared, if the tag is `tag`; puts
+    /// the tag back when `free` refuses.
+    @inline(__always)
+    private func untagging(
+        _ address: UnsafeRawPointer, _ tag: UInt32, _ free: (PageFrameNumber) throws(Errno) -> Void
+    ) throws(Errno) {
+        guard let start = pageFrame(startingAt: address) else { throw .invalidArgument }
         let t = core.ownerTags + start.rawValue
         guard cshim_load_relaxed_u32(t) == tag else { throw .invalidArgument }
         cshim_store_relaxed_u32(t, 0)
         do throws(Errno) {
-            _ = try freeExact(start, bytes: bytes)
+            try free(start)
         } catch {
             cshim_store_relaxed_u32(t, tag)
             throw error

@@ -123,13 +123,8 @@ enum PerCPURegistry {
 
     /// Runs on every armed thread as it exits: hands each of its lists back.
     static let exitHook: cshim_tls_exit_hook = { slots, count in
-        guard let slots else { return }
-        for i in 0..<Int(count) {
-            let owner = slots[i].owner
-            let cache = slots[i].cache
-            slots[i].owner = 0
-            slots[i].cache = nil
-            if owner != 0, let cache { PerCPURegistry.retire(owner: owner, cache: cache) }
+        cshim_tls_retire_all(slots, count) { owner, cache in
+            if let cache { PerCPURegistry.retire(owner: owner, cache: cache) }
         }
     }
 
