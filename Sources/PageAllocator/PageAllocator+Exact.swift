@@ -187,6 +187,7 @@ extension PageAllocator {
 
     /// `freeExact` of a run whose block order is ≤ 3 (checked by the caller): its pages go
     /// onto the calling thread's lists as the aligned blocks that tile it.
+    @inline(__always)
     func freeExactPerCPU(_ cache: PerCPUPages, _ p: Int, pages: Int, slack: Bool) -> Int {
         let order = Int(zone.d[p].order)
         let kept = slack ? 1 &<< order : pages
