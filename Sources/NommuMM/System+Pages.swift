@@ -11,6 +11,9 @@ enum DirectTag {
 
     @inlinable
     static func block(_ order: Order) -> UInt32 { block | UInt32(truncatingIfNeeded: order.rawValue) }
+
+    /// Whether `tag` marks a run of either call.
+    static func isDirect(_ tag: UInt32) -> Bool { tag & 0xFFFF_0000 == block || tag == exact }
 }
 
 extension System {
@@ -60,8 +63,7 @@ extension System {
         var n = 0
         for p in 0..<allocator.totalPages {
             let pfn = PageFrameNumber(p)
-            guard let tag = allocator.ownerTag(of: pfn), tag & 0xFFFF_0000 == DirectTag.block || tag == DirectTag.exact
-            else { continue }
+            guard let tag = allocator.ownerTag(of: pfn), DirectTag.isDirect(tag) else { continue }
             n += allocator.keptPages(ofRunAt: pfn) ?? 0
         }
         return n

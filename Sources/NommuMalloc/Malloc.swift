@@ -322,8 +322,7 @@ public final class Malloc: @unchecked Sendable {
                 q.copyMemory(from: pointer, byteCount: min(size, c.size - Chunk.overhead))
                 pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
                 _ = tc.push(c, c.size >> 4)
-                // handOut counted a call and a block; the old block goes: one call in all.
-                tc.add(ThreadCache.callsSlot, -1)
+                // handOut counted this call and the new block; the old block goes.
                 tc.add(ThreadCache.liveBlocksSlot, -1)
                 tc.add(ThreadCache.liveBytesSlot, -Int64(old))
                 return q

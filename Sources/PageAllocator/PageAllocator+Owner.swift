@@ -19,14 +19,6 @@ extension PageAllocator {
         guard UInt(bitPattern: p) < UInt(totalPages) else { return nil }
         return cshim_load_relaxed_u32(core.ownerTags + p)
     }
-
-    /// Sets the owner tag of the run whose first page is `start` (a page in the arena).
-    @inline(__always)
-    public func setOwnerTag(_ start: PageFrameNumber, _ tag: UInt32) {
-        let p = start.rawValue
-        precondition(UInt(bitPattern: p) < UInt(totalPages), "owner tag of \(start) outside the arena")
-        cshim_store_relaxed_u32(core.ownerTags + p, tag)
-    }
 }
 
 extension PageAllocator {

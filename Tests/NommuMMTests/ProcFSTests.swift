@@ -64,6 +64,22 @@ struct ProcFSTests {
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 
+    @Test("MemFree counts the buddy lists only: pages on per-CPU lists are free but not NR_FREE_PAGES")
+    func memFreeWithoutPerCPUPages() throws {
+        let s = try makeSystem(pages: 1024)
+        let p = s.createProcess()
+        // A 4 KiB mapping comes from, and goes back to, this thread's per-CPU list.
+        let a = try p.mmap(length: page, protection: rw, flags: anon)
+        try p.munmap(address: a.u, length: page)
+        let st = s.allocator.statistics()
+        #expect(st.perCPUPages > 0 && st.perCPUPages + st.freePages == 1024)
+        let kb = String(st.freePages * 4)
+        let line = "MemFree:" + String(repeating: " ", count: 8 + 8 - kb.count) + kb + " kB\n"
+        let text = try p.readFile("/proc/meminfo")
+        #expect(text.contains(line), "\(text)")
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
     @Test("/proc/<pid>/status: Mem, Slack (mremap shrinkage), Shared (vfork)")
     func status() throws {
         let s = try makeSystem()
