@@ -267,7 +267,7 @@ public final class Malloc: @unchecked Sendable {
             // A cache miss: one chunk before the block and two after it go into the cache too,
             // carved together, so the block handed out (and most likely freed and taken again)
             // shares no cache line with another thread's chunks.
-            let before = cache.flatMap { refillOne($0, size) }
+            let before = size <= ThreadCache.largestSmallPayload ? cache.flatMap { refillOne($0, size) } : nil
             let p = try counted(size) { () throws(Errno) in try allocate(size, alignment: 16, zeroed: zeroed) }
             if let cache, before != nil {
                 _ = refillOne(cache, size)
@@ -282,7 +282,7 @@ public final class Malloc: @unchecked Sendable {
     /// area) into `cache`; nil when none fits or the bin is full. Lock held.
     private func refillOne(_ cache: ThreadCache, _ size: Int) -> Chunk? {
         let need = Chunk.size(forPayload: size)
-        guard cache.load(ThreadCache.countBase + (need >> 4)) < ThreadCache.perBin, let c = takeFreeChunk(need)
+        guard cache.hasRoom(need >> 4), let c = takeFreeChunk(need)
         else { return nil }
         trim(c, to: need)
         guard c.size == need else {
@@ -317,7 +317,7 @@ public final class Malloc: @unchecked Sendable {
                 tc.add(ThreadCache.liveBytesSlot, Int64(size - old))
                 return pointer
             }
-            if tc.load(ThreadCache.countBase + (c.size >> 4)) < ThreadCache.perBin, let n = tc.pop(need >> 4) {
+            if tc.hasRoom(c.size >> 4), let n = tc.pop(need >> 4) {
                 let q = handOut(n, size, tc)
                 q.copyMemory(from: pointer, byteCount: min(size, c.size - Chunk.overhead))
                 pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)

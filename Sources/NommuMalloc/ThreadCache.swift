@@ -3,9 +3,11 @@
 // Per-thread caches of small heap chunks (glibc's tcache shape), so that the common
 // malloc/free pair takes no lock and scales with threads.
 //
-// A thread's cache for one malloc holds, per chunk size from 32 to 1024 bytes (16-byte
-// steps), up to `ThreadCache.perBin` free chunks in a LIFO list threaded through their
-// payloads. To the heap a cached chunk is in use: it does not coalesce, and its tag word
+// A thread's cache for one malloc holds, per chunk size from 32 bytes to a page and its
+// header (16-byte steps), up to `ThreadCache.perBin` free chunks in a LIFO list threaded
+// through their payloads. Chunks above 1 KiB (glibc's tcache stops there) are cached under a
+// byte budget, `ThreadCache.largeBudget` per thread, so that a thread's cache never holds
+// more than a few pages of them. To the heap a cached chunk is in use: it does not coalesce, and its tag word
 // says "cached" (`BlockHeader.cachedTag`) so a second free of it is refused. `free` of a
 // small chunk of this malloc pushes it onto the calling thread's cache when there is room;
 // `malloc` of a small size pops from it; everything else takes the heap lock. A thread's
@@ -25,20 +27,29 @@ import PageAllocator
 /// by the malloc. Only its thread touches the lists; counters are written by that thread
 /// with relaxed stores and read by anyone with relaxed loads.
 struct ThreadCache {
-    /// Bins: chunk size / 16, for sizes 32…1024.
-    static let binCount = 65
+    /// The largest chunk cached (a page of payload), and the largest payload whose chunk it is.
+    static let largestChunk = 4096 + Chunk.overhead
+    static let largestPayload = largestChunk - Chunk.overhead
+    /// Bins: chunk size / 16, for sizes 32…`largestChunk`.
+    static let binCount = largestChunk / 16 + 1
     /// Chunks a bin holds (glibc's default tcache_count).
     static let perBin: Int64 = 7
-    /// The largest chunk cached, and the largest payload whose chunk it is.
-    static let largestChunk = 1024
-    static let largestPayload = largestChunk - Chunk.overhead
+    /// The largest small chunk: bins up to it hold `perBin` chunks each, and a miss carves
+    /// a few more; bins above it share `largeBudget`.
+    static let largestSmallChunk = 1024
+    static let largestSmallPayload = largestSmallChunk - Chunk.overhead
+    static let largestSmallBin = largestSmallChunk / 16
+    /// Bytes of chunks above `largestSmallChunk` a thread's cache holds at most: four of the
+    /// largest.
+    static let largeBudget: Int64 = 4 * Int64(largestChunk)
 
     static let countBase = binCount
     static let callsSlot = 2 * binCount
     static let liveBytesSlot = callsSlot + 1
     static let liveBlocksSlot = callsSlot + 2
     static let peakSlot = callsSlot + 3
-    static let words = callsSlot + 4
+    static let largeBytesSlot = callsSlot + 4
+    static let words = callsSlot + 5
 
     let raw: UnsafeMutablePointer<Int64>
 
@@ -67,17 +78,27 @@ struct ThreadCache {
         let c = Chunk(UnsafeMutableRawPointer(bitPattern: Int(truncatingIfNeeded: head)).unsafelyUnwrapped)
         raw[i] = c.payload.load(as: Int64.self)
         store(ThreadCache.countBase &+ i, load(ThreadCache.countBase &+ i) &- 1)
+        if i > ThreadCache.largestSmallBin { add(ThreadCache.largeBytesSlot, -Int64(i &<< 4)) }
         return c
+    }
+
+    /// Whether bin `i` takes one more chunk: below `perBin`, and within the budget for a
+    /// large one. Owner only.
+    @inline(__always)
+    func hasRoom(_ i: Int) -> Bool {
+        guard load(ThreadCache.countBase &+ i) < ThreadCache.perBin else { return false }
+        return i <= ThreadCache.largestSmallBin
+            || load(ThreadCache.largeBytesSlot) &+ Int64(i &<< 4) <= ThreadCache.largeBudget
     }
 
     /// Pushes `c` (in use, tagged cached) onto bin `i` if it has room. Owner only.
     @inline(__always)
     func push(_ c: Chunk, _ i: Int) -> Bool {
-        let n = load(ThreadCache.countBase &+ i)
-        guard n < ThreadCache.perBin else { return false }
+        guard hasRoom(i) else { return false }
         c.payload.storeBytes(of: raw[i], as: Int64.self)
         raw[i] = Int64(Int(bitPattern: c.address))
-        store(ThreadCache.countBase &+ i, n &+ 1)
+        store(ThreadCache.countBase &+ i, load(ThreadCache.countBase &+ i) &+ 1)
+        if i > ThreadCache.largestSmallBin { add(ThreadCache.largeBytesSlot, Int64(i &<< 4)) }
         return true
     }
 

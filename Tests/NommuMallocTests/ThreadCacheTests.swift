@@ -108,4 +108,24 @@ struct ThreadCacheTests {
         #expect(m.heapViolation() == nil)
         p.exit()
     }
+
+    @Test("chunks up to a page are cached under a byte budget: four 4 KiB chunks, the rest to the heap")
+    func pageSizedChunksUnderABudget() throws {
+        let (s, p, m) = try heap()
+        let blocks = try (0..<10).map { _ in try m.malloc(4096) }
+        for b in blocks { try m.free(b) }
+        // The first four frees fill the budget (4 x 4112 bytes); the other six coalesce in
+        // the heap. The cache is LIFO: the fourth comes back first, then the third.
+        #expect(try m.malloc(4096) == blocks[3])
+        #expect(try m.malloc(4096) == blocks[2])
+        let a = try m.malloc(2000)
+        try m.free(a)
+        #expect(throws: Errno.invalidArgument, "a cached chunk is refused a second free") { try m.free(a) }
+        #expect(try m.malloc(2000) == a, "a 2 KiB chunk fits in what the budget has left")
+        let st = m.statistics
+        #expect(st.calls == 10 + 10 + 2 + 4 && st.liveBlocks == 3, "\(st)")
+        #expect(m.heapViolation() == nil)
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
 }
