@@ -76,7 +76,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("pthread")]),
         // What the two LD_PRELOAD libraries share (exec, _exit and fatal signals); hidden in each.
         .target(name: "NommuPreload", cSettings: [.define("_GNU_SOURCE")], linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "NommuRunShim", dependencies: ["NommuPreload"], cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "NommuRunShim", dependencies: ["NommuPreload", "CShims"], cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "NommuRun",
             dependencies: ["NommuRunShim", "CShims", "NommuBase", "PageAllocator", "NommuMM", "NommuMalloc"],

@@ -262,6 +262,19 @@ public final class Malloc: @unchecked Sendable {
     private func allocateSlow(_ size: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         // The thread's cache is made on its first small request, so that its frees find it.
         let cache = UInt(bitPattern: size) <= UInt(bitPattern: smallLimit) ? threadCache() : nil
+        // A block with a mapping of its own is mapped (and cleared) outside the lock and
+        // counted under it; when the mapping fails, the locked path below tries again and
+        // records the failure.
+        if cache == nil, mapsItsOwn(size, alignment: 16),
+            let (p, held) = try? mapBlockUncounted(size, zeroed: zeroed)
+        {
+            lock.withLock { _ in
+                counters.calls += 1
+                countMapped(held: held)
+                note(allocated: size)
+            }
+            return p
+        }
         return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
             counters.calls += 1
             // A cache miss: one chunk before the block and two after it go into the cache too,
@@ -299,9 +312,23 @@ public final class Malloc: @unchecked Sendable {
     /// moves. - Throws: `ENOMEM` (the old block is untouched); `EINVAL` for a pointer that
     /// is not a live block.
     public func realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int) throws(Errno) -> UnsafeMutableRawPointer? {
-        guard let pointer else { return try malloc(size) }
+        var old = 0
+        return try realloc(pointer, size, oldSize: &old)
+    }
+
+    /// `realloc`, setting `oldSize` to the size the old block was asked for when the call
+    /// succeeds (0 for a nil `pointer`); on a throw nothing changes, `oldSize` included.
+    @inline(__always)
+    public func realloc(_ pointer: UnsafeMutableRawPointer?, _ size: Int, oldSize: inout Int) throws(Errno)
+        -> UnsafeMutableRawPointer?
+    {
+        guard let pointer else {
+            let q = try malloc(size)
+            oldSize = 0
+            return q
+        }
         if size == 0 {
-            try free(pointer)
+            oldSize = try freeReturningSize(pointer)
             return nil
         }
         // Small to small on the thread's cache, without the lock: the same chunk size keeps
@@ -315,6 +342,7 @@ public final class Malloc: @unchecked Sendable {
                     of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
                 tc.add(ThreadCache.callsSlot, 1)
                 tc.add(ThreadCache.liveBytesSlot, Int64(size - old))
+                oldSize = old
                 return pointer
             }
             if tc.hasRoom(c.size >> 4), let n = tc.pop(need >> 4) {
@@ -325,24 +353,34 @@ public final class Malloc: @unchecked Sendable {
                 // handOut counted this call and the new block; the old block goes.
                 tc.add(ThreadCache.liveBlocksSlot, -1)
                 tc.add(ThreadCache.liveBytesSlot, -Int64(old))
+                oldSize = old
                 return q
             }
         }
-        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
+        let (q, old) = try lock.withLock { (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int) in
             counters.calls += 1
             let h = try header(of: pointer)
             let old = Int(h.requested)
             let q = try counted(size) { () throws(Errno) in try reallocate(pointer, h, size) }
             counters.liveBytes += size - old
             notePeak()
-            return q
+            return (q, old)
         }
+        oldSize = old
+        return q
     }
 
     /// `free(pointer)`; nil is a no-op. - Throws: `EINVAL` for a pointer that is not a live
     /// block (a double free, or a pointer this malloc did not return).
     public func free(_ pointer: UnsafeMutableRawPointer?) throws(Errno) {
         guard let pointer else { return }
+        _ = try freeReturningSize(pointer)
+    }
+
+    /// `free(pointer)`, returning the size the block was asked for. - Throws: `EINVAL` for
+    /// a pointer that is not a live block.
+    @inline(__always)
+    public func freeReturningSize(_ pointer: UnsafeMutableRawPointer) throws(Errno) -> Int {
         guard let (c, requested) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
         let size = c.size
         if size <= ThreadCache.largestChunk, let tc = cachedThreadCache() {
@@ -351,10 +389,11 @@ public final class Malloc: @unchecked Sendable {
                 tc.add(ThreadCache.callsSlot, 1)
                 tc.add(ThreadCache.liveBlocksSlot, -1)
                 tc.add(ThreadCache.liveBytesSlot, -Int64(requested))
-                return
+                return requested
             }
         }
         freeChunkSlow(c, requested)
+        return requested
     }
 
     /// A validated heap chunk back to the heap, under the lock.
@@ -373,16 +412,26 @@ public final class Malloc: @unchecked Sendable {
     /// `free` of anything that is not a chunk of this heap: a block with its own mapping,
     /// or an invalid pointer (EINVAL, nothing changes).
     @inline(never)
-    private func freeMapped(_ pointer: UnsafeMutableRawPointer) throws(Errno) {
-        try lock.withLock { (_: inout Int) throws(Errno) in
+    private func freeMapped(_ pointer: UnsafeMutableRawPointer) throws(Errno) -> Int {
+        // Validated and counted under the lock (a second free then finds no tag), unmapped
+        // after it.
+        let (start, length, requested) = try lock.withLock {
+            (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int, Int) in
             counters.calls += 1
             let h = try header(of: pointer)
             guard h.isMapped else { throw .invalidArgument }
-            try unmapBlock(pointer)
+            let b = header(pointer)
+            let start = UnsafeMutableRawPointer(bitPattern: UInt(b.mappingStart))!
+            b.tag = 0
+            counters.heldBytes -= heldBytes(ofMappingAt: start)
+            counters.munmaps += 1
             counters.liveBytes -= Int(h.requested)
             counters.liveBlocks -= 1
             publishLiveBytes()
+            return (start, Int(b.mappingLength), Int(h.requested))
         }
+        unmapUncounted(start, length)
+        return requested
     }
 
     /// `posix_memalign(&p, alignment, size)`. - Throws: `EINVAL` for an alignment that is
@@ -518,42 +567,85 @@ public final class Malloc: @unchecked Sendable {
 
     // MARK: mmap
 
-    /// One anonymous private mapping, uninitialised when asked and allowed.
+    /// One anonymous private mapping, uninitialised when asked and allowed (lock held).
     func map(_ bytes: Int, uninitialized: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+        do {
+            let (p, held) = try mapUncounted(bytes, uninitialized: uninitialized)
+            countMapped(held: held)
+            return p
+        } catch {
+            failedMapStorage.pointee = bytes
+            throw error
+        }
+    }
+
+    /// One anonymous private mapping and the bytes its region holds, counting nothing: it
+    /// needs no lock (mapping a block of its own is the model's work, clearing included,
+    /// and runs outside the heap's lock). - Throws: `ENOMEM`, whatever mmap says (EINVAL for
+    /// absurd lengths included), as a malloc does.
+    func mapUncounted(_ bytes: Int, uninitialized: Bool) throws(Errno) -> (UnsafeMutableRawPointer, held: Int) {
         var flags: MapFlags = [.private, .anonymous]
         if uninitialized { flags.insert(.uninitialized) }
-        do {
-            let a = try process.mmap(length: UInt(bytes), protection: [.read, .write], flags: flags)
-            counters.mmaps += 1
-            if let r = process.regionExtent(ofMappingAt: a.rawValue) {
-                counters.heldBytes += Int(r.top - r.start)
-                if counters.heldBytes > counters.peakHeldBytes {
-                    counters.peakHeldBytes = counters.heldBytes
-                    onNewPeak?()
-                }
-            }
-            return a.pointer!
-        } catch {
-            // Whatever mmap says (EINVAL for absurd lengths included), malloc says ENOMEM.
-            failedMapStorage.pointee = bytes
+        guard let a = try? process.mmap(length: UInt(bytes), protection: [.read, .write], flags: flags) else {
             throw .noMemory
+        }
+        let held = process.regionExtent(ofMappingAt: a.rawValue).map { Int($0.top - $0.start) } ?? 0
+        return (a.pointer!, held)
+    }
+
+    /// Counts a mapping made (lock held).
+    func countMapped(held: Int) {
+        counters.mmaps += 1
+        counters.heldBytes += held
+        if counters.heldBytes > counters.peakHeldBytes {
+            counters.peakHeldBytes = counters.heldBytes
+            onNewPeak?()
         }
     }
 
     func unmap(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
-        if let r = process.regionExtent(ofMappingAt: UInt(bitPattern: p)) { counters.heldBytes -= Int(r.top - r.start) }
+        counters.heldBytes -= heldBytes(ofMappingAt: p)
+        counters.munmaps += 1
+        unmapUncounted(p, bytes)
+    }
+
+    func heldBytes(ofMappingAt p: UnsafeMutableRawPointer) -> Int {
+        process.regionExtent(ofMappingAt: UInt(bitPattern: p)).map { Int($0.top - $0.start) } ?? 0
+    }
+
+    func unmapUncounted(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
         do {
             try process.munmap(address: UInt(bitPattern: p), length: UInt(bytes))
-            counters.munmaps += 1
         } catch {
             preconditionFailure("malloc lost track of its mapping at \(p): \(error)")
         }
     }
 
-    /// A block with its own mapping: [mapping start … | header | payload].
+    /// Whether a request of `size` bytes aligned to `alignment` gets a mapping of its own.
+    @inline(__always)
+    func mapsItsOwn(_ size: Int, alignment: Int) -> Bool {
+        guard size >= 0, size <= Int.max / 2 else { return false }
+        return configuration.policy == .simple || size + alignment >= configuration.mmapThreshold
+    }
+
+    /// A block with its own mapping: [mapping start … | header | payload] (lock held).
     func mapBlock(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         let length = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
         let base = try map(length, uninitialized: configuration.uninitialized && !zeroed)
+        return placeBlock(in: base, length: length, size, alignment: alignment)
+    }
+
+    /// `mapBlock` without the lock: the block and the bytes its mapping holds, to be counted
+    /// (`countMapped`) under the lock.
+    func mapBlockUncounted(_ size: Int, zeroed: Bool) throws(Errno) -> (UnsafeMutableRawPointer, held: Int) {
+        let length = size + BlockHeader.size
+        let (base, held) = try mapUncounted(length, uninitialized: configuration.uninitialized && !zeroed)
+        return (placeBlock(in: base, length: length, size, alignment: 16), held)
+    }
+
+    private func placeBlock(in base: UnsafeMutableRawPointer, length: Int, _ size: Int, alignment: Int)
+        -> UnsafeMutableRawPointer
+    {
         var payload = UInt(bitPattern: base) + UInt(BlockHeader.size)
         if alignment > 16 { payload = (payload + UInt(alignment) - 1) & ~UInt(alignment - 1) }
         let p = UnsafeMutableRawPointer(bitPattern: payload)!

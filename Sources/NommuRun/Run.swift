@@ -102,14 +102,16 @@ public func nommu_run_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPoint
 }
 
 @_cdecl("nommu_run_realloc")
-public func nommu_run_realloc(_ p: UnsafeMutableRawPointer?, _ size: Int) -> UnsafeMutableRawPointer? {
+public func nommu_run_realloc(
+    _ p: UnsafeMutableRawPointer?, _ size: Int, _ oldSize: UnsafeMutablePointer<Int>
+) -> UnsafeMutableRawPointer? {
     guard size >= 0 else { return nil }
-    return withRunMalloc(nil) { m in (try? m.realloc(p, size)) ?? nil }
+    return withRunMalloc(nil) { m in (try? m.realloc(p, size, oldSize: &oldSize.pointee)) ?? nil }
 }
 
 @_cdecl("nommu_run_free")
-public func nommu_run_free(_ p: UnsafeMutableRawPointer?) -> CInt {
-    withRunMalloc(0) { m in (try? m.free(p)) != nil ? 1 : 0 }
+public func nommu_run_free(_ p: UnsafeMutableRawPointer) -> Int {
+    withRunMalloc(-1) { m in (try? m.freeReturningSize(p)) ?? -1 }
 }
 
 @_cdecl("nommu_run_memalign")

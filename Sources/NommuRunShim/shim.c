@@ -3,6 +3,8 @@
 
 #include "nommu_preload.h"
 
+#include "CShims.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <execinfo.h>
@@ -52,20 +54,29 @@ size_t nommu_run_host_malloc_bytes(void) {
 }
 
 /* MARK: The fork gate
- * A thread entering the model counts itself in (a counter per stripe of threads, so that
- * threads do not share a cache line); fork's prepare handler closes the gate and waits until
- * every count is zero. The thread's increment and its look at the gate, and the forker's
- * closing and its look at the counts, are sequentially consistent: one of the two sees the
- * other. */
-#define STRIPES 32
-static struct {
-    _Atomic long count;
+ * A thread entering the model says so in a slot of its own; fork's prepare handler closes
+ * the gate and waits until no slot says so. The two sides use an asymmetric handshake (as
+ * the page allocator's drain of other threads' lists does): the thread stores "busy" and then
+ * loads the gate with only a compiler barrier between, and the forker stores the gate, runs
+ * membarrier() (a full barrier on every running thread of the process) and then loads the
+ * slots, so one of the two sees the other. A thread's way in costs two plain stores and a
+ * load on its own cache line. Without membarrier, or past the slots' room, a thread counts
+ * itself in a shared counter with sequentially consistent read-modify-writes instead. */
+#define GATE_SLOTS 4096
+struct gate_slot {
+    _Atomic long busy;     /* 1 while the thread is in the model (the shared slot: a count) */
     _Atomic uint64_t ticks; /* time inside the model, in ticks() */
-    char pad[64 - sizeof(long) - sizeof(uint64_t)];
-} in_model[STRIPES] __attribute__((aligned(64)));
+    _Atomic int taken;     /* a live thread owns it */
+    char pad[64 - sizeof(long) - sizeof(uint64_t) - sizeof(int)];
+};
+static struct gate_slot *gate;            /* GATE_SLOTS slots (mapped at start) */
+static struct gate_slot shared_slot __attribute__((aligned(64)));
+static _Atomic unsigned gate_used;        /* slots [0, gate_used) have been handed out */
+static volatile int gate_fenced;          /* membarrier works here */
 static _Atomic int forking;
-static _Atomic unsigned next_stripe;
-static __thread int stripe __attribute__((tls_model("initial-exec"))) = -1;
+static __thread struct gate_slot *my_slot __attribute__((tls_model("initial-exec")));
+static __thread int my_slot_shared __attribute__((tls_model("initial-exec")));
+static pthread_key_t gate_key;
 static pthread_mutex_t fork_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A cheap clock for the time spent in the model: the time-stamp counter where there is
@@ -84,27 +95,88 @@ static inline uint64_t ticks(void) {
 }
 static uint64_t started_ticks;
 
+static unsigned gate_slots_used(void) {
+    unsigned n = atomic_load(&gate_used);
+    return n < GATE_SLOTS ? n : GATE_SLOTS;
+}
+
 uint64_t nommu_run_model_ns(void) {
-    uint64_t t = 0;
-    for (int i = 0; i < STRIPES; i++) t += atomic_load_explicit(&in_model[i].ticks, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&shared_slot.ticks, memory_order_relaxed);
+    for (unsigned i = 0, n = gate ? gate_slots_used() : 0; i < n; i++)
+        t += atomic_load_explicit(&gate[i].ticks, memory_order_relaxed);
     uint64_t ns = nommu_preload_monotonic_ns() - started_monotonic, tk = ticks() - started_ticks;
     return tk ? (uint64_t)((double)t * (double)ns / (double)tk) : 0;
 }
 
+/* The calling thread's slot, taken on its first call (a slot given back by a thread that
+ * ended first, or a new one); the shared slot when there is no room or no membarrier. */
+static struct gate_slot *take_slot(void) {
+    struct gate_slot *g = NULL;
+    if (gate_fenced && !my_slot_shared) {
+        for (unsigned i = 0, n = gate_slots_used(); i < n && !g; i++) {
+            int free_slot = 0;
+            if (atomic_compare_exchange_strong(&gate[i].taken, &free_slot, 1)) g = &gate[i];
+        }
+        if (!g) {
+            unsigned i = atomic_fetch_add(&gate_used, 1);
+            if (i < GATE_SLOTS) {
+                g = &gate[i];
+                atomic_store(&g->taken, 1);
+            }
+        }
+        /* The key's destructor gives the slot back when the thread ends. */
+        if (g && pthread_setspecific(gate_key, g) != 0) {
+            atomic_store(&g->taken, 0);
+            g = NULL;
+        }
+    }
+    if (!g) {
+        g = &shared_slot;
+        my_slot_shared = 1;
+    }
+    my_slot = g;
+    return g;
+}
+
+/* A thread ends: its slot goes back (its ticks stay counted). Whatever it frees later in
+ * its exit goes through the shared slot. */
+static void give_back_slot(void *slot) {
+    struct gate_slot *g = slot;
+    my_slot = &shared_slot;
+    my_slot_shared = 1;
+    atomic_store(&g->taken, 0);
+}
+
 static inline uint64_t enter(void) {
     inside = 1;
-    if (__builtin_expect(stripe < 0, 0)) stripe = (int)(atomic_fetch_add(&next_stripe, 1) % STRIPES);
+    struct gate_slot *g = my_slot;
+    if (__builtin_expect(!g, 0)) g = take_slot();
     for (;;) {
-        atomic_fetch_add(&in_model[stripe].count, 1);
-        if (__builtin_expect(!atomic_load(&forking), 1)) return ticks();
-        atomic_fetch_sub(&in_model[stripe].count, 1);
+        if (__builtin_expect(my_slot_shared, 0)) {
+            atomic_fetch_add(&g->busy, 1);
+            if (!atomic_load(&forking)) return ticks();
+            atomic_fetch_sub(&g->busy, 1);
+        } else {
+            atomic_store_explicit(&g->busy, 1, memory_order_relaxed);
+            atomic_signal_fence(memory_order_seq_cst);
+            if (__builtin_expect(!atomic_load_explicit(&forking, memory_order_relaxed), 1)) return ticks();
+            atomic_store_explicit(&g->busy, 0, memory_order_release);
+        }
         while (atomic_load(&forking)) sched_yield();
     }
 }
 
 static inline void leave(uint64_t t0) {
-    atomic_fetch_add_explicit(&in_model[stripe].ticks, ticks() - t0, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&in_model[stripe].count, 1, memory_order_release);
+    struct gate_slot *g = my_slot;
+    uint64_t dt = ticks() - t0;
+    if (__builtin_expect(my_slot_shared, 0)) {
+        atomic_fetch_add_explicit(&g->ticks, dt, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&g->busy, 1, memory_order_release);
+    } else {
+        atomic_store_explicit(&g->ticks, atomic_load_explicit(&g->ticks, memory_order_relaxed) + dt,
+                              memory_order_relaxed);
+        atomic_store_explicit(&g->busy, 0, memory_order_release);
+    }
     inside = 0;
 }
 
@@ -112,10 +184,11 @@ static void before_fork(void) {
     if (!ready) return;
     pthread_mutex_lock(&fork_lock);
     atomic_store(&forking, 1);
-    long self = (inside && stripe >= 0) ? 1 : 0; /* a fork from inside (a signal handler) */
+    if (gate_fenced) cshim_membarrier();
+    long self = (inside && my_slot) ? 1 : 0; /* a fork from inside (a signal handler) */
     for (;;) {
-        long n = 0;
-        for (int i = 0; i < STRIPES; i++) n += atomic_load(&in_model[i].count);
+        long n = atomic_load(&shared_slot.busy);
+        for (unsigned i = 0, used = gate_slots_used(); i < used; i++) n += atomic_load(&gate[i].busy);
         if (n <= self) break;
         sched_yield();
     }
@@ -130,11 +203,16 @@ static void after_fork_parent(void) {
 static void after_fork_child(void) {
     if (!ready) return;
     int parent = (int)nommu_preload_pid();
-    for (int i = 0; i < STRIPES; i++) {
-        atomic_store(&in_model[i].count, 0);
-        atomic_store(&in_model[i].ticks, 0);
+    /* Only this thread goes on: every other slot is free again. */
+    atomic_store(&shared_slot.busy, 0);
+    atomic_store(&shared_slot.ticks, 0);
+    for (unsigned i = 0, used = gate_slots_used(); i < used; i++) {
+        struct gate_slot *g = &gate[i];
+        atomic_store(&g->busy, 0);
+        atomic_store(&g->ticks, 0);
+        if (g != my_slot) atomic_store(&g->taken, 0);
     }
-    if (inside && stripe >= 0) atomic_store(&in_model[stripe].count, 1);
+    if (inside && my_slot) atomic_store(&my_slot->busy, 1);
     atomic_store(&forking, 0);
     pthread_mutex_init(&fork_lock, NULL);
     nommu_preload_forked();
@@ -151,8 +229,12 @@ static void after_fork_child(void) {
 /* MARK: Allocation sites
  * A site is the return address of the call into malloc (calloc, realloc, …). Sites live in
  * a fixed open-addressed table (never removed; past its room, one entry stands for the
- * rest); each live block's site and size sit in a table of blocks keyed by address, in
- * shards with a lock each. Counts per site are relaxed atomics. */
+ * rest). A live block's site sits beside the arena, as the kernel keeps a page's owner
+ * beside its descriptor: one 16-bit word per 16 bytes of arena (blocks are 16-byte aligned),
+ * the site's index + 1 for the block that starts there, 0 for none. It is written by the
+ * thread that gets the block and read by the one that frees it, which the program's own
+ * hand-over orders; the block's size comes back from the model when it is freed. Counts per
+ * site are relaxed atomics. */
 #define SITE_BITS 13
 #define SITE_CAP (1u << SITE_BITS)
 #define SITE_OTHER SITE_CAP
@@ -162,20 +244,8 @@ struct site {
     _Atomic int64_t live, peak;
 };
 static struct site *sites;
+static _Atomic uint16_t *block_sites;
 static volatile int tracking;
-
-struct block {
-    uintptr_t key;
-    uint32_t site;
-    uint64_t size;
-};
-#define SHARD_BITS 6
-struct shard {
-    pthread_mutex_t lock;
-    struct block *slots;
-    size_t mask, count;
-} __attribute__((aligned(64)));
-static struct shard shards[1 << SHARD_BITS];
 
 int nommu_run_tracking_sites(void) { return tracking; }
 
@@ -210,93 +280,37 @@ static void site_add(uint32_t s, uint64_t size) {
     }
 }
 
-static inline struct shard *shard_of(uintptr_t key) { return &shards[mix(key >> 4) >> (64 - SHARD_BITS)]; }
-static inline size_t home(const struct shard *s, uintptr_t key) { return (size_t)(mix(key) >> 20) & s->mask; }
-
-/* Doubles a shard's table (the lock is held); 0 when the host has no memory for it. */
-static int grow(struct shard *s) {
-    size_t cap = s->slots ? (s->mask + 1) * 2 : 256;
-    struct block *old = s->slots;
-    size_t old_cap = old ? s->mask + 1 : 0;
-    struct block *slots = map_zeroed(cap * sizeof *slots);
-    if (!slots) return 0;
-    s->slots = slots;
-    s->mask = cap - 1;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (!old[i].key) continue;
-        size_t j = home(s, old[i].key);
-        while (slots[j].key) j = (j + 1) & s->mask;
-        slots[j] = old[i];
-    }
-    if (old) munmap(old, old_cap * sizeof *old);
-    return 1;
+/* The word of the block at p (16-byte aligned, in the arena); NULL for any other pointer. */
+static inline _Atomic uint16_t *site_word(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if ((a & 15) || !OURS(p)) return NULL;
+    return &block_sites[(a - arena_start) >> 4];
 }
 
 static void track_alloc(void *p, size_t size, void *caller) {
-    uintptr_t key = (uintptr_t)p;
     uint32_t site = site_of((uintptr_t)caller);
-    struct shard *s = shard_of(key);
-    pthread_mutex_lock(&s->lock);
-    if ((s->count + 1) * 2 > (s->slots ? s->mask + 1 : 0) && !grow(s)) {
-        pthread_mutex_unlock(&s->lock);
-        site = SITE_OTHER; /* counted, but not attributed on free */
-        site_add(site, size);
-        return;
-    }
-    size_t i = home(s, key);
-    while (s->slots[i].key && s->slots[i].key != key) i = (i + 1) & s->mask;
-    if (!s->slots[i].key) s->count++;
-    s->slots[i] = (struct block){key, site, size};
-    pthread_mutex_unlock(&s->lock);
+    _Atomic uint16_t *w = site_word(p);
+    if (w) atomic_store_explicit(w, (uint16_t)(site + 1), memory_order_relaxed);
     site_add(site, size);
 }
 
-/* Takes a block out of the table (backward-shift deletion keeps linear probing exact);
- * 0 when it was not there. */
-static int untrack(void *p, struct block *out) {
-    uintptr_t key = (uintptr_t)p;
-    struct shard *s = shard_of(key);
-    pthread_mutex_lock(&s->lock);
-    if (!s->slots) {
-        pthread_mutex_unlock(&s->lock);
-        return 0;
-    }
-    size_t i = home(s, key);
-    while (s->slots[i].key && s->slots[i].key != key) i = (i + 1) & s->mask;
-    if (!s->slots[i].key) {
-        pthread_mutex_unlock(&s->lock);
-        return 0;
-    }
-    *out = s->slots[i];
-    for (size_t j = i;;) {
-        j = (j + 1) & s->mask;
-        if (!s->slots[j].key) break;
-        size_t k = home(s, s->slots[j].key);
-        /* The entry at j may move to the hole at i unless its home lies cyclically in (i, j]. */
-        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-        if (!stays) {
-            s->slots[i] = s->slots[j];
-            i = j;
-        }
-    }
-    s->slots[i].key = 0;
-    s->count--;
-    pthread_mutex_unlock(&s->lock);
-    return 1;
+/* Takes the site of the block at p off its word (before the model frees it, so that a
+ * thread given the same address next writes its own): the site + 1, or 0 when none. */
+static inline uint16_t untrack(void *p) {
+    _Atomic uint16_t *w = site_word(p);
+    if (!w) return 0;
+    uint16_t s = atomic_load_explicit(w, memory_order_relaxed);
+    if (s) atomic_store_explicit(w, 0, memory_order_relaxed);
+    return s;
 }
 
-static void settle_free(const struct block *b) {
-    atomic_fetch_sub_explicit(&sites[b->site].live, (int64_t)b->size, memory_order_relaxed);
+/* Puts it back: the model refused the call and the block stays as it was. */
+static inline void put_back(void *p, uint16_t s) {
+    if (s) atomic_store_explicit(site_word(p), s, memory_order_relaxed);
 }
 
-static void put_back(const struct block *b) {
-    struct shard *s = shard_of(b->key);
-    pthread_mutex_lock(&s->lock);
-    size_t i = home(s, b->key);
-    while (s->slots[i].key) i = (i + 1) & s->mask;
-    s->slots[i] = *b;
-    s->count++;
-    pthread_mutex_unlock(&s->lock);
+static void settle_free(uint16_t s, size_t size) {
+    if (s) atomic_fetch_sub_explicit(&sites[s - 1].live, (int64_t)size, memory_order_relaxed);
 }
 
 int nommu_run_top_sites(struct nommu_run_site *out, int max) {
@@ -407,11 +421,12 @@ void free(void *p) {
     }
     if (EARLY) return; /* an arena block freed while inside the model: not possible but from a signal handler */
     uint64_t t0 = enter();
-    struct block b;
-    int had = tracking && untrack(p, &b);
-    if (nommu_run_free(p)) {
-        if (had) settle_free(&b);
+    uint16_t s = tracking ? untrack(p) : 0;
+    long size = nommu_run_free(p);
+    if (size >= 0) {
+        settle_free(s, (size_t)size);
     } else {
+        put_back(p, s);
         atomic_fetch_add_explicit(&invalid_frees, 1, memory_order_relaxed);
     }
     leave(t0);
@@ -446,14 +461,14 @@ static void *resize(void *p, size_t size, void *caller) {
         return NULL;
     }
     uint64_t t0 = enter();
-    struct block b;
-    int had = p && tracking && untrack(p, &b);
-    void *q = nommu_run_realloc(p, size);
-    if (q || size == 0) {
-        if (had) settle_free(&b);
+    uint16_t s = p && tracking ? untrack(p) : 0;
+    size_t old = (size_t)-1;
+    void *q = nommu_run_realloc(p, size, &old);
+    if (old != (size_t)-1) {
+        settle_free(s, old);
         if (q && tracking) track_alloc(q, size, caller);
-    } else if (had) {
-        put_back(&b); /* ENOMEM: the old block stays as it was */
+    } else if (p) {
+        put_back(p, s); /* refused (ENOMEM, or not a live block): the old block stays as it was */
     }
     leave(t0);
     if (!q && size) errno = ENOMEM;
@@ -599,12 +614,8 @@ __attribute__((constructor)) static void nommu_run_init(void) {
     real_new_array = (new_fn)dlsym(RTLD_NEXT, "_Znam");
     real_aligned_new = (aligned_new_fn)dlsym(RTLD_NEXT, "_ZnwmSt11align_val_t");
     real_aligned_new_array = (aligned_new_fn)dlsym(RTLD_NEXT, "_ZnamSt11align_val_t");
-    const char *s = getenv("NOMMU_RUN_SITES");
-    if (!(s && strcmp(s, "0") == 0)) {
-        sites = map_zeroed((SITE_CAP + 1) * sizeof *sites);
-        tracking = sites != NULL;
-        for (unsigned i = 0; i < sizeof shards / sizeof shards[0]; i++) pthread_mutex_init(&shards[i].lock, NULL);
-    }
+    gate = map_zeroed(GATE_SLOTS * sizeof *gate);
+    gate_fenced = gate && pthread_key_create(&gate_key, give_back_slot) == 0 && cshim_membarrier() == 0;
     void *warm[1];
     backtrace(warm, 1); /* loads the unwinder now rather than in a failing call */
     char why[256] = "";
@@ -618,6 +629,12 @@ __attribute__((constructor)) static void nommu_run_init(void) {
     }
     arena_start = lo;
     arena_end = hi;
+    const char *s = getenv("NOMMU_RUN_SITES");
+    if (!(s && strcmp(s, "0") == 0)) {
+        sites = map_zeroed((SITE_CAP + 1) * sizeof *sites);
+        block_sites = map_zeroed(((hi - lo) >> 4) * sizeof *block_sites);
+        tracking = sites && block_sites;
+    }
     pthread_atfork(before_fork, after_fork_parent, after_fork_child);
     __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
     inside = 0;

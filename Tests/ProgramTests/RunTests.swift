@@ -186,4 +186,23 @@ struct RunProgramTests {
             #expect(r.events >= 1000)
         }
     }
+
+    @Test("sites hold what their blocks hold: kept blocks count at the end, freed ones (across threads, through realloc) do not")
+    func siteAccounting() throws {
+        let dir = Scratch("run-sites")
+        defer { dir.remove() }
+        let (o, doc) = try run([Bin.workload, "end", "1000", "exit"], in: dir)
+        #expect(o.status == 0, "\(o)")
+        let r = try #require(doc?.results.first, "\(o)")
+        let kept = try #require(r.sites.first { $0.frame.location?.contains("workload.c") == true }, "\(r.sites)")
+        // malloc(32 + i % 100) for i < 1000, none freed.
+        #expect(kept.calls == 1000 && kept.liveBytes == 81_500 && kept.peakBytes == 81_500, "\(kept)")
+
+        let (m, mixed) = try run([Bin.workload, "mixed", "100000", "4"], in: dir)
+        #expect(m.status == 0, "\(m)")
+        let mr = try #require(mixed?.results.first, "\(m)")
+        let ours = mr.sites.filter { $0.frame.location?.contains("workload.c") == true }
+        #expect(ours.count == 3, "malloc, realloc and the malloc after a free: \(mr.sites)")
+        #expect(ours.allSatisfy { $0.liveBytes == 0 && $0.peakBytes > 0 }, "every block was freed: \(ours)")
+    }
 }

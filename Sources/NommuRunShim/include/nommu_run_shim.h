@@ -23,9 +23,12 @@
 int nommu_run_start(uintptr_t *arena_start, uintptr_t *arena_end, char *why, size_t why_size);
 void *nommu_run_malloc(size_t size);
 void *nommu_run_calloc(size_t count, size_t size);
-void *nommu_run_realloc(void *ptr, size_t size);
-/* 1 when ptr was a live block of the model and is now freed, 0 when it is not one. */
-int nommu_run_free(void *ptr);
+/* realloc; when it succeeds, *old_size is what the old block had been asked for (0 for a
+ * NULL ptr); when it fails, nothing changes. */
+void *nommu_run_realloc(void *ptr, size_t size, size_t *old_size);
+/* Frees ptr (not NULL): the size it had been asked for, or -1 when it is not a live block of
+ * the model (nothing changes). */
+long nommu_run_free(void *ptr);
 void *nommu_run_memalign(size_t alignment, size_t size);
 /* The usable size, or (size_t)-1 when ptr is not a live block of the model. */
 size_t nommu_run_usable_size(void *ptr);
