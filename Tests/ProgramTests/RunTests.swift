@@ -187,7 +187,7 @@ struct RunProgramTests {
         }
     }
 
-    @Test("sites hold what their blocks hold: kept blocks count at the end, freed ones (across threads, through realloc) do not")
+    @Test("sites hold what their blocks hold: kept blocks count at the end, freed ones do not")
     func siteAccounting() throws {
         let dir = Scratch("run-sites")
         defer { dir.remove() }
