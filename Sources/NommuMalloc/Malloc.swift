@@ -357,17 +357,54 @@ public final class Malloc: @unchecked Sendable {
                 return q
             }
         }
-        let (q, old) = try lock.withLock { (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int) in
-            counters.calls += 1
-            let h = try header(of: pointer)
-            let old = Int(h.requested)
-            let q = try counted(size) { () throws(Errno) in try reallocate(pointer, h, size) }
-            counters.liveBytes += size - old
-            notePeak()
-            return (q, old)
+        // A block that moves to a mapping of its own gets it (cleared) before the lock is
+        // taken; when the call does not use it (in place after all, or refused), it goes.
+        let fresh = premapped(for: pointer, size)
+        var used = false
+        do {
+            let (q, old) = try lock.withLock { (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int) in
+                counters.calls += 1
+                let h = try header(of: pointer)
+                let old = Int(h.requested)
+                let q = try counted(size) { () throws(Errno) in
+                    try reallocate(pointer, h, size, fresh: fresh, used: &used)
+                }
+                counters.liveBytes += size - old
+                notePeak()
+                return (q, old)
+            }
+            if let fresh, !used { discardUncounted(fresh.block) }
+            oldSize = old
+            return q
+        } catch {
+            if let fresh { discardUncounted(fresh.block) }
+            throw error
         }
-        oldSize = old
-        return q
+    }
+
+    /// A mapping of its own for `realloc(pointer, size)`, made without the lock, when the
+    /// block will have to move to one: `size` gets one, and the block is a heap chunk or a
+    /// mapped block too small for it (looked at without the lock; the locked call checks).
+    private func premapped(for pointer: UnsafeMutableRawPointer, _ size: Int) -> (
+        block: UnsafeMutableRawPointer, held: Int
+    )? {
+        guard mapsItsOwn(size, alignment: 16) else { return nil }
+        let a = UInt(bitPattern: pointer)
+        guard a & 15 == 0, a &- arenaBase &- UInt(BlockHeader.size) < arenaBytes else { return nil }
+        if ownedHeapChunk(pointer) == nil {
+            let h = header(pointer)
+            guard h.tag == BlockHeader.mappedTag,
+                h.mappingStart &+ h.mappingLength < UInt64(a) &+ UInt64(size)
+            else { return nil }
+        }
+        guard let (block, held) = try? mapBlockUncounted(size, zeroed: false) else { return nil }
+        return (block, held)
+    }
+
+    /// Unmaps a block of its own that was never handed out or counted.
+    private func discardUncounted(_ block: UnsafeMutableRawPointer) {
+        let h = header(block)
+        unmapUncounted(UnsafeMutableRawPointer(bitPattern: UInt(h.mappingStart))!, Int(h.mappingLength))
     }
 
     /// `free(pointer)`; nil is a no-op. - Throws: `EINVAL` for a pointer that is not a live
@@ -385,7 +422,8 @@ public final class Malloc: @unchecked Sendable {
         let size = c.size
         if size <= ThreadCache.largestChunk, let tc = cachedThreadCache() {
             pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
-            if tc.push(c, size &>> 4) {
+            if tc.push(c, size &>> 4) || (size <= ThreadCache.largestSmallChunk && flushOlder(tc, size &>> 4, then: c))
+            {
                 tc.add(ThreadCache.callsSlot, 1)
                 tc.add(ThreadCache.liveBlocksSlot, -1)
                 tc.add(ThreadCache.liveBytesSlot, -Int64(requested))
@@ -394,6 +432,23 @@ public final class Malloc: @unchecked Sendable {
         }
         freeChunkSlow(c, requested)
         return requested
+    }
+
+    /// A free into a full small bin: the bin's older chunks go back to the heap together,
+    /// under one taking of the lock (jemalloc's tcache flushes so), and `c` goes onto it.
+    @inline(never)
+    private func flushOlder(_ tc: ThreadCache, _ bin: Int, then c: Chunk) -> Bool {
+        guard var older = tc.cutOlder(bin, keep: Int(ThreadCache.perBin) / 2) else { return false }
+        lock.withLock { _ in
+            while true {
+                let next = ThreadCache.next(older)
+                older.payload.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)
+                freeChunk(older)
+                guard let next else { break }
+                older = Chunk(next)
+            }
+        }
+        return tc.push(c, bin)
     }
 
     /// A validated heap chunk back to the heap, under the lock.
@@ -540,16 +595,27 @@ public final class Malloc: @unchecked Sendable {
         }
     }
 
-    func reallocate(_ p: UnsafeMutableRawPointer, _ h: HeaderView, _ size: Int) throws(Errno)
-        -> UnsafeMutableRawPointer
-    {
+    /// Moves or resizes a live block (lock held). `fresh`, when given, is a block of its own
+    /// for `size` mapped beforehand: used (and counted) instead of a new allocation when the
+    /// block has to move, and `used` says so.
+    func reallocate(
+        _ p: UnsafeMutableRawPointer, _ h: HeaderView, _ size: Int,
+        fresh: (block: UnsafeMutableRawPointer, held: Int)? = nil, used: inout Bool
+    ) throws(Errno) -> UnsafeMutableRawPointer {
         guard size <= Int.max / 2 else { throw .noMemory }
         if !h.isMapped, let q = heapResizeInPlace(p, size) { return q }
         if h.isMapped && size <= h.usable && size + 16 > h.usable / 2 {
             header(p).requested = UInt64(size)
             return p
         }
-        let q = try allocate(size, alignment: 16, zeroed: false)
+        let q: UnsafeMutableRawPointer
+        if let fresh, !used {
+            countMapped(held: fresh.held)
+            used = true
+            q = fresh.block
+        } else {
+            q = try allocate(size, alignment: 16, zeroed: false)
+        }
         q.copyMemory(from: p, byteCount: min(size, h.usable))
         if h.isMapped {
             try unmapBlock(p)

@@ -120,6 +120,31 @@ struct MallocContractTests {
         #expect(p.mappings.count <= 1)
         #expect(allBack(s, [p]) == nil)
     }
+
+    @Test("realloc into a mapping of its own: mapped before the lock is taken, counted once, moved bytes kept")
+    func reallocIntoItsOwnMapping() throws {
+        let s = try system()
+        let p = s.createProcess()
+        let m = try Malloc(process: p)
+        var r = try m.malloc(1000)
+        r.initializeMemory(as: UInt8.self, repeating: 7, count: 1000)
+        let base = m.statistics
+        r = try #require(try m.realloc(r, 200_000))  // heap chunk -> mapping
+        #expect(UnsafeRawBufferPointer(start: r, count: 1000).allSatisfy { $0 == 7 })
+        r = try #require(try m.realloc(r, 400_000))  // mapping -> a bigger one
+        #expect(UnsafeRawBufferPointer(start: r, count: 1000).allSatisfy { $0 == 7 })
+        let q = try #require(try m.realloc(r, 300_000))  // fits where it is
+        #expect(q == r)
+        var st = m.statistics
+        #expect(st.mmaps == base.mmaps + 2 && st.munmaps == base.munmaps + 1, "\(st)")
+        #expect(st.liveBytes == 300_000 && st.liveBlocks == 1, "\(st)")
+        // Two mappings of its own now: the area and the block; no premapped one is left over.
+        #expect(p.mappings.count == 2, "\(p.mappings)")
+        try m.free(q)
+        st = m.statistics
+        #expect(st.munmaps == base.munmaps + 2 && st.heldBytes == base.heldBytes, "\(st)")
+        #expect(allBack(s, [p]) == nil)
+    }
 }
 
 @Suite("Mallocs: random sequences")

@@ -128,4 +128,20 @@ struct ThreadCacheTests {
         p.exit()
         #expect(s.invariantViolation() == nil)
     }
+
+    @Test("a free into a full bin sends the bin's four oldest chunks to the heap under one lock, and stays cached")
+    func fullBinFlushesItsOlderHalf() throws {
+        let (s, p, m) = try heap()
+        let blocks = try (0..<8).map { _ in try m.malloc(64) }
+        for b in blocks { try m.free(b) }
+        // Seven fill the bin; the eighth goes onto it after b3…b0 went back to the heap.
+        let again = try (0..<4).map { _ in try m.malloc(64) }
+        #expect(again == [blocks[7], blocks[6], blocks[5], blocks[4]])
+        let st = m.statistics
+        #expect(st.calls == 20 && st.liveBlocks == 4 && st.liveBytes == 256, "\(st)")
+        #expect(m.heapViolation() == nil)
+        for q in again { try m.free(q) }
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
 }
