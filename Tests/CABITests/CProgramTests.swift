@@ -7,9 +7,13 @@ import Testing
 /// untouched on failure, through `nommu.h` as a C program calls it.
 @Suite("C ABI: C programs against nommu.h")
 struct CProgramTests {
-    /// The build folder the test bundle runs from, where SwiftPM puts the executables.
+    /// Where the programs are: `NOMMU_BIN_DIR` when set (CI points it at the release build,
+    /// what users link against), else the build folder the test bundle runs from.
     static var binDirectory: URL {
-        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        if let dir = ProcessInfo.processInfo.environment["NOMMU_BIN_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir)
+        }
+        return URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     }
 
     @Test(
