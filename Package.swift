@@ -91,7 +91,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("pthread")]),
         .target(
             name: "NommuCABI",
-            dependencies: ["CNommu", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
+            dependencies: ["CNommu", "CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
             swiftSettings: swiftSettings
         ),
         .target(

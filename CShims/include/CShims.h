@@ -73,6 +73,11 @@ int cshim_host_mmap_pairs(size_t bytes, size_t count);
 void cshim_memset(void *p, int value, size_t bytes);
 /// Monotonic clock in nanoseconds.
 uint64_t cshim_now_ns(void);
+/// Copies up to `bytes` from `src` to `dst`, stopping at the first page of `src` this process
+/// cannot read (as the kernel's copy_from_user stops at a fault): the bytes copied. Reads go
+/// through process_vm_readv, so an unmapped source is an answer, not a crash; where that call
+/// is not allowed (seccomp), a plain memcpy.
+size_t cshim_copy_readable(void *dst, const void *src, size_t bytes);
 
 // MARK: - Linux constants Swift's Glibc module does not show
 //

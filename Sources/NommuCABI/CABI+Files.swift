@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import CNommu
+internal import CShims
 import NommuBase
 import NommuMM
 #if canImport(Glibc)
@@ -40,7 +41,7 @@ func readInto(
     guard count >= 0 else { return failing(.invalidArgument, -1) }
     guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
     do {
-        let bytes = try call(p, count)
+        let bytes = try call(p, min(count, maxRWCount))
         if let buf, !bytes.isEmpty {
             bytes.withUnsafeBytes { buf.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
         }
@@ -57,9 +58,31 @@ func writeFrom(
     guard let p = process(handle) else { return failing(.invalidArgument, -1) }
     guard count >= 0 else { return failing(.invalidArgument, -1) }
     guard buf != nil || count == 0 else { return failing(.badAddress, -1) }
-    let bytes = buf.map { Array(UnsafeRawBufferPointer(start: $0, count: count)) } ?? []
+    // rw_verify_area caps the count at MAX_RW_COUNT; then what the buffer supplies is copied,
+    // up to the first page that cannot be read (EFAULT when none can).
+    let n = min(count, maxRWCount)
+    var bytes: [UInt8] = []
+    if let buf, n > 0 {
+        // In steps, so that memory is taken for what was read, not for what was asked.
+        let step = 64 << 10
+        while bytes.count < n {
+            let at = bytes.count
+            let want = min(step, n - at)
+            var got = 0
+            let chunk = [UInt8](unsafeUninitializedCapacity: want) { out, initialized in
+                got = cshim_copy_readable(out.baseAddress!, buf + at, want)
+                initialized = got
+            }
+            bytes.append(contentsOf: chunk)
+            if got < want { break }
+        }
+        guard !bytes.isEmpty else { return failing(.badAddress, -1) }
+    }
     do { return try call(p, bytes) } catch { return failing(error, -1) }
 }
+
+/// `MAX_RW_COUNT`: INT_MAX rounded down to a page, the most one read or write moves.
+let maxRWCount = Int(Int32.max) & ~4095
 
 @_cdecl("nommu_write")
 public func nommu_write(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int) -> Int {

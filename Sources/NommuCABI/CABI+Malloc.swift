@@ -128,8 +128,10 @@ public func nommu_posix_memalign(
 ) -> CInt {
     guard handle != nil, let out else { return EINVAL }
     return withMalloc(handle, ENOMEM) { m in
-        guard alignment > 0 else { return EINVAL }
-        guard size >= 0 else { return ENOMEM }
+        // size_t values: an alignment of 2^63 is a power of two (ENOMEM, as glibc), not negative.
+        let a = UInt(bitPattern: alignment)
+        guard a >= UInt(MemoryLayout<UnsafeRawPointer>.size), a & (a &- 1) == 0 else { return EINVAL }
+        guard size >= 0, a <= UInt(Malloc.Configuration.maxBytes) else { return ENOMEM }
         do throws(Errno) {
             out.pointee = try m.posixMemalign(alignment: alignment, size)
             return 0

@@ -150,7 +150,11 @@ extension System {
             }
             // The brk+stack region: MAP_UNINITIALIZED, so it is cleared only when the system
             // does not allow uninitialised mappings.
-            var stackSize = Int(elf.stackSize ?? 0)
+            // PT_GNU_STACK's p_memsz is the ELF's to say: more than TASK_SIZE can never be
+            // mapped (ENOMEM, as the mmap below says for anything too big to fit).
+            let asked = elf.stackSize ?? 0
+            guard asked <= UInt64(taskSize) else { throw .noMemory }
+            var stackSize = Int(asked)
             if stackSize == 0 { stackSize = System.defaultStackSize }
             stackSize = max((stackSize + Int(pageSize) - 1) & ~(Int(pageSize) - 1), 2 * Int(pageSize))
             var stackProt: Protection = [.read, .write]

@@ -15,6 +15,8 @@ public enum Futex {
     public static let privateFlag = CInt(CSHIM_FUTEX_PRIVATE_FLAG)
     /// `FUTEX_CLOCK_REALTIME`: accepted (only meaningful for absolute timeouts).
     public static let clockRealtime = CInt(CSHIM_FUTEX_CLOCK_REALTIME)
+    /// `KTIME_SEC_MAX`: the seconds a `ktime_t` holds; a longer timeout never expires.
+    static let ktimeSecMax = Int(Int64.max / 1_000_000_000)
 }
 
 /// One blocked `FUTEX_WAIT`.
@@ -99,12 +101,16 @@ extension System {
                 guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { throw .invalidArgument }
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
-                var d = timespec(tv_sec: now.tv_sec + t.tv_sec, tv_nsec: now.tv_nsec + t.tv_nsec)
-                if d.tv_nsec >= 1_000_000_000 {
-                    d.tv_sec += 1
-                    d.tv_nsec -= 1_000_000_000
+                // A timeout of KTIME_SEC_MAX seconds or more is no deadline: the kernel's
+                // timespec64_to_ktime saturates it at KTIME_MAX, which never expires.
+                if t.tv_sec < Futex.ktimeSecMax {
+                    var d = timespec(tv_sec: now.tv_sec + t.tv_sec, tv_nsec: now.tv_nsec + t.tv_nsec)
+                    if d.tv_nsec >= 1_000_000_000 {
+                        d.tv_sec += 1
+                        d.tv_nsec -= 1_000_000_000
+                    }
+                    deadline = d
                 }
-                deadline = d
             }
             pthread_mutex_lock(table.mutex)
             defer { pthread_mutex_unlock(table.mutex) }

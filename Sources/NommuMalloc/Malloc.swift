@@ -52,6 +52,10 @@ public final class Malloc: @unchecked Sendable {
         /// free area is kept for reuse).
         public var unmapThreshold: Int
 
+        /// The largest size, threshold or alignment anything is asked for (2^56 bytes: more
+        /// than any machine maps; a configuration above it is `EINVAL`, a request `ENOMEM`).
+        public static let maxBytes = 1 << 56
+
         public init(
             policy: Policy = .heap, uninitialized: Bool = false, extendSize: Int = 64 << 10,
             mmapThreshold: Int = 128 << 10, unmapThreshold: Int = 64 << 10
@@ -142,8 +146,8 @@ public final class Malloc: @unchecked Sendable {
     /// A malloc for `process`. - Throws: `EINVAL` for thresholds or an extend size that are
     /// not positive.
     public init(process: Process, _ configuration: Configuration = Configuration()) throws(Errno) {
-        guard configuration.extendSize > 0, configuration.mmapThreshold > 0, configuration.unmapThreshold > 0 else {
-            throw .invalidArgument
+        for v in [configuration.extendSize, configuration.mmapThreshold, configuration.unmapThreshold] {
+            guard v > 0, v <= Configuration.maxBytes else { throw .invalidArgument }
         }
         self.process = process
         self.configuration = configuration
@@ -583,7 +587,11 @@ public final class Malloc: @unchecked Sendable {
     // MARK: Dispatch
 
     func allocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
-        guard size >= 0, size <= Int.max / 2 else { throw .noMemory }
+        // No mapping is this big: and below these bounds the sums of sizes, alignments and
+        // headers that follow cannot overflow.
+        guard size >= 0, size <= Configuration.maxBytes, alignment <= Configuration.maxBytes else {
+            throw .noMemory
+        }
         switch configuration.policy {
         case .simple:
             return try mapBlock(size, alignment: alignment, zeroed: zeroed)
@@ -602,7 +610,7 @@ public final class Malloc: @unchecked Sendable {
         _ p: UnsafeMutableRawPointer, _ h: HeaderView, _ size: Int,
         fresh: (block: UnsafeMutableRawPointer, held: Int)? = nil, used: inout Bool
     ) throws(Errno) -> UnsafeMutableRawPointer {
-        guard size <= Int.max / 2 else { throw .noMemory }
+        guard size <= Configuration.maxBytes else { throw .noMemory }
         if !h.isMapped, let q = heapResizeInPlace(p, size) { return q }
         if h.isMapped && size <= h.usable && size + 16 > h.usable / 2 {
             header(p).requested = UInt64(size)
@@ -690,7 +698,7 @@ public final class Malloc: @unchecked Sendable {
     /// Whether a request of `size` bytes aligned to `alignment` gets a mapping of its own.
     @inline(__always)
     func mapsItsOwn(_ size: Int, alignment: Int) -> Bool {
-        guard size >= 0, size <= Int.max / 2 else { return false }
+        guard size >= 0, size <= Configuration.maxBytes else { return false }
         return configuration.policy == .simple || size + alignment >= configuration.mmapThreshold
     }
 

@@ -162,4 +162,14 @@ struct TraceFuzzRegressionTests {
             name: "t", Array("# nommu-trace v1\nm 1 8\n   \n\t\nf 1\n".utf8.map { $0 == 9 ? 32 : $0 }))
         #expect(t.count == 2)
     }
+
+    @Test(
+        "an alignment of 2^62 with a size just below it does not fit (it trapped)",
+        arguments: Malloc.Policy.allCases)
+    func hugeAlignment(policy: Malloc.Policy) throws {
+        let t = try Trace.parse(
+            name: "t", Array("# nommu-trace v1\np 1 4611686018427387904 4611686018427387903\nm 2 8\n".utf8))
+        let r = try Replay.run([t], ReplayOptions(policy: policy, compareWithGlibc: false))
+        #expect(r.first?.firstFailure?.event == 1, "\(r)")
+    }
 }

@@ -4,10 +4,13 @@
  * check and a closing "N passed, M failed"; exits 1 if anything failed. */
 #include "nommu.h"
 
+#include <elf.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 static int passed, failed;
@@ -480,6 +483,89 @@ static void null_and_bad_rows(void) {
     nommu_system_destroy(sys);
 }
 
+/* Extreme values a C program can pass: each answers with the kernel's errno; none traps (a
+ * trap would end this program, and the test with it). */
+static void extreme_rows(void) {
+    nommu_system *sys = nommu_system_create(NULL);
+    nommu_process *p = nommu_process_create(sys);
+    /* futex: a LONG_MAX-second timeout is accepted (the word differs: EAGAIN). */
+    uint32_t *word = nommu_mmap(p, NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct timespec forever = {LONG_MAX, 0}, almost = {LONG_MAX, 999999999};
+    EXPECT_ERRNO(nommu_futex(p, word, 0 /* FUTEX_WAIT */, 1, &forever), -1, EAGAIN, "futex WAIT {LONG_MAX, 0}");
+    EXPECT_ERRNO(nommu_futex(p, word, 0, 1, &almost), -1, EAGAIN, "futex WAIT {LONG_MAX, 999999999}");
+    /* posix_memalign: an alignment of 2^62 with a size just below it is ENOMEM, *out untouched. */
+    void *out = (void *)0x1234;
+    CHECK(nommu_posix_memalign(p, &out, (size_t)1 << 62, ((size_t)1 << 62) - 1) == ENOMEM && out == (void *)0x1234,
+          "posix_memalign(2^62, 2^62 - 1)");
+    CHECK(nommu_posix_memalign(p, &out, (size_t)1 << 63, 1) == ENOMEM && out == (void *)0x1234,
+          "posix_memalign(2^63, 1)");
+    /* nommu_malloc_configure: sizes no mapping could have are EINVAL; the defaults still work. */
+    nommu_process *q = nommu_process_create(sys);
+    struct nommu_malloc_config mc;
+    size_t huge[] = {SIZE_MAX / 2, SIZE_MAX, (size_t)1 << 62};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        nommu_malloc_config_init(&mc);
+        mc.extend_size = huge[i];
+        EXPECT_ERRNO(nommu_malloc_configure(q, &mc), -1, EINVAL, "malloc_configure(extend_size huge)");
+        nommu_malloc_config_init(&mc);
+        mc.mmap_threshold = huge[i];
+        EXPECT_ERRNO(nommu_malloc_configure(q, &mc), -1, EINVAL, "malloc_configure(mmap_threshold huge)");
+        nommu_malloc_config_init(&mc);
+        mc.unmap_threshold = huge[i];
+        EXPECT_ERRNO(nommu_malloc_configure(q, &mc), -1, EINVAL, "malloc_configure(unmap_threshold huge)");
+    }
+    nommu_malloc_config_init(&mc);
+    CHECK(nommu_malloc_configure(q, &mc) == 0, "malloc_configure(defaults) after the refusals");
+    void *m = nommu_malloc(q, 1);
+    CHECK(m != NULL, "malloc(1)");
+    nommu_free(q, m);
+    EXPECT_ERRNO(nommu_malloc(q, SIZE_MAX / 2), NULL, ENOMEM, "malloc(SIZE_MAX / 2)");
+    CHECK(nommu_posix_memalign(q, &out, (size_t)1 << 40, SIZE_MAX / 4) == ENOMEM, "posix_memalign(2^40, SIZE_MAX/4)");
+    nommu_process_exit(q);
+    /* write: the count is capped (MAX_RW_COUNT) and what the buffer supplies is copied, up to
+     * the first address that cannot be read (16 bytes here); none readable is EFAULT. */
+    unsigned char *two = mmap(NULL, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(two != MAP_FAILED && munmap(two + PAGE, PAGE) == 0, "a host page with nothing after it");
+    memset(two, 'x', PAGE);
+    int fd = nommu_open(p, "/tmp/big", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(nommu_write(p, fd, two + PAGE - 16, (size_t)1 << 40) == 16, "write(16 readable bytes, count 2^40)");
+    EXPECT_ERRNO(nommu_write(p, fd, two + PAGE, (size_t)1 << 40), -1, EFAULT, "write(nothing readable, count 2^40)");
+    EXPECT_ERRNO(nommu_write(p, fd, two, (size_t)SSIZE_MAX + 1), -1, EINVAL, "write(count above SSIZE_MAX)");
+    munmap(two, PAGE);
+    nommu_close(p, fd);
+    /* exec: a PT_GNU_STACK asking for more than any machine has is ENOMEM, at every size. */
+    FILE *host = fopen("/bin/ls", "rb");
+    if (host) {
+        static unsigned char image[4 << 20];
+        size_t len = fread(image, 1, sizeof image, host);
+        fclose(host);
+        Elf64_Ehdr *eh = (Elf64_Ehdr *)image;
+        uint64_t sizes[] = {(uint64_t)1 << 44, ((uint64_t)1 << 63) - 4095, (uint64_t)1 << 63, UINT64_MAX};
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+            int patched = 0;
+            for (int i = 0; i < eh->e_phnum; i++) {
+                Elf64_Phdr *ph = (Elf64_Phdr *)(image + eh->e_phoff + (size_t)i * eh->e_phentsize);
+                if (ph->p_type == PT_GNU_STACK) {
+                    ph->p_memsz = sizes[k];
+                    patched = 1;
+                }
+            }
+            CHECK(patched, "/bin/ls has PT_GNU_STACK");
+            char name[64];
+            snprintf(name, sizeof name, "/rom/stack%zu", k);
+            CHECK(nommu_romfs_add(sys, name, image, len) == 0, "romfs_add");
+            nommu_process *e = nommu_process_create(sys);
+            struct nommu_image img;
+            memset(&img, 0, sizeof img);
+            img.size = sizeof img;
+            EXPECT_ERRNO(nommu_exec_elf(e, name, &img), -1, ENOMEM, "exec with a PT_GNU_STACK beyond any machine");
+            nommu_process_exit(e);
+        }
+    }
+    nommu_process_exit(p);
+    nommu_system_destroy(sys);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -637,6 +723,7 @@ int main(void) {
     exec_rows();
     malloc_rows();
     null_and_bad_rows();
+    extreme_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
