@@ -5,6 +5,7 @@
 // NULL and errno). Nothing here throws, and out-parameters are written only on success.
 import CNommu
 import NommuBase
+import PageAllocator
 package import NommuMM
 #if canImport(Glibc)
     import Glibc
@@ -51,7 +52,27 @@ func process(_ p: OpaquePointer?) -> Process? {
 }
 
 func handle(_ p: Process) -> OpaquePointer {
-    OpaquePointer(Unmanaged.passRetained(p).toOpaque())
+    let raw = Unmanaged.passRetained(p).toOpaque()
+    let key = ObjectIdentifier(p.system)
+    processHandles.withLock { $0[key, default: []].append(raw) }
+    return OpaquePointer(raw)
+}
+
+/// The process handles given out and not yet passed to `nommu_process_exit`, by system:
+/// `nommu_system_destroy` ends and releases them (each holds its process, which holds the
+/// system and its arena). Touched when a process is created or ends, never on a call.
+let processHandles = HostMutex<[ObjectIdentifier: [UnsafeMutableRawPointer]]>([:])
+
+/// Takes `raw` off its system's list: false when it is not there (already ended).
+func forgetHandle(_ raw: UnsafeMutableRawPointer, of system: System) -> Bool {
+    processHandles.withLock { table in
+        let key = ObjectIdentifier(system)
+        guard var list = table[key], let i = list.firstIndex(of: raw) else { return false }
+        list.swapAt(i, list.count - 1)
+        list.removeLast()
+        table[key] = list.isEmpty ? nil : list
+        return true
+    }
 }
 
 /// `MAP_FAILED`.

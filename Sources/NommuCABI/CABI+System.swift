@@ -56,6 +56,14 @@ public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> Opaqu
 public func nommu_system_destroy(_ system: OpaquePointer?) {
     guard let system else { return }
     let h = Unmanaged<SystemHandle>.fromOpaque(UnsafeRawPointer(system)).takeRetainedValue()
+    // Its process handles become invalid: each ends and lets go of its process (and so of
+    // the system); with the handle, the last reference goes, and the arena with it.
+    let handles = processHandles.withLock { $0.removeValue(forKey: ObjectIdentifier(h.system)) } ?? []
+    for raw in handles {
+        let process = Unmanaged<Process>.fromOpaque(raw).takeRetainedValue()
+        forgetMalloc(process)
+        process.exit()
+    }
     for pid in h.system.pids { h.system.exit(pid: pid) }
 }
 
@@ -86,7 +94,10 @@ public func nommu_getpid(_ p: OpaquePointer?) -> CInt {
 @_cdecl("nommu_process_exit")
 public func nommu_process_exit(_ p: OpaquePointer?) {
     guard let p else { return }
-    let process = Unmanaged<Process>.fromOpaque(UnsafeRawPointer(p)).takeRetainedValue()
+    let raw = UnsafeMutableRawPointer(p)
+    let process = Unmanaged<Process>.fromOpaque(raw).takeUnretainedValue()
+    _ = forgetHandle(raw, of: process.system)
+    Unmanaged<Process>.fromOpaque(raw).release()
     forgetMalloc(process)
     process.exit()
 }

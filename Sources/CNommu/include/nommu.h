@@ -78,7 +78,8 @@ struct nommu_config {
 void nommu_config_init(struct nommu_config *config);
 /* NULL config = defaults. NULL and errno (EINVAL, ENOMEM, ...) on failure. */
 nommu_system *nommu_system_create(const struct nommu_config *config);
-/* Releases the system, its processes and its arena. */
+/* Releases the system, its processes (their handles become invalid, whether or not
+ * nommu_process_exit was called) and its arena, /data directory included. */
 void nommu_system_destroy(nommu_system *system);
 
 /* ---- Processes ---- */

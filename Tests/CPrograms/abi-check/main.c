@@ -10,8 +10,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <dirent.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static int passed, failed;
 
@@ -566,6 +569,72 @@ static void extreme_rows(void) {
     nommu_system_destroy(sys);
 }
 
+/* A line of /proc/self/status, in kB. */
+static long status_kb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, key, n) == 0 && line[n] == ':') v = atol(line + n + 1);
+    }
+    if (f) fclose(f);
+    return v;
+}
+
+/* Entries of a directory (without . and ..). */
+static int entries(const char *path) {
+    DIR *d = opendir(path);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    if (d) closedir(d);
+    return n;
+}
+
+/* nommu_system_destroy releases the system, its processes (their handles become invalid)
+ * and its arena: 200 create/destroy cycles, half of them with process handles still live,
+ * leave the address space, the resident memory, the descriptors and $TMPDIR as they were. */
+static void lifecycle_rows(void) {
+    char tmp[] = "/tmp/abi-lifecycle-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL, "a private TMPDIR");
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("TMPDIR", tmp, 1);
+    long vm0 = 0, rss0 = 0;
+    int fds0 = 0;
+    for (int cycle = 0; cycle < 220; cycle++) {
+        if (cycle == 20) { /* after warming up: the runtime's own first allocations are not a leak */
+            vm0 = status_kb("VmSize");
+            rss0 = status_kb("VmRSS");
+            fds0 = entries("/proc/self/fd");
+        }
+        nommu_system *sys = nommu_system_create(NULL);
+        nommu_process *a = nommu_process_create(sys), *b = nommu_process_create(sys);
+        void *m = nommu_malloc(a, 100000);
+        void *map = nommu_mmap(b, NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        int fd = nommu_open(b, "/data/f", O_RDWR | O_CREAT, 0600);
+        CHECK(m && map != MAP_FAILED && fd >= 0 && nommu_write(b, fd, "x", 1) == 1, "a system in use");
+        if (cycle % 2) nommu_process_exit(a); /* the other half: destroy ends it */
+        nommu_system_destroy(sys);
+    }
+    long vm1 = status_kb("VmSize"), rss1 = status_kb("VmRSS");
+    int fds1 = entries("/proc/self/fd");
+    printf("lifecycle: 200 cycles: VmSize %ld -> %ld kB, VmRSS %ld -> %ld kB, descriptors %d -> %d\n", vm0, vm1,
+           rss0, rss1, fds0, fds1);
+    CHECK(vm1 - vm0 <= 16384, "200 create/destroy cycles: VmSize flat (within 16 MiB)");
+    CHECK(rss1 - rss0 <= 16384, "200 create/destroy cycles: VmRSS flat (within 16 MiB)");
+    CHECK(fds1 == fds0, "200 create/destroy cycles: no descriptor left open");
+    CHECK(entries(tmp) == 0, "200 create/destroy cycles: every /data directory removed");
+    if (saved) {
+        setenv("TMPDIR", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TMPDIR");
+    }
+    rmdir(tmp);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -724,6 +793,7 @@ int main(void) {
     malloc_rows();
     null_and_bad_rows();
     extreme_rows();
+    lifecycle_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
