@@ -98,11 +98,18 @@ extension System {
             s.processes[pid] = new
             return (old, new)
         }
+        // The new space is only ever named through `s.processes[pid]` (pids are never
+        // reused): a process that exited meanwhile has had it released, and its slot may
+        // already be another process's.
         func rollBack() {
             state.withLock { s in
-                s.processes[pid] = oldMM
-                s.spaces[newMM]!.users = 1
-                releaseAddressSpace(newMM, in: &s)
+                if s.processes[pid] == newMM {
+                    s.processes[pid] = oldMM
+                    s.spaces[newMM]!.users = 1
+                    releaseAddressSpace(newMM, in: &s)
+                } else {
+                    releaseAddressSpace(oldMM, in: &s)  // exited: exec held the old space's use
+                }
             }
         }
         var segments: [ExecutableImage.Segment] = []
@@ -165,7 +172,8 @@ extension System {
             let startBrk = region.rawValue
             let endBrk = startBrk + UInt(stackSize) - pageSize
             let startStack = startBrk + UInt(stackSize)
-            state.withLock { s in
+            try state.withLock { (s: inout ModelState) throws(Errno) in
+                guard s.processes[pid] == newMM else { throw .noSuchProcess }
                 s.spaces.update(newMM) { space in
                     space.startBrk = startBrk
                     space.brk = startBrk

@@ -351,7 +351,6 @@ extension System {
         enum Plan {
             case done([UInt8])
             case pipe(PipeBuffer, Bool)
-            case nrTrim(Int)
         }
         let plan = try state.withLock { (s: inout ModelState) throws(Errno) -> Plan in
             let f = try descriptor(pid, fd, in: &s)
@@ -363,7 +362,16 @@ extension System {
                 let chunk = Array(b[start..<min(b.count, start + count)])
                 if position == nil { s.setOffset(pid, fd, start + chunk.count) }
                 return .done(chunk)
-            case .nrTrimPages: return .nrTrim(position ?? f.offset)
+            case .nrTrimPages:
+                // Under the lock, so the offset goes to this open file (after the lock is
+                // dropped the descriptor could name another one). Model lock, then the
+                // allocator's: the order mmap of a file takes them in.
+                let b = Array("\(allocator.nrTrimPages)\n".utf8)
+                let start = min(position ?? f.offset, b.count)
+                let chunk = Array(b[start..<min(b.count, start + count)])
+                // pread leaves the file offset, as it does for every other file.
+                if position == nil { s.setOffset(pid, fd, start + chunk.count) }
+                return .done(chunk)
             case .inode(let id):
                 if let pipe = try streamOf(id, position: position, in: &s) { return .pipe(pipe, f.nonBlocking) }
                 do {
@@ -377,13 +385,6 @@ extension System {
         switch plan {
         case .done(let b): return b
         case .pipe(let p, let nonBlocking): return try p.read(count: count, nonBlocking: nonBlocking)
-        case .nrTrim(let offset):
-            let b = Array("\(nrTrimPages)\n".utf8)
-            let start = min(offset, b.count)
-            let chunk = Array(b[start..<min(b.count, start + count)])
-            // pread leaves the file offset, as it does for every other file.
-            if position == nil { state.withLock { s in s.setOffset(pid, fd, start + chunk.count) } }
-            return chunk
         }
     }
 

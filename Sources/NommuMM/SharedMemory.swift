@@ -163,18 +163,33 @@ extension System {
         guard shmid >= 0 else { throw .invalidArgument }
         guard address == 0 else { throw .invalidArgument }
         guard flags & SharedMemory.remap == 0 else { throw .invalidArgument }
+        // The segment is pinned before the lock is dropped (do_shmat's shm_nattch++): an
+        // IPC_RMID meanwhile only marks it, so its id and inode cannot go to a new segment
+        // before the mapping names them. The pin becomes the mapping's attach, or goes.
         let (inode, size) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Int, Int) in
             guard s.processes[pid] != nil else { throw .noSuchProcess }
             guard let seg = s.sysv[shmid] else { throw .invalidArgument }
+            s.sysv[shmid]!.attaches += 1
             return (seg.inode, seg.size)
         }
         var prot: Protection = flags & SharedMemory.readOnly != 0 ? [.read] : [.read, .write]
         if flags & SharedMemory.exec != 0 { prot.insert(.exec) }
         let rounded = (UInt(size) + pageSize - 1) & ~(pageSize - 1)
-        let addr = try mmapFile(
-            pid, rounded: rounded, protection: prot, flags: .shared, fd: -1, pgoff: 0, sysv: (inode, shmid))
+        let addr: VirtualAddress
+        do {
+            addr = try mmapFile(
+                pid, rounded: rounded, protection: prot, flags: .shared, fd: -1, pgoff: 0, sysv: (inode, shmid))
+        } catch {
+            state.withLock { s in
+                guard var seg = s.sysv[shmid] else { return }
+                seg.attaches -= 1
+                s.sysv[shmid] = seg
+                if seg.removed && seg.attaches == 0 { destroySegment(shmid, in: &s) }
+            }
+            _checkInvariants()
+            throw error
+        }
         state.withLock { s in
-            s.sysv[shmid]?.attaches += 1
             s.sysv[shmid]?.lastPID = pid
             s.sysv[shmid]?.attachTime = now()
         }

@@ -109,3 +109,70 @@ struct IsolationTests {
 extension VirtualAddress {
     fileprivate static func + (a: VirtualAddress, b: UInt) -> VirtualAddress { VirtualAddress(a.rawValue + b) }
 }
+
+@Suite("Isolation: no race hands a process another object")
+struct RaceIsolationTests {
+    @Test("shmat racing IPC_RMID and a new segment maps the segment asked for or fails, never the new one")
+    func shmatRacingRemoval() throws {
+        let s = try System(.init(arenaBytes: 16 << 20))
+        let p = s.createProcess()
+        let q = s.createProcess()
+        let wrong = HostMutex<[String]>([])
+        let rounds = ProcessEnvironment.int("NOMMU_RACE_ROUNDS", default: 20000)
+        for round in 0..<rounds {
+            // S1 is one page; S2, made while P attaches S1, two.
+            let s1 = try q.shmget(key: SharedMemory.privateKey, size: 4096, flags: SharedMemory.create | 0o600)
+            let attached = HostMutex<UInt?>(nil)
+            runOnThreads(2) { t in
+                if t == 0 {
+                    if let a = try? p.shmat(s1) { attached.withLock { $0 = a.rawValue } }
+                } else {
+                    try? q.shmRemove(s1)
+                    let s2 = try? q.shmget(key: 0x5eed, size: 8192, flags: SharedMemory.create | 0o600)
+                    if let s2 { try? q.shmRemove(s2) }
+                }
+            }
+            if let a = attached.withLock({ $0 }) {
+                let m = p.mappings.first { $0.start.rawValue == a }
+                // S1's inode is named for the private key; S2's for 0x5eed.
+                if m?.path?.hasPrefix("/SYSV00000000") != true {
+                    wrong.withLock { $0.append("round \(round): \(m.map { "\($0)" } ?? "no mapping")") }
+                }
+                try p.shmdt(a)
+            }
+        }
+        let found = wrong.withLock { $0 }
+        #expect(found.isEmpty, "\(found.count) of \(rounds) rounds mapped another segment: \(found.prefix(3))")
+        p.exit()
+        q.exit()
+        #expect(s.invariantViolation() == nil)
+    }
+}
+
+extension RaceIsolationTests {
+    @Test("exec racing the process's exit: the exec fails or completes, nothing of another process is touched")
+    func execRacingExit() throws {
+        let ls = try #require(readHostFile("/bin/ls"), "the host has /bin/ls")
+        let s = try System(.init(arenaBytes: 32 << 20))
+        try s.romfsAdd(path: "/rom/ls", ls)
+        let bystander = s.createProcess()
+        let mine = try bystander.mmap(length: 4096, protection: [.read, .write], flags: [.private, .anonymous])
+        let before = bystander.mappings
+        for _ in 0..<ProcessEnvironment.int("NOMMU_RACE_ROUNDS", default: 20000) / 5 {
+            let p = s.createProcess()
+            runOnThreads(2) { t in
+                if t == 0 { _ = try? p.exec("/rom/ls") } else { p.exit() }
+            }
+            p.exit()
+            // A process made now may reuse the slot of an address space the exec let go of.
+            let q = s.createProcess()
+            _ = try? q.mmap(length: 8192, protection: [.read], flags: [.private, .anonymous])
+            q.exit()
+        }
+        #expect(bystander.mappings == before, "the bystander's mappings did not change")
+        try bystander.munmap(address: mine.rawValue, length: 4096)
+        bystander.exit()
+        #expect(s.invariantViolation() == nil)
+        #expect(s.regionCount == 0, "every region went with its process")
+    }
+}

@@ -13,6 +13,10 @@ let programsRun = !Bin.sanitized
 /// 10^6 malloc/free pairs (fewer in checked builds, which walk the heap after every change).
 let pairs = Bin.checked ? 20_000 : 1_000_000
 
+/// Checked builds walk the whole arena after every change: the long runs get a 16 MiB one
+/// there (the default 256 MiB made a 20,000-pair run take 200 s, near the timeout).
+let checkedArena = Bin.checked ? ["--arena", "16M"] : []
+
 @Suite("nommu run: real programs on the model, through the command line", .enabled(if: programsRun))
 struct RunProgramTests {
     /// `nommu run --report R ARGS -- argv`, with the report read back.
@@ -74,10 +78,11 @@ struct RunProgramTests {
         if policy == "heap" { cases.append((pairs * 3 / 10, 200_000)) }  // mapped on their own
         for (count, size) in cases {
             let (o, doc) = try run(
-                [Bin.workload, "pairs", String(count), String(size)], ["--malloc", policy], in: dir)
+                [Bin.workload, "pairs", String(count), String(size)], ["--malloc", policy] + checkedArena, in: dir)
             #expect(o.status == 0, "\(o)")
             // "host malloc bytes after N/10: X, after N: Y"
             let numbers = o.stdout.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+            try #require(numbers.count >= 3, "\(o)")
             let (early, late) = (numbers[numbers.count - 3], numbers[numbers.count - 1])
             #expect(late - early <= 64 << 10, "\(policy) \(size) B: the model's own memory went \(early) → \(late)")
             let r = try #require(doc?.results.first)
@@ -99,7 +104,8 @@ struct RunProgramTests {
     func forkFromThreads(policy: String) throws {
         let dir = Scratch("run-fork")
         defer { dir.remove() }
-        let (o, doc) = try run([Bin.workload, "fork", "4", "40"], ["--malloc", policy], in: dir, timeout: 180)
+        let (o, doc) = try run(
+            [Bin.workload, "fork", "4", "40"], ["--malloc", policy] + checkedArena, in: dir, timeout: 180)
         #expect(o.status == 0 && o.stdout.contains("40 of 40 children exited 0"), "\(o)")
         let d = try #require(doc)
         #expect(d.results.count == 41, "the parent and 40 children report")
