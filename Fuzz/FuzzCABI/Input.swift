@@ -16,6 +16,17 @@ extension FuzzInput {
         return v
     }
 
+    /// A value from the edges, where arithmetic on a caller's number overflows: 0, 1, a page
+    /// less one, 2^31 ± 1, 2^32 ± 1, 2^62 (and one less), 2^63 − 1, 2^63, 2^64 − 1, and small
+    /// negatives (as the word's bit pattern).
+    mutating func extreme() -> UInt64 { pick(FuzzInput.extremes) }
+
+    static let extremes: [UInt64] = [
+        0, 1, 4095, 0x7fff_ffff, 0x8000_0000, 0x8000_0001, 0xffff_ffff, 0x1_0000_0000, 0x1_0000_0001,
+        0x3fff_ffff_ffff_ffff, 0x4000_0000_0000_0000, 0x7fff_ffff_ffff_ffff, 0x8000_0000_0000_0000,
+        0xffff_ffff_ffff_ffff, 0xffff_ffff_ffff_f000, 0xffff_ffff_ffff_fffe,
+    ]
+
     /// True once in `n` (by the next byte).
     mutating func chance(_ n: UInt8) -> Bool { byte() % n == 0 }
 

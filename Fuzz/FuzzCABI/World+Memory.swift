@@ -291,6 +291,16 @@ extension World {
         switch input.byte() % 8 {
         case 0: timeout.tv_nsec = 1_000_000_000
         case 1: timeout.tv_sec = -1
+        case 2:
+            // The edges of a timespec (LONG_MAX seconds and the like): only where the word
+            // differs, so that a wait that is accepted returns EAGAIN instead of blocking.
+            timeout.tv_sec = Int(truncatingIfNeeded: input.extreme())
+            timeout.tv_nsec = input.pick([0, 999_999_999, -1, Int(truncatingIfNeeded: input.extreme())])
+            if readable && address & 3 == 0 {
+                value = UnsafePointer<UInt32>(bitPattern: address)!.pointee ^ 1
+            } else if timeout.tv_sec > 0 {
+                timeout.tv_sec = 0
+            }
         default: break
         }
         // Every call carries the timeout: an unknown op with the wait bits clear is a wait.

@@ -43,13 +43,14 @@ extension World {
     // MARK: malloc
 
     func mallocSize(_ input: inout FuzzInput) -> Int {
-        switch input.byte() % 7 {
+        switch input.byte() % 8 {
         case 0: return 0
         case 1, 2: return 1 + Int(input.byte())
         case 3: return input.word()
         case 4: return 100_000 + input.word() * 4
         case 5: return Int(page) * Int(1 + input.byte() % 8)
-        default: return input.pick([Int.max, -1, Int.max / 2 + 1, 1 << 40])
+        case 6: return input.pick([Int.max, -1, Int.max / 2 + 1, 1 << 40])
+        default: return Int(truncatingIfNeeded: input.extreme())
         }
     }
 
@@ -108,7 +109,9 @@ extension World {
                 if errno != EINVAL { fail("double free of \(b.pointer): errno \(errno)") }
             }
         case 6:
-            let alignment = input.pick([0, 8, 16, 24, 64, 4096, 1 << 20, -1])
+            let alignment =
+                input.chance(4)
+                ? Int(truncatingIfNeeded: input.extreme()) : input.pick([0, 8, 16, 24, 64, 4096, 1 << 20, -1])
             let size = mallocSize(&input)
             var out: UnsafeMutableRawPointer? = UnsafeMutableRawPointer(bitPattern: 0x5a5a_5a50)
             let rc = nommu_posix_memalign(p.handle, &out, alignment, size)
@@ -118,7 +121,7 @@ extension World {
                 }
                 return
             }
-            guard let r = out, alignment > 0, UInt(bitPattern: r) % UInt(alignment) == 0 else {
+            guard let r = out, alignment > 0, UInt(bitPattern: r) % UInt(bitPattern: alignment) == 0 else {
                 fail("posix_memalign(\(alignment), \(size)) gave \(String(describing: out))")
             }
             allocated(p, r, size)
@@ -129,6 +132,10 @@ extension World {
             c.uninitialized = CInt(input.byte() & 1)
             if input.chance(4) { c.extend_size = Int(input.word()) * 16 }
             if input.chance(4) { c.mmap_threshold = Int(input.word()) * 16 }
+            // The edges: sizes no mapping can have are EINVAL, never a trap later.
+            if input.chance(8) { c.extend_size = Int(truncatingIfNeeded: input.extreme()) }
+            if input.chance(8) { c.mmap_threshold = Int(truncatingIfNeeded: input.extreme()) }
+            if input.chance(8) { c.unmap_threshold = Int(truncatingIfNeeded: input.extreme()) }
             if input.chance(8) { c.size = 8 }
             if nommu_malloc_configure(p.handle, &c) == 0 && !p.blocks.isEmpty {
                 fail("nommu_malloc_configure succeeded with \(p.blocks.count) blocks live")

@@ -164,8 +164,10 @@ func makeReport(_ s: RunState, end: String) -> RunReport {
     }
     var sites: [RunReport.Site] = []
     if nommu_run_tracking_sites() != 0 && s.sitesShown > 0 {
-        var raw = [nommu_run_site](repeating: nommu_run_site(), count: s.sitesShown)
-        let n = Int(nommu_run_top_sites(&raw, CInt(s.sitesShown)))
+        // No more than the table holds (NOMMU_RUN_SITES may say 2^63).
+        let shown = min(s.sitesShown, Int(nommu_run_site_capacity()))
+        var raw = [nommu_run_site](repeating: nommu_run_site(), count: shown)
+        let n = Int(nommu_run_top_sites(&raw, CInt(shown)))
         sites = raw.prefix(n).map { r in
             RunReport.Site(
                 frame: r.address == 1

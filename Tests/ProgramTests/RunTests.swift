@@ -210,8 +210,8 @@ struct RunProgramTests {
         let ours = mr.sites.filter { $0.frame.location?.contains("workload.c") == true }
         #expect(ours.count == 3, "malloc, realloc and the malloc after a free: \(mr.sites)")
         #expect(ours.allSatisfy { $0.liveBytes == 0 && $0.peakBytes > 0 }, "every block was freed: \(ours)")
-        // Time in the model (one call in eight timed past each thread's first 4096): each
-        // thread's share lies within the process's wall time.
+        // Time in the model: each thread's share lies within the process's wall time (an
+        // estimate from one call in eight broke this under lock contention).
         #expect(mr.modelMs > 0 && mr.modelMs <= mr.wallMs * 4, "\(mr.modelMs) ms in the model, \(mr.wallMs) ms wall")
     }
 }

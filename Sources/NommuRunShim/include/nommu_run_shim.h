@@ -57,6 +57,8 @@ struct nommu_run_site {
 int nommu_run_top_sites(struct nommu_run_site *out, int max);
 /* Whether sites are tracked (NOMMU_RUN_SITES is not 0). */
 int nommu_run_tracking_sites(void);
+/* How many sites the table can tell apart (the most nommu_run_top_sites can return). */
+int nommu_run_site_capacity(void);
 /* dladdr: the object holding `address` (its file and load address) and the nearest
  * exported symbol before it (NULL and 0 when none); 0 when no object holds it. */
 int nommu_run_describe(uintptr_t address, const char **module, uintptr_t *base, const char **symbol,

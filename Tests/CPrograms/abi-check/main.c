@@ -569,6 +569,151 @@ static void extreme_rows(void) {
     nommu_system_destroy(sys);
 }
 
+/* The property: no value of any integer argument traps. Every call below takes each edge value
+ * (0, 1, a page less one, 2^31 ± 1, 2^32 ± 1, 2^62, 2^63 − 1, 2^63, 2^64 − 1, negatives) in each
+ * integer position, with the other arguments valid; a failure sets errno; what succeeds is
+ * undone; at the end every page is back. A trap would end the program. */
+static const uint64_t edges[] = {
+    0, 1, 4095, 4096, 0x7fffffffu, 0x80000000u, 0x80000001u, 0xffffffffu, 0x100000000ull, 0x100000001ull,
+    0x3fffffffffffffffull, 0x4000000000000000ull, 0x7fffffffffffffffull, 0x8000000000000000ull,
+    0xffffffffffffffffull, 0xfffffffffffff000ull, 0xfffffffffffffffeull,
+};
+#define NEDGES (sizeof edges / sizeof edges[0])
+static int sweep_calls, sweep_bad_errno;
+
+/* A failed call must say why. */
+#define FAILED_WITH_ERRNO(failed)                                                                                      \
+    do {                                                                                                               \
+        sweep_calls++;                                                                                                 \
+        if ((failed) && errno == 0) {                                                                                  \
+            sweep_bad_errno++;                                                                                         \
+            printf("  (line %d: failed without errno)\n", __LINE__);                                                   \
+        }                                                                                                              \
+    } while (0)
+
+static void edge_sweep(void) {
+    nommu_system *sys = nommu_system_create(NULL);
+    nommu_process *p = nommu_process_create(sys);
+    struct nommu_stats before, after;
+    before.size = after.size = sizeof before;
+    const int anon = MAP_PRIVATE | MAP_ANONYMOUS, rw = PROT_READ | PROT_WRITE;
+    unsigned char *page = nommu_mmap(p, NULL, 2 * PAGE, rw, anon, -1, 0);
+    int fd = nommu_open(p, "/tmp/sweep", O_RDWR | O_CREAT, 0600);
+    char buf[64] = {0};
+    for (size_t i = 0; i < NEDGES; i++) {
+        uint64_t v = edges[i];
+        void *r;
+        errno = 0;
+        r = nommu_mmap(p, NULL, (size_t)v, rw, anon, -1, 0);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_munmap(p, r, (size_t)v);
+        errno = 0;
+        r = nommu_mmap(p, NULL, PAGE, (int)v, anon, -1, 0);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_munmap(p, r, PAGE);
+        errno = 0;
+        r = nommu_mmap(p, NULL, PAGE, rw, (int)v, -1, 0);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_munmap(p, r, PAGE);
+        errno = 0;
+        r = nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, (int)v, 0);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_munmap(p, r, PAGE);
+        errno = 0;
+        r = nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, (off_t)v);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_munmap(p, r, PAGE);
+        errno = 0;
+        r = nommu_mmap2(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, (unsigned long)v);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_munmap(p, r, PAGE);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_munmap(p, (void *)(uintptr_t)v, PAGE) != 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_munmap(p, page + 2 * PAGE, (size_t)v) != 0); /* past the mapping */
+        errno = 0;
+        r = nommu_mremap(p, page, 2 * PAGE, (size_t)v, 0);
+        FAILED_WITH_ERRNO(r == MAP_FAILED);
+        if (r != MAP_FAILED) nommu_mremap(p, page, (size_t)v, 2 * PAGE, 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_mremap(p, page, (size_t)v, PAGE, 0) == MAP_FAILED);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_mremap(p, page, 2 * PAGE, 2 * PAGE, (int)v) == MAP_FAILED);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_read(p, fd, buf, (size_t)v) < 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_pread(p, fd, buf, sizeof buf, (off_t)v) < 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_pwrite(p, fd, buf, 8, (off_t)v) < 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_write(p, fd, buf, (size_t)v) < 0);
+        nommu_ftruncate(p, fd, 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_ftruncate(p, fd, (off_t)v) != 0);
+        nommu_ftruncate(p, fd, 0);
+        errno = 0;
+        int id = nommu_shmget(p, 0, (size_t)v, IPC_CREAT | 0600);
+        FAILED_WITH_ERRNO(id < 0);
+        if (id >= 0) nommu_shmctl(p, id, IPC_RMID, NULL);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_shmat(p, (int)v, NULL, 0) == MAP_FAILED);
+        struct timespec t = {(time_t)v, 0}, n = {0, (long)v};
+        uint32_t *word = (uint32_t *)page;
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_futex(p, word, 0, 1, &t) != 0); /* the word is 0: EAGAIN */
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_futex(p, word, 0, 1, &n) != 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_futex(p, word, (int)v, 1, &n) < 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_futex(p, word, 1 /* FUTEX_WAKE */, (uint32_t)v, NULL) < 0);
+        (void)nommu_brk(p, (void *)(uintptr_t)v); /* brk answers with the break, never errno */
+        sweep_calls++;
+        errno = 0;
+        r = nommu_malloc(p, (size_t)v);
+        FAILED_WITH_ERRNO(r == NULL);
+        nommu_free(p, r);
+        errno = 0;
+        r = nommu_calloc(p, (size_t)v, 3);
+        FAILED_WITH_ERRNO(r == NULL && v != 0);
+        nommu_free(p, r);
+        void *blk = nommu_malloc(p, 32);
+        errno = 0;
+        r = nommu_realloc(p, blk, (size_t)v);
+        FAILED_WITH_ERRNO(r == NULL && v != 0);
+        nommu_free(p, r ? r : (v == 0 ? NULL : blk));
+        void *out = NULL;
+        if (nommu_posix_memalign(p, &out, (size_t)v, 64) == 0) nommu_free(p, out);
+        if (nommu_posix_memalign(p, &out, 64, (size_t)v) == 0) nommu_free(p, out);
+        sweep_calls += 2;
+        errno = 0;
+        r = nommu_alloc_pages(sys, (unsigned)v, 0);
+        FAILED_WITH_ERRNO(r == NULL);
+        if (r) nommu_free_pages(sys, r, (unsigned)v);
+        errno = 0;
+        r = nommu_alloc_pages_exact(sys, (size_t)v, 0);
+        FAILED_WITH_ERRNO(r == NULL);
+        if (r) nommu_free_pages_exact(sys, r, (size_t)v);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_free_pages(sys, page, (unsigned)v) != 0);
+        errno = 0;
+        FAILED_WITH_ERRNO(nommu_free_pages_exact(sys, page, (size_t)v) != 0);
+        /* The malloc's first area stays mapped (one wholly free area is kept): count from here. */
+        if (i == 0) nommu_get_stats(sys, &before);
+    }
+    nommu_get_stats(sys, &after);
+    printf("edge sweep: %d calls with %zu edge values, %d failures without errno\n", sweep_calls, NEDGES,
+           sweep_bad_errno);
+    CHECK(sweep_bad_errno == 0, "edge sweep: every failure sets errno");
+    if (after.allocated_pages != before.allocated_pages)
+        printf("  (allocated pages %llu -> %llu)\n", (unsigned long long)before.allocated_pages,
+               (unsigned long long)after.allocated_pages);
+    CHECK(after.allocated_pages == before.allocated_pages, "edge sweep: every page back after undoing what succeeded");
+    nommu_close(p, fd);
+    nommu_process_exit(p);
+    nommu_system_destroy(sys);
+}
+
 /* A line of /proc/self/status, in kB. */
 static long status_kb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -794,6 +939,7 @@ int main(void) {
     null_and_bad_rows();
     extreme_rows();
     lifecycle_rows();
+    edge_sweep();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
