@@ -112,14 +112,21 @@ func status(_ body: () throws(Errno) -> Void) -> CInt {
 public func nommu_pread(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
-    readInto(p, buf, count) { (p, n) throws(Errno) in try p.pread(fd, count: n, offset: Int64(offset)) }
+    // rw_verify_area: a position whose end (pos + count) is past the largest loff_t is EINVAL.
+    guard count < 0 || !Int64(offset).addingReportingOverflow(Int64(count)).overflow else {
+        return failing(.invalidArgument, -1)
+    }
+    return readInto(p, buf, count) { (p, n) throws(Errno) in try p.pread(fd, count: n, offset: Int64(offset)) }
 }
 
 @_cdecl("nommu_pwrite")
 public func nommu_pwrite(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
-    writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.pwrite(fd, bytes, offset: Int64(offset)) }
+    guard count < 0 || !Int64(offset).addingReportingOverflow(Int64(count)).overflow else {
+        return failing(.invalidArgument, -1)
+    }
+    return writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.pwrite(fd, bytes, offset: Int64(offset)) }
 }
 
 @_cdecl("nommu_ftruncate")
@@ -218,9 +225,10 @@ public func nommu_shmctl(
     case SharedMemory.remove:
         return status { () throws(Errno) in try p.shmRemove(shmid) }
     case SharedMemory.stat:
-        guard let buf else { return failing(.badAddress, -1) }
         do {
+            // The segment first (EINVAL for a bad id), then the copy out (EFAULT).
             let st = try p.shmStatus(shmid)
+            guard let buf else { return failing(.badAddress, -1) }
             var ds = shmid_ds()
             ds.shm_perm.__key = st.key
             ds.shm_perm.mode = UInt32(st.mode)

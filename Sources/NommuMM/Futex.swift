@@ -64,12 +64,13 @@ extension Process {
     /// `timeout`. `FUTEX_WAKE` wakes up to `value` waiters, in arrival order (at least one
     /// when any wait, as the kernel's loop does for `value` ≤ 0).
     ///
-    /// - Throws, in this order: `EINVAL` for an address not 4-byte aligned; `EFAULT` for
-    ///   an address outside every mapping of this process; `EPERM` inside a direct mapping
-    ///   of device memory (`/dev/fb0`, `/dev/mtd0`, `/dev/ram0`); `EACCES` inside a mapping
-    ///   without `PROT_READ` (Part A.2); `ENOSYS` for other operations; `EINVAL` for a
-    ///   malformed timeout; `EAGAIN` when the word differs from `value`; `ETIMEDOUT`;
-    ///   `ESRCH` when the process has exited.
+    /// - Throws, in this order (sys_futex, then do_futex): `EINVAL` for a wait's malformed
+    ///   timeout; `ENOSYS` for `FUTEX_CLOCK_REALTIME` with anything but a wait, and for
+    ///   other operations; `EINVAL` for an address not 4-byte aligned; `EFAULT` for an
+    ///   address outside every mapping of this process; `EPERM` inside a direct mapping of
+    ///   device memory (`/dev/fb0`, `/dev/mtd0`, `/dev/ram0`); `EACCES` inside a mapping
+    ///   without `PROT_READ` (Part A.2); `EAGAIN` when the word differs from `value`;
+    ///   `ETIMEDOUT`; `ESRCH` when the process has exited.
     /// - Returns: 0 for a completed wait; the number woken for a wake.
     public func futex(_ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec? = nil) throws(Errno) -> Int {
         try system.futex(pid, address, op, value, timeout: timeout)
@@ -78,6 +79,15 @@ extension Process {
 
 extension System {
     func futex(_ pid: Int32, _ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec?) throws(Errno) -> Int {
+        let cmd = op & ~(Futex.privateFlag | Futex.clockRealtime)
+        // sys_futex checks a waiting op's timeout first (futex_init_timeout); do_futex then
+        // refuses FUTEX_CLOCK_REALTIME on anything but a wait, and an op it does not know;
+        // only then does the op look at the address.
+        if cmd == Futex.wait, let t = timeout {
+            guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { throw .invalidArgument }
+        }
+        if op & Futex.clockRealtime != 0 && cmd != Futex.wait { throw .noFunction }
+        guard cmd == Futex.wait || cmd == Futex.wake else { throw .noFunction }
         // The address checks of the seed document (v2.6.24's get_futex_key, Part A.2).
         guard address & 3 == 0 else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
@@ -91,14 +101,12 @@ extension System {
             }
             guard space.mappings[i].flags.contains(.read) else { throw .permissionDenied }
         }
-        let cmd = op & ~(Futex.privateFlag | Futex.clockRealtime)
         let word = UnsafePointer<UInt32>(bitPattern: address)!
         let table = futexes
         switch cmd {
         case Futex.wait:
             var deadline: timespec? = nil
             if let t = timeout {
-                guard t.tv_sec >= 0, t.tv_nsec >= 0, t.tv_nsec < 1_000_000_000 else { throw .invalidArgument }
                 var now = timespec()
                 clock_gettime(CLOCK_MONOTONIC, &now)
                 // A timeout of KTIME_SEC_MAX seconds or more is no deadline: the kernel's

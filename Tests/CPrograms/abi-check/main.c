@@ -455,7 +455,8 @@ static void null_and_bad_rows(void) {
     EXPECT_ERRNO(nommu_pipe(p, NULL), -1, EFAULT, "pipe(fds NULL)");
     EXPECT_ERRNO(nommu_exec_elf(p, NULL, &img), -1, EFAULT, "exec_elf(path NULL)");
     EXPECT_ERRNO(nommu_shm_open(p, NULL, O_RDWR, 0), -1, EFAULT, "shm_open(name NULL)");
-    EXPECT_ERRNO(nommu_shmctl(p, 0, IPC_STAT, NULL), -1, EFAULT, "shmctl(buf NULL)");
+    /* (shmid 0 names no segment here: EINVAL comes first; extreme_rows has a live one.) */
+    EXPECT_ERRNO(nommu_shmctl(p, 0, IPC_STAT, NULL), -1, EINVAL, "shmctl(no such id, buf NULL)");
     EXPECT_ERRNO(nommu_get_stats(sys, NULL), -1, EINVAL, "get_stats(NULL)");
     /* Closed, negative, huge and foreign descriptors: EBADF. */
     int mine = nommu_open(p, "/tmp/mine", O_RDWR | O_CREAT, 0600);
@@ -536,6 +537,25 @@ static void extreme_rows(void) {
     EXPECT_ERRNO(nommu_write(p, fd, two, (size_t)SSIZE_MAX + 1), -1, EINVAL, "write(count above SSIZE_MAX)");
     munmap(two, PAGE);
     nommu_close(p, fd);
+    /* pread/pwrite: a position whose end is past the largest loff_t is EINVAL (rw_verify_area). */
+    fd = nommu_open(p, "/tmp/pos", O_RDWR | O_CREAT, 0600);
+    char small[16];
+    EXPECT_ERRNO(nommu_pread(p, fd, small, 16, LLONG_MAX), -1, EINVAL, "pread at LLONG_MAX for 16 bytes");
+    EXPECT_ERRNO(nommu_pwrite(p, fd, "ab", 2, LLONG_MAX - 1), -1, EINVAL, "pwrite ending past LLONG_MAX");
+    CHECK(nommu_pread(p, fd, small, 16, LLONG_MAX - 16) == 0, "pread ending at LLONG_MAX: end of file");
+    nommu_close(p, fd);
+    /* shmctl(IPC_STAT): the id first (EINVAL), then the buffer (EFAULT). */
+    EXPECT_ERRNO(nommu_shmctl(p, 999999, IPC_STAT, NULL), -1, EINVAL, "shmctl(bad id, IPC_STAT, NULL)");
+    int seg = nommu_shmget(p, 0, PAGE, IPC_CREAT | 0600);
+    EXPECT_ERRNO(nommu_shmctl(p, seg, IPC_STAT, NULL), -1, EFAULT, "shmctl(id, IPC_STAT, NULL)");
+    nommu_shmctl(p, seg, IPC_RMID, NULL);
+    /* futex: the timeout of a wait, then the op, then the address (sys_futex, do_futex). */
+    struct timespec bad = {0, -1};
+    EXPECT_ERRNO(nommu_futex(p, (uint32_t *)2, 99, 0, NULL), -1, ENOSYS, "futex: unknown op before the address");
+    EXPECT_ERRNO(nommu_futex(p, (uint32_t *)2, 1 | 256 /* WAKE | CLOCK_REALTIME */, 1, NULL), -1, ENOSYS,
+                 "futex: FUTEX_CLOCK_REALTIME with FUTEX_WAKE");
+    EXPECT_ERRNO(nommu_futex(p, (uint32_t *)8, 0, 0, &bad), -1, EINVAL, "futex: a wait's bad timeout before the address");
+    EXPECT_ERRNO(nommu_futex(p, (uint32_t *)8, 0 | 256, 0, NULL), -1, EFAULT, "futex: WAIT | CLOCK_REALTIME is a wait");
     /* exec: a PT_GNU_STACK asking for more than any machine has is ENOMEM, at every size. */
     FILE *host = fopen("/bin/ls", "rb");
     if (host) {
