@@ -292,12 +292,21 @@ extension System {
     }
 
     /// The procfs part of open: what the descriptor holds and whether it may be written.
+    /// A `/proc` entry's name as a pid, as `name_to_int` reads it: decimal digits only, no
+    /// leading zero (`01` and `+1` are no pid: ENOENT), and no more than fits.
+    static func procPID(_ name: String) -> Int32? {
+        let digits = Array(name.utf8)
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        guard digits.count == 1 || digits[0] != 48 else { return nil }
+        return Int32(name)
+    }
+
     private func openProc(_ pid: Int32, _ parts: [String]) throws(Errno) -> (OpenFile.Kind, Bool) {
         try ensureAlive(pid)
         var rest = parts
         var subject: Int32? = nil
-        if let first = rest.first, first == "self" || Int32(first) != nil {
-            subject = first == "self" ? pid : Int32(first)!
+        if let first = rest.first, first == "self" || System.procPID(first) != nil {
+            subject = first == "self" ? pid : System.procPID(first)!
             rest.removeFirst()
         }
         if let who = subject {

@@ -31,6 +31,12 @@ struct ProcFSTests {
         #expect(throws: Errno.permissionDenied) { _ = try p.readFile("/proc/\(q.pid)/maps") }
         #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/\(q.pid)/maps") }
         #expect(try p.readFile("/proc/\(q.pid)/status").contains("Mem:"), "status shows sizes only")
+        // name_to_int: digits only, no leading zero.
+        for name in ["0\(q.pid)", "+\(q.pid)", " \(q.pid)", "\(q.pid) ", "0", "-\(q.pid)", "4294967297"] {
+            #expect(throws: Errno.noSuchFileOrDirectory, "/proc/\(name)/status") {
+                _ = try p.readFile("/proc/\(name)/status")
+            }
+        }
         let child = try q.vfork()
         #expect(try child.readFile("/proc/\(q.pid)/maps") == lineB)
         #expect(try q.readFile("/proc/\(child.pid)/maps") == lineB)
