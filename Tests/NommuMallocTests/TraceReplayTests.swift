@@ -172,4 +172,15 @@ struct TraceFuzzRegressionTests {
         let r = try Replay.run([t], ReplayOptions(policy: policy, compareWithGlibc: false))
         #expect(r.first?.firstFailure?.event == 1, "\(r)")
     }
+
+    @Test("a line of a million fields is refused with a short quote of it")
+    func hugeLine() throws {
+        let text = "# nommu-trace v1\nm " + String(repeating: "1 ", count: 1_000_000) + "\n"
+        #expect {
+            _ = try Trace.parse(name: "t", Array(text.utf8))
+        } throws: { error in
+            guard let e = error as? Trace.ParseError else { return false }
+            return e.line == 2 && e.message.count < 120 && e.message.hasSuffix("…'")
+        }
+    }
 }
