@@ -160,6 +160,12 @@ extension System {
                 file = OpenFile(kind: .directory, readable: wantRead, writable: false)
             case .mount(let m, let rel):
                 let kind = try openInMount(m, rel, flags, write: wantWrite, in: &s)
+                // fifo_open: O_WRONLY | O_NONBLOCK with no reader is ENXIO.
+                if case .inode(let id) = kind, let pipe = s.inodes[id]!.pipe, s.inodes[id]!.kind == .fifo,
+                    wantWrite, !wantRead, flags.contains(.nonBlocking), !pipe.hasReader
+                {
+                    throw .noSuchDeviceOrAddress
+                }
                 file = OpenFile(kind: kind, readable: wantRead, writable: wantWrite)
                 file.append = flags.contains(.append)
                 file.nonBlocking = flags.contains(.nonBlocking)

@@ -11,6 +11,8 @@ import NommuBase
 final class PipeBuffer: @unchecked Sendable {
     /// `PIPE_DEF_BUFFERS` × page: the default capacity.
     static let capacity = 65536
+    /// `PIPE_BUF`: writes of this many bytes or fewer are atomic.
+    static let atomicBytes = 4096
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
@@ -48,6 +50,9 @@ final class PipeBuffer: @unchecked Sendable {
             if writer { writers += 1 }
         }
     }
+
+    /// Whether a reader has it open (fifo_open: a non-blocking open for writing needs one).
+    var hasReader: Bool { (try? locked { readers > 0 }) ?? false }
 
     /// An end was closed: waiting calls re-check (a reader may now see end of file, a
     /// writer `EPIPE`).
@@ -94,7 +99,9 @@ final class PipeBuffer: @unchecked Sendable {
                     return written
                 }
                 let room = PipeBuffer.capacity - (bytes.count - head)
-                if room == 0 {
+                // A write of PIPE_BUF bytes or fewer is atomic: it waits (or, non-blocking,
+                // is EAGAIN) until all of it fits, and goes in at once (pipe_write).
+                if room == 0 || (data.count <= PipeBuffer.atomicBytes && room < data.count) {
                     if nonBlocking {
                         if written == 0 { throw .resourceTemporarilyUnavailable }
                         return written

@@ -257,6 +257,44 @@ struct DescriptorTests {
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 
+    @Test("pipes: writes up to PIPE_BUF are atomic (EAGAIN without room); a non-blocking FIFO writer needs a reader")
+    func pipeAtomicity() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        try p.mkfifo("/tmp/f")
+        expectErrno(.noSuchDeviceOrAddress, "O_WRONLY | O_NONBLOCK, no reader") {
+            _ = try p.open("/tmp/f", [.writeOnly, .nonBlocking])
+        }
+        let r = try p.open("/tmp/f", [.readOnly, .nonBlocking])
+        let w = try p.open("/tmp/f", [.writeOnly, .nonBlocking])
+        #expect(try p.write(w, [UInt8](repeating: 1, count: 65536 - 100)) == 65436)
+        expectErrno(.resourceTemporarilyUnavailable, "200 bytes into 100 of room: all or nothing") {
+            _ = try p.write(w, [UInt8](repeating: 2, count: 200))
+        }
+        #expect(try p.write(w, [UInt8](repeating: 3, count: 5000)) == 100, "above PIPE_BUF: partial")
+        try p.close(w)
+        try p.close(r)
+        // Two writers of 4000-byte records into one pipe: no record is torn.
+        let (pr, pw) = try p.pipe()
+        let records = 300
+        let stream = HostMutex<[UInt8]>([])
+        runOnThreads(3) { t in
+            if t < 2 {
+                for _ in 0..<records { _ = try? p.write(pw, [UInt8](repeating: UInt8(t + 1), count: 4000)) }
+            } else {
+                while stream.withLock({ $0.count }) < 2 * records * 4000 {
+                    let chunk = (try? p.read(pr, count: 6000)) ?? []
+                    stream.withLock { $0 += chunk }
+                }
+            }
+        }
+        let all = stream.withLock { $0 }
+        var torn = 0
+        for k in stride(from: 0, to: all.count, by: 4000) where Set(all[k..<k + 4000]).count != 1 { torn += 1 }
+        #expect(all.count == 2 * records * 4000 && torn == 0, "\(torn) of \(2 * records) records torn")
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
     @Test("vfork children share the descriptor table; exit closes it")
     func sharedTable() throws {
         let s = try makeSystem()
