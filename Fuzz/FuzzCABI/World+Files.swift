@@ -143,18 +143,6 @@ extension World {
         if case .pipe = what { return }
         let count = input.count(page: Int(page))
         let offset: off_t? = input.chance(2) ? input.fileOffset(page: page) : nil
-        if input.chance(16) {
-            // A count far past the buffer (up to 2^64 − 1): capped at MAX_RW_COUNT, and only
-            // what the buffer supplies is copied; never a trap, never an allocation of it.
-            let bytes = input.data(count: 16)
-            let huge = Int(truncatingIfNeeded: input.extreme())
-            let n = bytes.withUnsafeBytes { b in
-                offset.map { nommu_pwrite(p.handle, fd, b.baseAddress, huge, $0) }
-                    ?? nommu_write(p.handle, fd, b.baseAddress, huge)
-            }
-            if n > 0 && huge < 0 { fail("write of a count above SSIZE_MAX returned \(n)") }
-            return
-        }
         if let (buffer, length) = mappedBuffer(p, writable: true, count: count, &input) {
             let n =
                 if let offset {
