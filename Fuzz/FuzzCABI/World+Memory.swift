@@ -298,8 +298,8 @@ extension World {
             timeout.tv_nsec = input.pick([0, 999_999_999, -1, Int(truncatingIfNeeded: input.extreme())])
             if readable && address & 3 == 0 {
                 value = UnsafePointer<UInt32>(bitPattern: address)!.pointee ^ 1
-            } else if timeout.tv_sec > 0 {
-                timeout.tv_sec = 0
+            } else if timeout.tv_sec > 0 || timeout.tv_nsec > 1_000 {
+                timeout = timespec(tv_sec: 0, tv_nsec: 0)  // never a long wait on a word it cannot see
             }
         default: break
         }
