@@ -62,21 +62,21 @@ extension System {
     func exec(_ pid: Int32, _ path: String) throws(Errno) -> ExecutableImage {
         let resolved = try ModelState.resolve(path)
         if case .mount(let m, _) = resolved.place, m.isNoExec { throw .permissionDenied }
-        let fd = try open(pid, path, .readOnly)
-        defer { try? close(pid, fd) }
-        let (isRegular, size) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Bool, Int) in
-            let f = try descriptor(pid, fd, in: &s)
-            guard let id = f.inode else { return (false, 0) }
-            let node = s.inodes[id]!
+        // The file is held as the kernel's exec holds its `struct file`: in no descriptor table
+        // (exec needs no free descriptor, and no other thread can close or replace it).
+        let file = try open(pid, path, .readOnly, install: false).file
+        defer { release(file) }
+        let (isRegular, size) = state.withLock { s -> (Bool, Int) in
+            guard let id = file.inode, let node = s.inodes[id] else { return (false, 0) }
             return (node.kind == .regular, node.size)
         }
         guard isRegular else { throw .permissionDenied }
         let elf: ELFImage
         do {
             elf = try ELFImage.parse(fileSize: UInt64(size)) { offset, count in
-                guard let bytes = try? read(pid, fd, count: count, at: Int(offset)), bytes.count == count else {
-                    return nil
-                }
+                guard offset <= UInt64(Int.max), let bytes = try? read(file, count: count, at: Int(offset)),
+                    bytes.count == count
+                else { return nil }
                 return bytes
             }
         } catch {
@@ -130,8 +130,8 @@ extension System {
                 } else {
                     let length = (seg.writable ? UInt(seg.memorySize) : UInt(seg.fileSize)) + disp
                     base = try mmap(
-                        pid, address: 0, length: length, protection: prot, flags: .private, fd: fd,
-                        offset: Int64(seg.offset) - Int64(disp))
+                        pid, address: 0, length: length, protection: prot, flags: .private, fd: -1,
+                        offset: Int64(seg.offset) - Int64(disp), file: file)
                     if seg.writable && seg.memorySize > seg.fileSize {
                         // The copy read whatever follows the segment in the file: clear the bss.
                         let from = base.rawValue + disp + UInt(seg.fileSize)

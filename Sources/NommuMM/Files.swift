@@ -133,6 +133,16 @@ extension System {
     public var consoleOutput: [UInt8] { state.withLock { $0.console } }
 
     func open(_ pid: Int32, _ path: String, _ flags: OpenFlags) throws(Errno) -> CInt {
+        try open(pid, path, flags, install: true).fd
+    }
+
+    /// `open` that either installs the new open file description at the lowest free
+    /// descriptor (`install`), or hands it back without one: what exec holds while it loads
+    /// (the kernel's `struct file`, in no descriptor table, so exec needs no free descriptor
+    /// and no other thread can close or replace it). Give it back with `releaseDescription`.
+    func open(_ pid: Int32, _ path: String, _ flags: OpenFlags, install: Bool) throws(Errno) -> (
+        fd: CInt, file: OpenFile
+    ) {
         let mode = flags.rawValue & OpenFlags.accessModeMask
         guard mode != 3 else { throw .invalidArgument }
         let wantRead = mode == O_RDONLY || mode == O_RDWR
@@ -146,9 +156,9 @@ extension System {
             if case .directory = procKind!, wantWrite { throw .isDirectory }
             guard !wantWrite || procWritable else { throw .permissionDenied }
         }
-        return try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
+        return try state.withLock { (s: inout ModelState) throws(Errno) -> (fd: CInt, file: OpenFile) in
             guard let table = s.tableOf[pid] else { throw .noSuchProcess }
-            let fd = s.tables[table]!.lowestFree()
+            let fd = install ? s.tables[table]!.lowestFree() : -1
             guard fd < maxOpenFiles else { throw .tooManyOpenFiles }
             var file: OpenFile
             switch resolved.place {
@@ -177,9 +187,24 @@ extension System {
                     }
                 }
             }
-            s.tables[table]!.descriptors[fd] = file
-            return fd
+            if install { s.tables[table]!.descriptors[fd] = file }
+            return (fd, file)
         }
+    }
+
+    /// Reads `count` bytes at `offset` of a regular file through an open file description
+    /// held outside any table (exec's). - Throws: the read's errno.
+    func read(_ file: OpenFile, count: Int, at offset: Int) throws(Errno) -> [UInt8] {
+        try state.withLock { (s: inout ModelState) throws(Errno) -> [UInt8] in
+            guard file.readable, let id = file.inode, s.inodes[id] != nil else { throw .badFileDescriptor }
+            return try readInode(id, at: offset, count: count, in: &s)
+        }
+    }
+
+    /// Gives back an open file description held outside any table.
+    func release(_ file: OpenFile) {
+        let pipeEnd = state.withLock { s in releaseDescription(file, in: &s) }
+        if let (p, r, w) = pipeEnd { p.close(reader: r, writer: w) }
     }
 
     /// Finds or creates the file `rel` under mount `m` and returns what the descriptor holds.

@@ -10,7 +10,7 @@ extension System {
     /// The file part of `do_mmap`, after steps 1–5. `rounded` is the page-rounded length.
     func mmapFile(
         _ pid: Int32, rounded: UInt, protection prot: Protection, flags: MapFlags, fd: CInt, pgoff: UInt,
-        sysv: (inode: Int, id: CInt)? = nil
+        sysv: (inode: Int, id: CInt)? = nil, file: OpenFile? = nil
     ) throws(Errno) -> VirtualAddress {
         let shift = UInt(pageShift)
         let result = try state.withLock { (s: inout ModelState) throws(Errno) -> UInt in
@@ -19,6 +19,8 @@ extension System {
             if let seg = sysv {
                 guard s.inodes[seg.inode] != nil else { throw .invalidArgument }
                 f = OpenFile(kind: .inode(seg.inode), readable: true, writable: prot.contains(.write))
+            } else if let file {
+                f = file  // held (its inode's opens count it), so the inode is still this one
             } else {
                 f = try descriptor(pid, fd, in: &s)
             }

@@ -5,24 +5,27 @@ import PageAllocator
 extension System {
     /// See `Process.mmap`.
     func mmap(
-        _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, offset: Int64
+        _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, offset: Int64,
+        file: OpenFile? = nil
     ) throws(Errno) -> VirtualAddress {
         // §1.1.1: byte-offset entry points check the offset first, before the fd.
         let off = UInt64(bitPattern: offset)
         guard off & UInt64(pageSize - 1) == 0 else { throw .invalidArgument }
         return try mmap(
             pid, address: address, length: length, protection: protection, flags: flags, fd: fd,
-            pgoff: UInt(truncatingIfNeeded: off >> UInt64(pageShift)))
+            pgoff: UInt(truncatingIfNeeded: off >> UInt64(pageShift)), file: file)
     }
 
-    /// The page-offset entry (`ksys_mmap_pgoff`), shared by `mmap` and `mmap2`.
+    /// The page-offset entry (`ksys_mmap_pgoff`), shared by `mmap` and `mmap2`. `file`, when
+    /// given, is an open file description held outside any table (exec's), used instead of `fd`.
     func mmap(
-        _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, pgoff: UInt
+        _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, pgoff: UInt,
+        file: OpenFile? = nil
     ) throws(Errno) -> VirtualAddress {
         let page = pageSize
         // §1.1.2: a file mapping looks its descriptor up; anonymous ones ignore the fd.
         let isFile = !flags.contains(.anonymous)
-        if isFile {
+        if isFile && file == nil {
             try state.withLock { (s: inout ModelState) throws(Errno) in _ = try descriptor(pid, fd, in: &s) }
         }
         // §1.2 validate_mmap_request, in order.
@@ -42,7 +45,8 @@ extension System {
 
         // 6–13 and the rest of do_mmap for files and devices.
         if isFile {
-            return try mmapFile(pid, rounded: rounded, protection: protection, flags: flags, fd: fd, pgoff: pgoff)
+            return try mmapFile(
+                pid, rounded: rounded, protection: protection, flags: flags, fd: fd, pgoff: pgoff, file: file)
         }
 
         // Anonymous (MAP_SHARED | MAP_ANONYMOUS is handled as private): capabilities COPY,

@@ -131,6 +131,26 @@ struct ExecTests {
         #expect(everythingBackViolation(s, [p, c, d]) == nil)
     }
 
+    @Test("exec holds its file outside the descriptor table: it works with every descriptor taken, and leaves none")
+    func execNeedsNoDescriptor() throws {
+        let ls = try #require(readHostFile("/bin/ls"), "the host has /bin/ls")
+        let s = try makeSystem(pages: 8192)
+        let p = s.createProcess()
+        try s.romfsAdd(path: "/rom/ls", ls)
+        try p.writeFile("/tmp/f", [1])
+        var fds: [CInt] = []
+        while let fd = try? p.open("/tmp/f", .readOnly) { fds.append(fd) }
+        #expect(fds.count == 1024, "every descriptor taken")
+        let image = try p.exec("/rom/ls")
+        #expect(image.segments.count >= 2)
+        expectErrno(.tooManyOpenFiles, "still every descriptor taken: exec left none open") {
+            _ = try p.open("/tmp/f", .readOnly)
+        }
+        for fd in fds { try p.close(fd) }
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
+
     @Test("a real host binary loads from /rom and /data; XIP saves the text")
     func hostBinary() throws {
         let ls = try #require(readHostFile("/bin/ls"), "the host has /bin/ls")
