@@ -406,9 +406,10 @@ extension System {
                 // Under the lock, so the offset goes to this open file (after the lock is
                 // dropped the descriptor could name another one). Model lock, then the
                 // allocator's: the order mmap of a file takes them in.
+                // __do_proc_dointvec: a read at a non-zero position is end of file.
                 let b = Array("\(allocator.nrTrimPages)\n".utf8)
-                let start = min(position ?? f.offset, b.count)
-                let chunk = Array(b[start..<min(b.count, start + count)])
+                let start = position ?? f.offset
+                let chunk = start == 0 ? Array(b.prefix(count)) : []
                 // pread leaves the file offset, as it does for every other file.
                 if position == nil { s.setOffset(pid, fd, start + chunk.count) }
                 return .done(chunk)
@@ -433,14 +434,21 @@ extension System {
         enum Plan {
             case done(Int)
             case pipe(PipeBuffer, Bool)
-            case nrTrim
         }
         let plan = try state.withLock { (s: inout ModelState) throws(Errno) -> Plan in
             let f = try descriptor(pid, fd, in: &s)
             guard f.writable else { throw .badFileDescriptor }
             switch f.kind {
             case .directory, .text: throw .badFileDescriptor
-            case .nrTrimPages: return .nrTrim
+            case .nrTrimPages:
+                // proc_dointvec_minmax, under the lock that looked the descriptor up (the
+                // offset it moves is this open file's). Model lock, then the allocator's.
+                let at = position ?? f.offset
+                let n = try System.writeProcInt(bytes, at: at, minimum: 0) { v throws(Errno) in
+                    try allocator.setNrTrimPages(v)
+                }
+                if position == nil { s.setOffset(pid, fd, at + n) }
+                return .done(n)
             case .inode(let id):
                 if let pipe = try streamOf(id, position: position, in: &s) { return .pipe(pipe, f.nonBlocking) }
                 let node = s.inodes[id]!
@@ -460,14 +468,82 @@ extension System {
         switch plan {
         case .done(let n): return n
         case .pipe(let p, let nonBlocking): return try p.write(bytes, nonBlocking: nonBlocking)
-        case .nrTrim:
-            // proc_dointvec_minmax: optional blanks, an optional sign, digits, optional blanks
-            // or a newline; below the minimum (0) is EINVAL and changes nothing.
-            let text = String(decoding: bytes, as: UTF8.self).trimmingBlanks()
-            guard let value = Int(text), value >= 0, value <= Int(Int32.max) else { throw .invalidArgument }
-            try setNrTrimPages(value)
-            return bytes.count
         }
+    }
+
+    /// A write to a one-int sysctl, as `__do_proc_dointvec` with `proc_dointvec_minmax`'s
+    /// range takes it (strict mode): nothing for an empty write; at a non-zero position the
+    /// whole write is taken and ignored; else, within the first PAGE_SIZE − 1 bytes, blanks,
+    /// an optional `-`, a number in C's bases (`0x` hex, a leading `0` octal) of at most 20
+    /// characters, then a blank, tab or newline or the end; the value must fit an int and be
+    /// at least `minimum` (EINVAL, nothing set). The bytes taken are the number and the blanks
+    /// after it: the rest is left for another write. - Returns: the bytes taken.
+    static func writeProcInt(
+        _ bytes: [UInt8], at position: Int, minimum: Int, set: (Int) throws(Errno) -> Void
+    ) throws(Errno) -> Int {
+        if bytes.isEmpty { return 0 }
+        if position != 0 { return bytes.count }
+        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || (0x09...0x0D).contains($0) || $0 == 0xA0 }
+        let limit = min(bytes.count, 4095)
+        var i = 0
+        while i < limit && isSpace(bytes[i]) { i += 1 }
+        guard i < limit else { throw .invalidArgument }
+        // proc_get_long: at most 21 characters are looked at.
+        let window = Array(bytes[i..<min(limit, i + 21)])
+        var k = 0
+        let negative = window[0] == UInt8(ascii: "-") && limit - i > 1
+        if negative { k = 1 }
+        guard k < window.count, (48...57).contains(window[k]) else { throw .invalidArgument }
+        var base: UInt64 = 10
+        if window[k] == 48 {
+            let x = k + 1 < window.count && (window[k + 1] | 0x20) == UInt8(ascii: "x")
+            let hexAfter = k + 2 < window.count && Self.digit(window[k + 2], base: 16) != nil
+            if x && hexAfter {
+                base = 16
+                k += 2
+            } else {
+                base = 8
+            }
+        }
+        var value: UInt64 = 0
+        while k < window.count, let d = Self.digit(window[k], base: base) {
+            let (m, o1) = value.multipliedReportingOverflow(by: base)
+            let (v, o2) = m.addingReportingOverflow(UInt64(d))
+            guard !o1 && !o2 else { throw .invalidArgument }
+            value = v
+            k += 1
+        }
+        guard k < 21 else { throw .invalidArgument }  // too long to tell where it ends
+        let end = i + k
+        if end < limit {
+            let t = bytes[end]
+            guard t == 0x20 || t == 0x09 || t == 0x0A else { throw .invalidArgument }
+        }
+        // do_proc_dointvec_conv, then the minimum.
+        let n: Int
+        if negative {
+            guard value <= UInt64(Int32.max) + 1 else { throw .invalidArgument }
+            n = -Int(value)
+        } else {
+            guard value <= UInt64(Int32.max) else { throw .invalidArgument }
+            n = Int(value)
+        }
+        guard n >= minimum else { throw .invalidArgument }
+        try set(n)
+        var taken = end
+        while taken < limit && isSpace(bytes[taken]) { taken += 1 }
+        return taken
+    }
+
+    private static func digit(_ c: UInt8, base: UInt64) -> UInt64? {
+        let d: UInt64
+        switch c {
+        case 48...57: d = UInt64(c - 48)
+        case 97...102: d = UInt64(c - 87)
+        case 65...70: d = UInt64(c - 55)
+        default: return nil
+        }
+        return d < base ? d : nil
     }
 
     /// The pipe behind a FIFO or pipe inode (nil for files and devices, which read and

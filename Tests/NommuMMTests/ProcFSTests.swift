@@ -112,8 +112,8 @@ struct ProcFSTests {
         let fd = try p.open("/proc/sys/vm/nr_trim_pages", .writeOnly)
         #expect(try p.write(fd, Array("0\n".utf8)) == 2)
         #expect(s.nrTrimPages == 0)
-        #expect(throws: Errno.invalidArgument) { _ = try p.write(fd, Array("-1".utf8)) }
-        #expect(throws: Errno.invalidArgument) { _ = try p.write(fd, Array("abc".utf8)) }
+        #expect(throws: Errno.invalidArgument) { _ = try p.pwrite(fd, Array("-1".utf8), offset: 0) }
+        #expect(throws: Errno.invalidArgument) { _ = try p.pwrite(fd, Array("abc".utf8), offset: 0) }
         #expect(s.nrTrimPages == 0)
         #expect(throws: Errno.badFileDescriptor) { _ = try p.read(fd, count: 10) }
         try p.close(fd)
@@ -124,6 +124,42 @@ struct ProcFSTests {
         #expect(try p.read(rw, count: 10) == Array("0\n".utf8), "read starts at offset 0 still")
         try p.close(rw)
         #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
+    @Test(
+        "vm.nr_trim_pages parses as proc_dointvec_minmax: blanks, a sign, C's bases, one value, the rest left",
+        arguments: [
+            ("5\n", 2, 5), ("  7", 3, 7), ("0x10\n", 5, 16), ("010", 3, 8), ("-0", 2, 0), ("4 5", 2, 4),
+            ("9\t\n", 3, 9), ("", 0, 1), ("2147483647", 10, 2_147_483_647), ("0x", -1, 1), ("08", -1, 1),
+            ("+3", -1, 1), ("-1", -1, 1), ("   ", -1, 1), ("2147483648", -1, 1), ("12a", -1, 1), ("1.5", -1, 1),
+            ("000000000000000000001", -1, 1), ("00000000000000000001", 20, 1), ("3\r", -1, 1),
+        ] as [(String, Int, Int)])
+    func sysctlParsing(text: String, taken: Int, after: Int) throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let fd = try p.open("/proc/sys/vm/nr_trim_pages", .readWrite)
+        if taken < 0 {
+            #expect(throws: Errno.invalidArgument, "\(text.debugDescription)") { _ = try p.write(fd, Array(text.utf8)) }
+        } else {
+            #expect(try p.write(fd, Array(text.utf8)) == taken, "\(text.debugDescription)")
+        }
+        #expect(s.nrTrimPages == after, "\(text.debugDescription)")
+        try p.close(fd)
+        p.exit()
+    }
+
+    @Test("vm.nr_trim_pages: a write at a non-zero position is taken and ignored; a read there is end of file")
+    func sysctlPositions() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let fd = try p.open("/proc/sys/vm/nr_trim_pages", .readWrite)
+        #expect(try p.write(fd, Array("3".utf8)) == 1)
+        #expect(try p.write(fd, Array("9\n".utf8)) == 2, "at offset 1: taken")
+        #expect(s.nrTrimPages == 3, "and ignored")
+        #expect(try p.pread(fd, count: 10, offset: 1) == [], "a read at a non-zero position is end of file")
+        #expect(try p.pread(fd, count: 10, offset: 0) == Array("3\n".utf8))
+        try p.close(fd)
+        p.exit()
     }
 
     @Test("open, read, write and close refusals")
