@@ -234,11 +234,14 @@ extension World {
         if input.chance(4) && !p.blocks.isEmpty {
             let b = p.blocks[input.word() % p.blocks.count]
             // Never its first 16 bytes (a free of block + 16 reads bytes 8..15 as a header
-            // word, which must stay fill) nor its last byte.
+            // word, which must stay fill) nor its last byte. It writes the block's own fill:
+            // a realloc that shrinks the block checks its new last byte, which may lie here
+            // (writing another byte made random inputs report a lost realloc falsely).
             guard b.size > 17 else { return }
             let at = 16 + input.word() % (b.size - 17)
             let n = min(1 + Int(input.byte()), b.size - 1 - at)
-            (b.pointer + at).initializeMemory(as: UInt8.self, repeating: input.byte(), count: n)
+            _ = input.byte()
+            (b.pointer + at).initializeMemory(as: UInt8.self, repeating: b.fill, count: n)
             return
         }
         let (i, at, count, write, fill) = (input.word(), input.word(), Int(input.byte()), input.chance(2), input.byte())
