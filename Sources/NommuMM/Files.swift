@@ -187,7 +187,11 @@ extension System {
                     }
                 }
             }
-            if install { s.tables[table]!.descriptors[fd] = file }
+            if install {
+                s.tables[table]!.descriptors[fd] = file
+            } else if let id = file.inode {
+                s.heldOpens[id, default: 0] += 1
+            }
             return (fd, file)
         }
     }
@@ -203,7 +207,13 @@ extension System {
 
     /// Gives back an open file description held outside any table.
     func release(_ file: OpenFile) {
-        let pipeEnd = state.withLock { s in releaseDescription(file, in: &s) }
+        let pipeEnd = state.withLock { s -> (PipeBuffer, Bool, Bool)? in
+            if let id = file.inode {
+                s.heldOpens[id, default: 1] -= 1
+                if s.heldOpens[id] == 0 { s.heldOpens[id] = nil }
+            }
+            return releaseDescription(file, in: &s)
+        }
         if let (p, r, w) = pipeEnd { p.close(reader: r, writer: w) }
     }
 

@@ -114,7 +114,8 @@ extension System {
             guard cache == s.pageCachePages else {
                 return "page cache holds \(cache) pages, counted \(s.pageCachePages)"
             }
-            var opens: [Int: Int] = [:]
+            // Descriptors, and the open files held in no table (exec's while it loads).
+            var opens: [Int: Int] = s.heldOpens
             for (_, table) in s.tables.live {
                 for f in table.descriptors.values { if let i = f.inode { opens[i, default: 0] += 1 } }
             }

@@ -195,6 +195,9 @@ struct ModelState {
     var nextInodeNumber: [MountPoint: UInt] = [:]
     /// ramfs page-cache pages (not in `mmap_pages_allocated`, as in the kernel).
     var pageCachePages = 0
+    /// Open file descriptions held in no descriptor table (exec's while it loads), by inode:
+    /// they count in the inode's `opens` as descriptors do.
+    var heldOpens: [Int: Int] = [:]
     /// Device memory taken from the page allocator: the ramdisk and the frame buffer.
     var devicePages = 0
     var ramdisk: PageRun? = nil
