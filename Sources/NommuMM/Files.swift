@@ -148,6 +148,10 @@ extension System {
         let wantRead = mode == O_RDONLY || mode == O_RDWR
         let wantWrite = mode == O_WRONLY || mode == O_RDWR
         let resolved = try ModelState.resolve(path)
+        // open_last_lookups: O_CREAT with a trailing slash is EISDIR, before any lookup.
+        if resolved.mustBeDirectory && flags.contains(.create) { throw .isDirectory }
+        // A trailing slash or O_DIRECTORY: what the path names must be a directory.
+        let wantDirectory = resolved.mustBeDirectory || flags.contains(.directory)
         // Procfs texts are generated outside the model lock (they take it themselves).
         var procKind: OpenFile.Kind? = nil
         var procWritable = false
@@ -169,7 +173,12 @@ extension System {
                 if wantWrite { throw .isDirectory }
                 file = OpenFile(kind: .directory, readable: wantRead, writable: false)
             case .mount(let m, let rel):
-                let kind = try openInMount(m, rel, flags, write: wantWrite, in: &s)
+                // (A path that must name a directory truncates nothing: it fails first if not.)
+                // (A path that must name a directory is looked up first: ENOTDIR comes before
+                // the write checks, and nothing is truncated.)
+                let kind = try openInMount(
+                    m, rel, wantDirectory ? flags.subtracting(.truncate) : flags, write: wantWrite && !wantDirectory,
+                    in: &s)
                 // fifo_open: O_WRONLY | O_NONBLOCK with no reader is ENXIO.
                 if case .inode(let id) = kind, let pipe = s.inodes[id]!.pipe, s.inodes[id]!.kind == .fifo,
                     wantWrite, !wantRead, flags.contains(.nonBlocking), !pipe.hasReader
@@ -186,6 +195,17 @@ extension System {
                         node.pipe?.open(reader: wantRead, writer: wantWrite)
                     }
                 }
+            }
+            let isDirectory: Bool
+            switch file.kind {
+            case .directory: isDirectory = true
+            case .inode(let id): isDirectory = s.inodes[id]?.kind == .directory
+            default: isDirectory = false
+            }
+            if wantDirectory && (!isDirectory || wantWrite) {
+                // (Opened above to find out: what the lookup took goes back.)
+                if let (p, r, w) = releaseDescription(file, in: &s) { p.close(reader: r, writer: w) }
+                throw isDirectory ? .isDirectory : .notDirectory
             }
             if install {
                 s.tables[table]!.descriptors[fd] = file
@@ -626,6 +646,11 @@ extension System {
                 if rel.isEmpty { throw .isDirectory }
                 switch m {
                 case .devShm, .tmp:
+                    // do_unlinkat's "slashes": a trailing slash on a name that is not a
+                    // directory (tmpfs here holds no directories) is ENOTDIR.
+                    if resolved.mustBeDirectory {
+                        throw s.names[m]?[rel] != nil ? .notDirectory : .noSuchFileOrDirectory
+                    }
                     guard let id = s.names[m]?.removeValue(forKey: rel) else { throw .noSuchFileOrDirectory }
                     s.inodes.update(id) { node in
                         node.linked = false

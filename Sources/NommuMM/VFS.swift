@@ -251,6 +251,8 @@ public struct OpenFlags: OptionSet, Sendable, Hashable {
     public static let append = OpenFlags(rawValue: O_APPEND)
     /// `O_NONBLOCK` (pipes and FIFOs: no waiting).
     public static let nonBlocking = OpenFlags(rawValue: O_NONBLOCK)
+    /// `O_DIRECTORY`: fail with `ENOTDIR` unless the path names a directory.
+    public static let directory = OpenFlags(rawValue: CInt(0o200000))
     /// `O_ACCMODE`.
     public static let accessModeMask: CInt = O_ACCMODE
 }
@@ -267,6 +269,8 @@ struct ResolvedPath {
         case directory
     }
     var place: Place
+    /// The path ends in `/` (or `/.`) after a name: what it names must be a directory.
+    var mustBeDirectory = false
 }
 
 extension ModelState {
@@ -289,18 +293,24 @@ extension ModelState {
         guard path.hasPrefix("/") else { throw .noSuchFileOrDirectory }
         guard let first = parts.first else { return ResolvedPath(place: .directory) }
         let rest = parts.dropFirst().joined(separator: "/")
+        var r: ResolvedPath
         switch first {
-        case "proc": return ResolvedPath(place: .proc(Array(parts.dropFirst())))
-        case "tmp": return ResolvedPath(place: .mount(.tmp, rest))
-        case "rom": return ResolvedPath(place: .mount(.rom, rest))
-        case "data": return ResolvedPath(place: .mount(.data, rest))
+        case "proc": r = ResolvedPath(place: .proc(Array(parts.dropFirst())))
+        case "tmp": r = ResolvedPath(place: .mount(.tmp, rest))
+        case "rom": r = ResolvedPath(place: .mount(.rom, rest))
+        case "data": r = ResolvedPath(place: .mount(.data, rest))
         case "dev":
             if parts.count >= 2 && parts[1] == "shm" {
-                return ResolvedPath(place: .mount(.devShm, parts.dropFirst(2).joined(separator: "/")))
+                r = ResolvedPath(place: .mount(.devShm, parts.dropFirst(2).joined(separator: "/")))
+            } else {
+                r = parts.count == 1 ? ResolvedPath(place: .directory) : ResolvedPath(place: .mount(.dev, rest))
             }
-            return parts.count == 1 ? ResolvedPath(place: .directory) : ResolvedPath(place: .mount(.dev, rest))
         default: throw .noSuchFileOrDirectory
         }
+        // path_lookupat keeps LOOKUP_DIRECTORY for a trailing slash (or a trailing "/."),
+        // so the last component must turn out to be a directory.
+        r.mustBeDirectory = path.hasSuffix("/") || path.hasSuffix("/.")
+        return r
     }
 
     /// Allocates an inode number on `mount` and stores the inode.

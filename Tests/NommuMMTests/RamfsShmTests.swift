@@ -247,3 +247,37 @@ struct SharedMemoryTests {
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 }
+
+@Suite("Paths as path_lookupat walks them: a trailing slash and O_DIRECTORY want a directory")
+struct PathWalkTests {
+    @Test("a trailing slash on a file is ENOTDIR, with O_CREAT EISDIR; O_DIRECTORY on a file ENOTDIR")
+    func trailingSlash() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        try p.writeFile("/tmp/f", [1, 2, 3])
+        try p.mkfifo("/tmp/q")
+        let before = Snapshot(s, [p])
+        for path in ["/tmp/f/", "/tmp/f/.", "/tmp/q/", "/proc/self/maps/", "/dev/zero/"] {
+            #expect(throws: Errno.notDirectory, "\(path)") { _ = try p.open(path) }
+        }
+        #expect(throws: Errno.notDirectory, "O_TRUNC truncates nothing") {
+            _ = try p.open("/tmp/f/", [.writeOnly, .truncate])
+        }
+        #expect(throws: Errno.isDirectory, "O_CREAT with a trailing slash") {
+            _ = try p.open("/tmp/new/", [.writeOnly, .create])
+        }
+        #expect(throws: Errno.notDirectory) { _ = try p.open("/tmp/f", .directory) }
+        #expect(throws: Errno.notDirectory) { try p.unlink("/tmp/f/") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { try p.unlink("/tmp/missing/") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/tmp/missing/") }
+        #expect(Snapshot(s, [p]) == before, "nothing changed, /tmp/new not made, /tmp/f whole")
+        #expect(try p.readFile("/tmp/f").utf8.count == 3)
+        // Directories pass.
+        try p.close(try p.open("/tmp/"))
+        try p.close(try p.open("/tmp", .directory))
+        try p.close(try p.open("/proc/self/", .directory))
+        #expect(throws: Errno.isDirectory) { _ = try p.open("/tmp/", .writeOnly) }
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
+}
