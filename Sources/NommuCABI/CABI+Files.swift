@@ -81,6 +81,11 @@ func writeFrom(
     do { return try call(p, bytes) } catch { return failing(error, -1) }
 }
 
+/// rw_verify_area: a position whose end (pos + count) is past the largest loff_t is EINVAL.
+func endsPastLargestOffset(_ offset: off_t, _ count: Int) -> Bool {
+    count >= 0 && Int64(offset).addingReportingOverflow(Int64(count)).overflow
+}
+
 /// `MAX_RW_COUNT`: INT_MAX rounded down to a page, the most one read or write moves.
 let maxRWCount = Int(Int32.max) & ~4095
 
@@ -112,10 +117,7 @@ func status(_ body: () throws(Errno) -> Void) -> CInt {
 public func nommu_pread(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
-    // rw_verify_area: a position whose end (pos + count) is past the largest loff_t is EINVAL.
-    guard count < 0 || !Int64(offset).addingReportingOverflow(Int64(count)).overflow else {
-        return failing(.invalidArgument, -1)
-    }
+    guard !endsPastLargestOffset(offset, count) else { return failing(.invalidArgument, -1) }
     return readInto(p, buf, count) { (p, n) throws(Errno) in try p.pread(fd, count: n, offset: Int64(offset)) }
 }
 
@@ -123,9 +125,7 @@ public func nommu_pread(
 public func nommu_pwrite(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
-    guard count < 0 || !Int64(offset).addingReportingOverflow(Int64(count)).overflow else {
-        return failing(.invalidArgument, -1)
-    }
+    guard !endsPastLargestOffset(offset, count) else { return failing(.invalidArgument, -1) }
     return writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.pwrite(fd, bytes, offset: Int64(offset)) }
 }
 

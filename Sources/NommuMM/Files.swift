@@ -139,7 +139,7 @@ extension System {
     /// `open` that either installs the new open file description at the lowest free
     /// descriptor (`install`), or hands it back without one: what exec holds while it loads
     /// (the kernel's `struct file`, in no descriptor table, so exec needs no free descriptor
-    /// and no other thread can close or replace it). Give it back with `releaseDescription`.
+    /// and no other thread can close or replace it). Give it back with `release(_:)`.
     func open(_ pid: Int32, _ path: String, _ flags: OpenFlags, install: Bool) throws(Errno) -> (
         fd: CInt, file: OpenFile
     ) {
@@ -173,7 +173,6 @@ extension System {
                 if wantWrite { throw .isDirectory }
                 file = OpenFile(kind: .directory, readable: wantRead, writable: false)
             case .mount(let m, let rel):
-                // (A path that must name a directory truncates nothing: it fails first if not.)
                 // (A path that must name a directory is looked up first: ENOTDIR comes before
                 // the write checks, and nothing is truncated.)
                 let kind = try openInMount(
@@ -352,7 +351,6 @@ extension System {
         if flags.contains(.truncate) { throw .notPermitted }
     }
 
-    /// The procfs part of open: what the descriptor holds and whether it may be written.
     /// A `/proc` entry's name as a pid, as `name_to_int` reads it: decimal digits only, no
     /// leading zero (`01` and `+1` are no pid: ENOENT), and no more than fits.
     static func procPID(_ name: String) -> Int32? {
@@ -362,6 +360,7 @@ extension System {
         return Int32(name)
     }
 
+    /// The procfs part of open: what the descriptor holds and whether it may be written.
     private func openProc(_ pid: Int32, _ parts: [String]) throws(Errno) -> (OpenFile.Kind, Bool) {
         try ensureAlive(pid)
         var rest = parts

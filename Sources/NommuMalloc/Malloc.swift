@@ -365,25 +365,20 @@ public final class Malloc: @unchecked Sendable {
         // taken; when the call does not use it (in place after all, or refused), it goes.
         let fresh = premapped(for: pointer, size)
         var used = false
-        do {
-            let (q, old) = try lock.withLock { (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int) in
-                counters.calls += 1
-                let h = try header(of: pointer)
-                let old = Int(h.requested)
-                let q = try counted(size) { () throws(Errno) in
-                    try reallocate(pointer, h, size, fresh: fresh, used: &used)
-                }
-                counters.liveBytes += size - old
-                notePeak()
-                return (q, old)
+        defer { if let fresh, !used { discardUncounted(fresh.block) } }
+        let (q, old) = try lock.withLock { (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int) in
+            counters.calls += 1
+            let h = try header(of: pointer)
+            let old = Int(h.requested)
+            let q = try counted(size) { () throws(Errno) in
+                try reallocate(pointer, h, size, fresh: fresh, used: &used)
             }
-            if let fresh, !used { discardUncounted(fresh.block) }
-            oldSize = old
-            return q
-        } catch {
-            if let fresh { discardUncounted(fresh.block) }
-            throw error
+            counters.liveBytes += size - old
+            notePeak()
+            return (q, old)
         }
+        oldSize = old
+        return q
     }
 
     /// A mapping of its own for `realloc(pointer, size)`, made without the lock, when the
@@ -393,9 +388,10 @@ public final class Malloc: @unchecked Sendable {
         block: UnsafeMutableRawPointer, held: Int
     )? {
         guard mapsItsOwn(size, alignment: 16) else { return nil }
-        let a = UInt(bitPattern: pointer)
-        guard a & 15 == 0, a &- arenaBase &- UInt(BlockHeader.size) < arenaBytes else { return nil }
         if ownedHeapChunk(pointer) == nil {
+            // A block of its own: its 32-byte header must lie in the arena to be read.
+            let a = UInt(bitPattern: pointer)
+            guard a & 15 == 0, a &- arenaBase &- UInt(BlockHeader.size) < arenaBytes else { return nil }
             let h = header(pointer)
             guard h.tag == BlockHeader.mappedTag,
                 h.mappingStart &+ h.mappingLength < UInt64(a) &+ UInt64(size)
@@ -479,15 +475,11 @@ public final class Malloc: @unchecked Sendable {
             counters.calls += 1
             let h = try header(of: pointer)
             guard h.isMapped else { throw .invalidArgument }
-            let b = header(pointer)
-            let start = UnsafeMutableRawPointer(bitPattern: UInt(b.mappingStart))!
-            b.tag = 0
-            counters.heldBytes -= heldBytes(ofMappingAt: start)
-            counters.munmaps += 1
+            let (start, length) = detachBlock(pointer)
             counters.liveBytes -= Int(h.requested)
             counters.liveBlocks -= 1
             publishLiveBytes()
-            return (start, Int(b.mappingLength), Int(h.requested))
+            return (start, length, Int(h.requested))
         }
         unmapUncounted(start, length)
         return requested
@@ -678,13 +670,14 @@ public final class Malloc: @unchecked Sendable {
     }
 
     func unmap(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
-        counters.heldBytes -= heldBytes(ofMappingAt: p)
-        counters.munmaps += 1
+        countUnmapped(p)
         unmapUncounted(p, bytes)
     }
 
-    func heldBytes(ofMappingAt p: UnsafeMutableRawPointer) -> Int {
-        process.regionExtent(ofMappingAt: UInt(bitPattern: p)).map { Int($0.top - $0.start) } ?? 0
+    /// Counts a mapping about to go (lock held).
+    func countUnmapped(_ p: UnsafeMutableRawPointer) {
+        counters.heldBytes -= process.regionExtent(ofMappingAt: UInt(bitPattern: p)).map { Int($0.top - $0.start) } ?? 0
+        counters.munmaps += 1
     }
 
     func unmapUncounted(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
@@ -704,22 +697,23 @@ public final class Malloc: @unchecked Sendable {
 
     /// A block with its own mapping: [mapping start … | header | payload] (lock held).
     func mapBlock(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
-        let length = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
-        let base = try map(length, uninitialized: configuration.uninitialized && !zeroed)
-        return placeBlock(in: base, length: length, size, alignment: alignment)
+        do {
+            let (p, held) = try mapBlockUncounted(size, alignment: alignment, zeroed: zeroed)
+            countMapped(held: held)
+            return p
+        } catch {
+            failedMapStorage.pointee = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
+            throw error
+        }
     }
 
     /// `mapBlock` without the lock: the block and the bytes its mapping holds, to be counted
     /// (`countMapped`) under the lock.
-    func mapBlockUncounted(_ size: Int, zeroed: Bool) throws(Errno) -> (UnsafeMutableRawPointer, held: Int) {
-        let length = size + BlockHeader.size
+    func mapBlockUncounted(_ size: Int, alignment: Int = 16, zeroed: Bool) throws(Errno) -> (
+        UnsafeMutableRawPointer, held: Int
+    ) {
+        let length = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
         let (base, held) = try mapUncounted(length, uninitialized: configuration.uninitialized && !zeroed)
-        return (placeBlock(in: base, length: length, size, alignment: 16), held)
-    }
-
-    private func placeBlock(in base: UnsafeMutableRawPointer, length: Int, _ size: Int, alignment: Int)
-        -> UnsafeMutableRawPointer
-    {
         var payload = UInt(bitPattern: base) + UInt(BlockHeader.size)
         if alignment > 16 { payload = (payload + UInt(alignment) - 1) & ~UInt(alignment - 1) }
         let p = UnsafeMutableRawPointer(bitPattern: payload)!
@@ -728,15 +722,22 @@ public final class Malloc: @unchecked Sendable {
         h.mappingLength = UInt64(length)
         h.requested = UInt64(size)
         h.tag = BlockHeader.mappedTag
-        return p
+        return (p, held)
     }
 
     func unmapBlock(_ p: UnsafeMutableRawPointer) throws(Errno) {
+        let (start, length) = detachBlock(p)
+        unmapUncounted(start, length)
+    }
+
+    /// Takes a block of its own out of the malloc (lock held): its tag (a second free is then
+    /// refused) and its mapping's count. - Returns: the mapping, to be unmapped.
+    func detachBlock(_ p: UnsafeMutableRawPointer) -> (UnsafeMutableRawPointer, Int) {
         let h = header(p)
         let start = UnsafeMutableRawPointer(bitPattern: UInt(h.mappingStart))!
-        let length = Int(h.mappingLength)
         h.tag = 0
-        unmap(start, length)
+        countUnmapped(start)
+        return (start, Int(h.mappingLength))
     }
 
     /// The header of a live block. - Throws: `EINVAL` when `p` is not one.

@@ -105,14 +105,12 @@ struct ThreadCache {
     /// Takes the chunks of small bin `i` below its `keep` most recent off the list (owner
     /// only): the first of them (the rest follow through their payloads, nil-terminated).
     func cutOlder(_ i: Int, keep: Int) -> Chunk? {
-        var n = load(ThreadCache.countBase &+ i)
-        guard n > keep, keep > 0 else { return nil }
+        guard load(ThreadCache.countBase &+ i) > keep, keep > 0 else { return nil }
         var last = Chunk(UnsafeMutableRawPointer(bitPattern: Int(truncatingIfNeeded: raw[i])).unsafelyUnwrapped)
         for _ in 1..<keep { last = Chunk(ThreadCache.next(last).unsafelyUnwrapped) }
         let older = ThreadCache.next(last)
         last.payload.storeBytes(of: 0, as: Int64.self)
-        n = Int64(keep)
-        store(ThreadCache.countBase &+ i, n)
+        store(ThreadCache.countBase &+ i, Int64(keep))
         return older.map(Chunk.init)
     }
 

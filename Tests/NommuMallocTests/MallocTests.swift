@@ -145,6 +145,26 @@ struct MallocContractTests {
         #expect(st.munmaps == base.munmaps + 2 && st.heldBytes == base.heldBytes, "\(st)")
         #expect(allBack(s, [p]) == nil)
     }
+
+    @Test("realloc that grows in place after all gives back the mapping it made beforehand")
+    func reallocPremappedButInPlace() throws {
+        let s = try system()
+        let p = s.createProcess()
+        // A 1 MiB area: a chunk at its start can grow past the mmap threshold where it is.
+        let m = try Malloc(process: p, .init(extendSize: 1 << 20))
+        let r = try m.malloc(1000)
+        r.initializeMemory(as: UInt8.self, repeating: 9, count: 1000)
+        let base = m.statistics
+        // 200,000 bytes get a mapping of their own: one is made before the lock; the block
+        // then grows in place into the free rest of its area, and that mapping goes.
+        #expect(try m.realloc(r, 200_000) == r)
+        #expect(UnsafeRawBufferPointer(start: r, count: 1000).allSatisfy { $0 == 9 })
+        let st = m.statistics
+        #expect(st.mmaps == base.mmaps && st.munmaps == base.munmaps && st.heldBytes == base.heldBytes, "\(st)")
+        #expect(p.mappings.count == 1, "only the area: \(p.mappings)")
+        try m.free(r)
+        #expect(allBack(s, [p]) == nil)
+    }
 }
 
 @Suite("Mallocs: random sequences")
