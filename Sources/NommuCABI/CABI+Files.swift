@@ -12,8 +12,8 @@ public func nommu_open_fixed_args(
     _ p: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ flags: CInt, _ mode: CUnsignedInt
 ) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
-    guard let path else { return failing(.badAddress, -1) }
-    do { return try p.open(nommu_c_path(path), OpenFlags(rawValue: flags)) } catch { return failing(error, -1) }
+    guard let bytes = NommuCABI.path(path) else { return failing(.badAddress, -1) }
+    do { return try p.open(bytes: bytes, OpenFlags(rawValue: flags)) } catch { return failing(error, -1) }
 }
 
 @_cdecl("nommu_close")
@@ -94,13 +94,10 @@ public func nommu_write(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer
     writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.write(fd, bytes) }
 }
 
-/// A C string as a Swift string; nil for NULL.
-func path(_ p: UnsafePointer<CChar>?) -> String? {
-    p.map(nommu_c_path)
-}
-
-func nommu_c_path(_ p: UnsafePointer<CChar>) -> String {
-    String(decoding: UnsafeRawBufferPointer(start: p, count: strlen(p)), as: UTF8.self)
+/// A C path's bytes, as the kernel takes them (no decoding: a name need not be UTF-8);
+/// nil for NULL.
+func path(_ p: UnsafePointer<CChar>?) -> [UInt8]? {
+    p.map { Array(UnsafeRawBufferPointer(start: $0, count: strlen($0))) }
 }
 
 /// Runs a call that returns nothing: 0, or -1 and errno.
@@ -139,7 +136,7 @@ public func nommu_ftruncate(_ p: OpaquePointer?, _ fd: CInt, _ length: off_t) ->
 public func nommu_unlink(_ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let s = path(pathname) else { return failing(.badAddress, -1) }
-    return status { () throws(Errno) in try p.unlink(s) }
+    return status { () throws(Errno) in try p.unlink(bytes: s) }
 }
 
 @_cdecl("nommu_pipe")
@@ -160,7 +157,7 @@ public func nommu_pipe(_ p: OpaquePointer?, _ fds: UnsafeMutablePointer<CInt>?) 
 public func nommu_mkfifo(_ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ mode: mode_t) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let s = path(pathname) else { return failing(.badAddress, -1) }
-    return status { () throws(Errno) in try p.mkfifo(s, mode: CInt(bitPattern: mode)) }
+    return status { () throws(Errno) in try p.mkfifo(bytes: s, mode: CInt(bitPattern: mode)) }
 }
 
 @_cdecl("nommu_socket")
@@ -188,7 +185,7 @@ public func nommu_romfs_add(
 @_cdecl("nommu_flash_set_mode")
 public func nommu_flash_set_mode(_ system: OpaquePointer?, _ device: UnsafePointer<CChar>?, _ mode: CInt) -> CInt {
     guard let h = systemHandle(system) else { return failing(.invalidArgument, -1) }
-    guard let d = path(device) else { return failing(.badAddress, -1) }
+    guard let d = path(device).map({ String(decoding: $0, as: UTF8.self) }) else { return failing(.badAddress, -1) }
     guard let m = FlashMode(rawValue: mode) else { return failing(.invalidArgument, -1) }
     return status { () throws(Errno) in try h.system.setFlashMode(device: d, m) }
 }
@@ -253,14 +250,14 @@ public func nommu_shmctl(
 public func nommu_shm_open(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ oflag: CInt, _ mode: mode_t) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let n = path(name) else { return failing(.badAddress, -1) }
-    do { return try p.shmOpen(n, OpenFlags(rawValue: oflag)) } catch { return failing(error, -1) }
+    do { return try p.shmOpen(bytes: n, OpenFlags(rawValue: oflag)) } catch { return failing(error, -1) }
 }
 
 @_cdecl("nommu_shm_unlink")
 public func nommu_shm_unlink(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let n = path(name) else { return failing(.badAddress, -1) }
-    return status { () throws(Errno) in try p.shmUnlink(n) }
+    return status { () throws(Errno) in try p.shmUnlink(bytes: n) }
 }
 
 @_cdecl("nommu_exec_elf")
@@ -271,7 +268,7 @@ public func nommu_exec_elf(
     guard let s = path(pathname) else { return failing(.badAddress, -1) }
     if let out, out.pointee.size < MemoryLayout<nommu_image>.size { return failing(.invalidArgument, -1) }
     do {
-        let image = try p.exec(s)
+        let image = try p.exec(bytes: s)
         guard let out else { return 0 }
         var c = nommu_image()
         c.size = MemoryLayout<nommu_image>.size

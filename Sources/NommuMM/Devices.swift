@@ -55,14 +55,23 @@ extension System {
     ///   that exists (or is a directory of others); `EBUSY` once the path has been opened,
     ///   or while the chip is not in read mode; `ENOSPC` when the image is full.
     public func romfsAdd(path: String, _ bytes: UnsafeRawBufferPointer) throws(Errno) {
-        let resolved = try ModelState.resolve(path)
+        try romfsAdd(path: PathBytes(path: path), bytes)
+    }
+
+    /// `romfsAdd` of a path given as bytes. - Throws: as `romfsAdd`.
+    public func romfsAdd(path: [UInt8], _ bytes: UnsafeRawBufferPointer) throws(Errno) {
+        let resolved = try ModelState.resolve(PathBytes(path.prefix { $0 != 0 }))
         guard case .mount(.rom, let rel) = resolved.place, !rel.isEmpty else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
             if let id = s.names[.rom]?[rel] {
                 throw s.inodes[id]!.everOpened ? .resourceBusy : .fileExists
             }
-            let prefix = rel + "/"
-            if s.names[.rom]?.keys.contains(where: { $0.hasPrefix(prefix) || prefix.hasPrefix($0 + "/") }) == true {
+            // A name that is a directory of others, or lies under one that is a file.
+            let prefix = rel + [ModelState.slash]
+            let clashes = s.names[.rom]?.keys.contains {
+                $0.starts(with: prefix) || prefix.starts(with: $0 + [ModelState.slash])
+            }
+            if clashes == true {
                 throw .fileExists
             }
             guard s.flashMode == .read else { throw .resourceBusy }
@@ -72,7 +81,7 @@ extension System {
                 (flash.baseAddress + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             }
             s.flashUsed = offset + bytes.count
-            let id = s.makeInode(.regular, on: .rom, path: "/rom/" + rel)
+            let id = s.makeInode(.regular, on: .rom, path: "/rom/" + rel.displayed)
             s.inodes.update(id) { node in
                 node.size = bytes.count
                 node.romOffset = offset
@@ -122,7 +131,9 @@ extension System {
             s.framebuffer = try take(configuration.framebufferBytes)
         case .ram0 where s.ramdisk == nil:
             s.ramdisk = try take(configuration.ramdiskBytes)
-            if let id = s.names[.dev]?["ram0"] { s.inodes.update(id) { $0.size = configuration.ramdiskBytes } }
+            if let id = s.names[.dev]?[PathBytes(path: "ram0")] {
+                s.inodes.update(id) { $0.size = configuration.ramdiskBytes }
+            }
         default:
             return
         }
@@ -143,7 +154,7 @@ extension System {
     package func releaseRamdisk() throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let run = s.ramdisk else { return }
-            if let id = s.names[.dev]?["ram0"], s.inodes[id]!.opens > 0 || s.inodes[id]!.regions > 0 {
+            if let id = s.names[.dev]?[PathBytes(path: "ram0")], s.inodes[id]!.opens > 0 || s.inodes[id]!.regions > 0 {
                 throw .resourceBusy
             }
             s.ramdisk = nil

@@ -45,7 +45,12 @@ extension Process {
     ///   `ENOMEM` (and any mmap error) when a segment cannot be mapped. On failure nothing
     ///   is mapped and the old address space stays.
     public func exec(_ path: String) throws(Errno) -> ExecutableImage {
-        try system.exec(pid, path)
+        try system.exec(pid, PathBytes(path: path))
+    }
+
+    /// `exec` of a path given as bytes. - Throws: as `exec`.
+    public func exec(bytes path: [UInt8]) throws(Errno) -> ExecutableImage {
+        try system.exec(pid, PathBytes(path.prefix { $0 != 0 }))
     }
 
     /// `brk(addr)`: moves the break within [start_brk, end_brk] and returns it; any other
@@ -59,13 +64,13 @@ extension System {
     /// FDPIC's stack size when PT_GNU_STACK gives none.
     static let defaultStackSize = 131_072
 
-    func exec(_ pid: Int32, _ path: String) throws(Errno) -> ExecutableImage {
-        let resolved = try ModelState.resolve(path)
-        if case .mount(let m, _) = resolved.place, m.isNoExec { throw .permissionDenied }
+    func exec(_ pid: Int32, _ path: PathBytes) throws(Errno) -> ExecutableImage {
         // The file is held as the kernel's exec holds its `struct file`: in no descriptor table
         // (exec needs no free descriptor, and no other thread can close or replace it).
         let file = try open(pid, path, .readOnly, install: false).file
         defer { release(file) }
+        // do_open_execat: the lookup's errors first, then a noexec mount is EACCES.
+        if case .mount(let m, _) = try ModelState.resolve(path).place, m.isNoExec { throw .permissionDenied }
         let (isRegular, size) = state.withLock { s -> (Bool, Int) in
             guard let id = file.inode, let node = s.inodes[id] else { return (false, 0) }
             return (node.kind == .regular, node.size)

@@ -19,7 +19,13 @@ extension Process {
     ///   errno for `/data`; `ESRCH` when the process has exited.
     /// - Returns: The lowest free descriptor.
     public func open(_ path: String, _ flags: OpenFlags = .readOnly) throws(Errno) -> CInt {
-        try system.open(pid, path, flags)
+        try system.open(pid, PathBytes(path: path), flags)
+    }
+
+    /// `open` of a path given as bytes (what a C caller passes: no decoding, so a name
+    /// need not be UTF-8). - Throws: as `open`.
+    public func open(bytes path: [UInt8], _ flags: OpenFlags = .readOnly) throws(Errno) -> CInt {
+        try system.open(pid, PathBytes(path.prefix { $0 != 0 }), flags)
     }
 
     /// `read(fd, buf, count)`: up to `count` bytes from the file's offset (a pipe waits
@@ -73,10 +79,17 @@ extension Process {
     }
 
     /// `unlink(path)`: the name goes; the file lives while it is open or mapped.
-    /// - Throws: `ENOENT`; `EISDIR` for a directory; `EROFS` on `/rom`; `EACCES` in `/dev`
-    ///   and `/proc`; `ENAMETOOLONG`; the host's errno for `/data`.
+    /// - Throws: `ENOENT`; `ENOTDIR` for a trailing slash on a file (or a file walked
+    ///   through); `EISDIR` for a directory; `EROFS` for anything under `/rom` (read-only:
+    ///   refused before the lookup); `EACCES` for what exists in `/dev` and `/proc`;
+    ///   `ENAMETOOLONG`; the host's errno for `/data`.
     public func unlink(_ path: String) throws(Errno) {
-        try system.unlink(pid, path)
+        try system.unlink(pid, PathBytes(path: path))
+    }
+
+    /// `unlink` of a path given as bytes. - Throws: as `unlink`.
+    public func unlink(bytes path: [UInt8]) throws(Errno) {
+        try system.unlink(pid, PathBytes(path.prefix { $0 != 0 }))
     }
 
     /// `pipe()`: a read end and a write end. - Throws: `EMFILE` without two free descriptors.
@@ -89,7 +102,12 @@ extension Process {
     ///   `EROFS` on `/rom`; `EPERM` on `/data` (the model's disk holds no FIFOs);
     ///   `EACCES` in `/dev` and `/proc`; `ENAMETOOLONG`.
     public func mkfifo(_ path: String, mode: CInt = 0o644) throws(Errno) {
-        try system.mkfifo(pid, path)
+        try system.mkfifo(pid, PathBytes(path: path))
+    }
+
+    /// `mkfifo` of a path given as bytes. - Throws: as `mkfifo`.
+    public func mkfifo(bytes path: [UInt8], mode: CInt = 0o644) throws(Errno) {
+        try system.mkfifo(pid, PathBytes(path.prefix { $0 != 0 }))
     }
 
     /// `socket(domain, type, protocol)`: an unconnected socket (`AF_UNIX`, `AF_INET`,
@@ -132,7 +150,7 @@ extension System {
     /// What `/dev/ttyS0` has been sent.
     public var consoleOutput: [UInt8] { state.withLock { $0.console } }
 
-    func open(_ pid: Int32, _ path: String, _ flags: OpenFlags) throws(Errno) -> CInt {
+    func open(_ pid: Int32, _ path: PathBytes, _ flags: OpenFlags) throws(Errno) -> CInt {
         try open(pid, path, flags, install: true).fd
     }
 
@@ -140,7 +158,7 @@ extension System {
     /// descriptor (`install`), or hands it back without one: what exec holds while it loads
     /// (the kernel's `struct file`, in no descriptor table, so exec needs no free descriptor
     /// and no other thread can close or replace it). Give it back with `release(_:)`.
-    func open(_ pid: Int32, _ path: String, _ flags: OpenFlags, install: Bool) throws(Errno) -> (
+    func open(_ pid: Int32, _ path: PathBytes, _ flags: OpenFlags, install: Bool) throws(Errno) -> (
         fd: CInt, file: OpenFile
     ) {
         let mode = flags.rawValue & OpenFlags.accessModeMask
@@ -148,6 +166,7 @@ extension System {
         let wantRead = mode == O_RDONLY || mode == O_RDWR
         let wantWrite = mode == O_WRONLY || mode == O_RDWR
         let resolved = try ModelState.resolve(path)
+        try checkWalk(resolved, pid)
         // open_last_lookups: O_CREAT with a trailing slash is EISDIR, before any lookup.
         if resolved.mustBeDirectory && flags.contains(.create) { throw .isDirectory }
         // A trailing slash or O_DIRECTORY: what the path names must be a directory.
@@ -238,7 +257,7 @@ extension System {
 
     /// Finds or creates the file `rel` under mount `m` and returns what the descriptor holds.
     private func openInMount(
-        _ m: MountPoint, _ rel: String, _ flags: OpenFlags, write: Bool, in s: inout ModelState
+        _ m: MountPoint, _ rel: PathBytes, _ flags: OpenFlags, write: Bool, in s: inout ModelState
     ) throws(Errno) -> OpenFile.Kind {
         let create = flags.contains(.create)
         let exclusive = create && flags.contains(.exclusive)
@@ -257,11 +276,11 @@ extension System {
                 }
                 return .inode(id)
             }
-            if let slash = rel.firstIndex(of: "/") {
-                throw s.names[m]?[String(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
+            if let slash = rel.firstIndex(of: ModelState.slash) {
+                throw s.names[m]?[PathBytes(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
             }
             guard create else { throw .noSuchFileOrDirectory }
-            let id = s.makeInode(.regular, on: m, path: m.path + "/" + rel)
+            let id = s.makeInode(.regular, on: m, path: m.path + "/" + rel.displayed)
             s.names[m, default: [:]][rel] = id
             return .inode(id)
         case .rom:
@@ -270,8 +289,7 @@ extension System {
                 if write { throw .readOnlyFileSystem }
                 return .inode(id)
             }
-            let prefix = rel + "/"
-            if s.names[.rom]?.keys.contains(where: { $0.hasPrefix(prefix) }) == true {
+            if s.isRomDirectory(rel) {
                 if exclusive { throw .fileExists }
                 if write { throw .isDirectory }
                 return .directory
@@ -279,7 +297,7 @@ extension System {
             if create { throw .readOnlyFileSystem }
             throw .noSuchFileOrDirectory
         case .data:
-            let host = hostRoot + "/" + rel
+            let host = hostPath(rel)
             // A failed open changes nothing: a file it created goes again.
             var created = false
             var opened = false
@@ -306,10 +324,9 @@ extension System {
             } else {
                 let (hostFD, writable) = try HostFS.openFile(host)
                 id = s.inodes.insert(
-                    Inode(kind: .regular, mount: .data, number: UInt(status.inode), path: "/data/" + rel))
+                    Inode(kind: .regular, mount: .data, number: UInt(status.inode), path: "/data/" + rel.displayed))
                 s.inodes.update(id) { node in
                     node.linked = false  // the host holds the name; the inode lives while used
-                    node.hostPath = host
                     node.hostFD = hostFD
                     node.hostWritable = writable
                 }
@@ -396,6 +413,61 @@ extension System {
         case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8)), false)
         case ["sys", "vm", "nr_trim_pages"]: return (.nrTrimPages, true)
         default: throw .noSuchFileOrDirectory
+        }
+    }
+
+    /// `path_lookupat`'s walk through the components a `..` steps back over (the lexical
+    /// result skips them): each must exist and be a directory.
+    /// - Throws: `ENOENT` at the first that is missing, `ENOTDIR` at the first that is
+    ///   not a directory; the host's errno under `/data`.
+    func checkWalk(_ r: ResolvedPath, _ pid: Int32) throws(Errno) {
+        guard !r.walkedThrough.isEmpty else { return }
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            for parts in r.walkedThrough {
+                for n in 1...parts.count {
+                    switch try walkKind(Array(parts[..<n]), pid, in: &s) {
+                    case .directory: continue
+                    case .file: throw .notDirectory
+                    case .missing: throw .noSuchFileOrDirectory
+                    }
+                }
+            }
+        }
+    }
+
+    enum WalkKind { case directory, file, missing }
+
+    /// What the components (from the root) name, for the walk.
+    func walkKind(_ parts: [PathBytes], _ pid: Int32, in s: inout ModelState) throws(Errno) -> WalkKind {
+        let r: ResolvedPath
+        do { r = try ModelState.place(of: parts) } catch { return .missing }
+        switch r.place {
+        case .directory:
+            return .directory
+        case .proc(var rest):
+            if let first = rest.first, first == "self" || System.procPID(first) != nil {
+                guard s.processes[first == "self" ? pid : System.procPID(first)!] != nil else { return .missing }
+                rest.removeFirst()
+                return rest.isEmpty ? .directory : rest == ["maps"] || rest == ["status"] ? .file : .missing
+            }
+            switch rest {
+            case [], ["sys"], ["sys", "vm"]: return .directory
+            case ["maps"], ["meminfo"], ["buddyinfo"], ["sys", "vm", "nr_trim_pages"]: return .file
+            default: return .missing
+            }
+        case .mount(let m, let rel):
+            if rel.isEmpty { return .directory }
+            switch m {
+            case .tmp, .devShm, .dev:
+                return s.names[m]?[rel] != nil ? .file : .missing
+            case .rom:
+                return s.names[.rom]?[rel] != nil ? .file : s.isRomDirectory(rel) ? .directory : .missing
+            case .data:
+                guard let st = try HostFS.status(hostPath(rel)) else { return .missing }
+                return st.isDirectory ? .directory : .file
+            case .sysvShm, .pipefs, .sockfs:
+                return .missing
+            }
         }
     }
 
@@ -634,14 +706,23 @@ extension System {
         _checkInvariants()
     }
 
-    func unlink(_ pid: Int32, _ path: String) throws(Errno) {
+    func unlink(_ pid: Int32, _ path: PathBytes) throws(Errno) {
         let resolved = try ModelState.resolve(path)
+        try checkWalk(resolved, pid)
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard s.processes[pid] != nil else { throw .noSuchProcess }
             switch resolved.place {
-            case .proc: throw .permissionDenied
+            case .proc(let parts):
+                // do_unlinkat: the lookup (ENOENT; a trailing slash on a file, ENOTDIR), then
+                // may_delete refuses (procfs directories are not writable: EACCES).
+                let kind = try walkKind([PathBytes(path: "proc")] + parts.map { PathBytes(path: $0) }, pid, in: &s)
+                if kind == .missing { throw .noSuchFileOrDirectory }
+                if kind == .file && resolved.mustBeDirectory { throw .notDirectory }
+                throw .permissionDenied
             case .directory: throw .isDirectory
             case .mount(let m, let rel):
+                // romfs is read-only: mnt_want_write refuses before the lookup.
+                if m == .rom { throw .readOnlyFileSystem }
                 if rel.isEmpty { throw .isDirectory }
                 switch m {
                 case .devShm, .tmp:
@@ -657,22 +738,19 @@ extension System {
                     }
                     releaseIfUnused(id, in: &s)
                 case .rom:
-                    guard s.names[.rom]?[rel] != nil else {
-                        let prefix = rel + "/"
-                        if s.names[.rom]?.keys.contains(where: { $0.hasPrefix(prefix) }) == true { throw .isDirectory }
-                        throw .noSuchFileOrDirectory
-                    }
                     throw .readOnlyFileSystem
                 case .data:
-                    let host = hostRoot + "/" + rel
+                    let host = hostPath(rel)
                     guard let st = try HostFS.status(host) else { throw .noSuchFileOrDirectory }
                     if st.isDirectory { throw .isDirectory }
+                    if resolved.mustBeDirectory { throw .notDirectory }
                     try HostFS.unlink(host)
                     if let id = s.hostInodes[st.inode] {
                         s.inodes.update(id) { $0.path += " (deleted)" }
                     }
                 case .dev:
                     guard s.names[.dev]?[rel] != nil else { throw .noSuchFileOrDirectory }
+                    if resolved.mustBeDirectory { throw .notDirectory }
                     throw .permissionDenied
                 case .sysvShm, .pipefs, .sockfs:
                     throw .noSuchFileOrDirectory
@@ -706,8 +784,9 @@ extension System {
         }
     }
 
-    func mkfifo(_ pid: Int32, _ path: String) throws(Errno) {
+    func mkfifo(_ pid: Int32, _ path: PathBytes) throws(Errno) {
         let resolved = try ModelState.resolve(path)
+        try checkWalk(resolved, pid)
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard s.processes[pid] != nil else { throw .noSuchProcess }
             switch resolved.place {
@@ -718,8 +797,10 @@ extension System {
                 switch m {
                 case .devShm, .tmp:
                     if s.names[m]?[rel] != nil { throw .fileExists }
-                    if rel.contains("/") { throw .noSuchFileOrDirectory }
-                    let id = s.makeInode(.fifo, on: m, path: m.path + "/" + rel)
+                    if let slash = rel.firstIndex(of: ModelState.slash) {
+                        throw s.names[m]?[PathBytes(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
+                    }
+                    let id = s.makeInode(.fifo, on: m, path: m.path + "/" + rel.displayed)
                     s.inodes.update(id) { $0.pipe = PipeBuffer() }
                     s.names[m, default: [:]][rel] = id
                 case .rom: throw .readOnlyFileSystem
@@ -882,7 +963,15 @@ extension ModelState {
         for d in Device.allCases {
             let id = makeInode(d.isBlock ? .blockDevice : .characterDevice, on: .dev, path: "/dev/" + d.name)
             inodes.update(id) { $0.device = d }
-            names[.dev, default: [:]][d.name] = id
+            names[.dev, default: [:]][PathBytes(path: d.name)] = id
         }
+    }
+}
+
+extension ModelState {
+    /// Whether `rel` is a romfs directory: what the names of the files under it start with.
+    func isRomDirectory(_ rel: PathBytes) -> Bool {
+        let prefix = rel + [ModelState.slash]
+        return names[.rom]?.keys.contains { $0.starts(with: prefix) } == true
     }
 }

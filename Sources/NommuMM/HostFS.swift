@@ -19,11 +19,17 @@ enum HostFS {
 
     static var lastErrno: Errno { Errno(rawValue: errno) }
 
+    /// Runs `body` with the path's bytes as a C string (no decoding: the host sees the
+    /// exact bytes the caller gave).
+    static func withCPath<R>(_ path: PathBytes, _ body: (UnsafePointer<CChar>) -> R) -> R {
+        (path + [0]).withUnsafeBytes { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+    }
+
     /// `stat`, or nil when nothing is there. - Throws: the host's errno for other failures.
-    static func status(_ path: String) throws(Errno) -> Status? {
+    static func status(_ path: PathBytes) throws(Errno) -> Status? {
         try HostFaultPlan.check(.status)
         var st = stat()
-        if stat(path, &st) != 0 {
+        if withCPath(path, { stat($0, &st) }) != 0 {
             if errno == ENOENT { return nil }
             throw lastErrno
         }
@@ -33,21 +39,21 @@ enum HostFS {
     }
 
     /// Creates an empty regular file (O_CREAT | O_EXCL). - Throws: the host's errno.
-    static func create(_ path: String) throws(Errno) {
+    static func create(_ path: PathBytes) throws(Errno) {
         try HostFaultPlan.check(.create)
-        let fd = Glibc.open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
+        let fd = withCPath(path) { Glibc.open($0, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644) }
         guard fd >= 0 else { throw lastErrno }
         Glibc.close(fd)
     }
 
     /// Opens a regular file for the inode's lifetime (read-write, else read-only).
     /// - Throws: the host's errno.
-    static func openFile(_ path: String) throws(Errno) -> (CInt, writable: Bool) {
+    static func openFile(_ path: PathBytes) throws(Errno) -> (CInt, writable: Bool) {
         try HostFaultPlan.check(.open)
-        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        let fd = withCPath(path) { Glibc.open($0, O_RDWR | O_CLOEXEC) }
         if fd >= 0 { return (fd, true) }
         guard errno == EACCES || errno == EROFS else { throw lastErrno }
-        let ro = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        let ro = withCPath(path) { Glibc.open($0, O_RDONLY | O_CLOEXEC) }
         guard ro >= 0 else { throw lastErrno }
         return (ro, false)
     }
@@ -106,9 +112,9 @@ enum HostFS {
     }
 
     /// `unlink`. - Throws: the host's errno.
-    static func unlink(_ path: String) throws(Errno) {
+    static func unlink(_ path: PathBytes) throws(Errno) {
         try HostFaultPlan.check(.unlink)
-        guard Glibc.unlink(path) == 0 else { throw lastErrno }
+        guard withCPath(path, { Glibc.unlink($0) }) == 0 else { throw lastErrno }
     }
 
     /// Makes a fresh private directory under `$TMPDIR` (or /tmp). - Throws: the host's errno.
@@ -122,25 +128,24 @@ enum HostFS {
     }
 
     /// Removes a directory tree (best effort: it is the model's own temporary directory).
-    static func removeTree(_ path: String) {
-        guard let dir = opendir(path) else {
-            _ = Glibc.unlink(path)
+    /// Names are bytes: a child named with bytes that are not UTF-8 goes too.
+    static func removeTree(_ path: PathBytes) {
+        guard let dir = withCPath(path, { opendir($0) }) else {
+            _ = withCPath(path) { Glibc.unlink($0) }
             return
         }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name == "." || name == ".." { continue }
-            let child = path + "/" + name
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in PathBytes(raw.prefix { $0 != 0 }) }
+            if name == [0x2E] || name == [0x2E, 0x2E] { continue }
+            let child = path + [0x2F] + name
             var st = stat()
-            if lstat(child, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR {
+            if withCPath(child, { lstat($0, &st) }) == 0 && st.st_mode & S_IFMT == S_IFDIR {
                 removeTree(child)
             } else {
-                _ = Glibc.unlink(child)
+                _ = withCPath(child) { Glibc.unlink($0) }
             }
         }
         closedir(dir)
-        rmdir(path)
+        _ = withCPath(path) { rmdir($0) }
     }
 }

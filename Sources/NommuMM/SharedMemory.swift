@@ -103,20 +103,30 @@ extension Process {
     /// - Throws: `EINVAL` for an empty name or one with a `/` after the leading ones;
     ///   `ENAMETOOLONG`; then as `open`.
     public func shmOpen(_ name: String, _ flags: OpenFlags, mode: CInt = 0o600) throws(Errno) -> CInt {
-        try open("/dev/shm/" + Self.posixShmName(name), flags)
+        try shmOpen(bytes: Array(name.utf8), flags, mode: mode)
+    }
+
+    /// `shm_open` of a name given as bytes. - Throws: as `shmOpen`.
+    public func shmOpen(bytes name: [UInt8], _ flags: OpenFlags, mode: CInt = 0o600) throws(Errno) -> CInt {
+        try system.open(pid, PathBytes(path: "/dev/shm/") + Self.posixShmName(name), flags)
     }
 
     /// `shm_unlink(name)`: `unlink` of `/dev/shm/<name>`. - Throws: as `shmOpen`, then `unlink`.
     public func shmUnlink(_ name: String) throws(Errno) {
-        try unlink("/dev/shm/" + Self.posixShmName(name))
+        try shmUnlink(bytes: Array(name.utf8))
+    }
+
+    /// `shm_unlink` of a name given as bytes. - Throws: as `shmUnlink`.
+    public func shmUnlink(bytes name: [UInt8]) throws(Errno) {
+        try system.unlink(pid, PathBytes(path: "/dev/shm/") + Self.posixShmName(name))
     }
 
     /// glibc's name rule: leading slashes are dropped; what is left must be non-empty,
-    /// slash-free and at most NAME_MAX bytes.
-    static func posixShmName(_ name: String) throws(Errno) -> String {
-        let trimmed = String(name.drop { $0 == "/" })
-        guard !trimmed.isEmpty, !trimmed.contains("/") else { throw .invalidArgument }
-        guard trimmed.utf8.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
+    /// slash-free and at most NAME_MAX bytes (a NUL ends it, as it ends a C string).
+    static func posixShmName(_ name: [UInt8]) throws(Errno) -> PathBytes {
+        let trimmed = PathBytes(name.prefix { $0 != 0 }.drop { $0 == ModelState.slash })
+        guard !trimmed.isEmpty, !trimmed.contains(ModelState.slash) else { throw .invalidArgument }
+        guard trimmed.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
         return trimmed
     }
 }

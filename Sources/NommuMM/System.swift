@@ -91,7 +91,7 @@ public final class System: @unchecked Sendable {
     /// The flash window: `/dev/mtd0`'s memory, with the romfs image of `/rom` in it.
     let flash: HostArena
     /// The host directory behind `/data`, and whether the system made it (and removes it).
-    let hostRoot: String
+    let hostRoot: PathBytes
     let ownsHostRoot: Bool
 
     /// Makes a system: takes the arena from the host.
@@ -114,11 +114,11 @@ public final class System: @unchecked Sendable {
         else { throw .invalidArgument }
         flash = try HostArena(byteCount: configuration.flashBytes, alignment: max(page, HostArena.hostPageSize))
         if let dir = configuration.hostDirectory {
-            guard let st = try HostFS.status(dir), st.isDirectory else { throw .notDirectory }
-            hostRoot = dir
+            guard let st = try HostFS.status(PathBytes(path: dir)), st.isDirectory else { throw .notDirectory }
+            hostRoot = PathBytes(path: dir)
             ownsHostRoot = false
         } else {
-            hostRoot = try HostFS.makeTemporaryDirectory()
+            hostRoot = PathBytes(path: try HostFS.makeTemporaryDirectory())
             ownsHostRoot = true
         }
         var initial = ModelState()
@@ -131,7 +131,10 @@ public final class System: @unchecked Sendable {
     }
 
     /// The host directory behind `/data`.
-    public var hostDirectory: String { hostRoot }
+    public var hostDirectory: String { hostRoot.displayed }
+
+    /// The host path of `rel` under `/data`.
+    func hostPath(_ rel: PathBytes) -> PathBytes { hostRoot + [ModelState.slash] + rel }
 
     /// CONFIG_MMAP_ALLOW_UNINITIALIZED.
     public var allowUninitialized: Bool { configuration.allowUninitialized }
@@ -189,7 +192,7 @@ struct ModelState {
     /// Every inode alive.
     var inodes = Slab<Inode>()
     /// Names: tmpfs, romfs and /dev directories, path under the mount → inode.
-    var names: [MountPoint: [String: Int]] = [:]
+    var names: [MountPoint: [PathBytes: Int]] = [:]
     /// `/data` inodes alive (open or mapped), by host inode number.
     var hostInodes: [UInt64: Int] = [:]
     var nextInodeNumber: [MountPoint: UInt] = [:]

@@ -136,8 +136,6 @@ struct Inode {
     var orphans: [PageRun] = []
     /// romfs: the data's offset in the flash image.
     var romOffset = 0
-    /// `/data`: the path under the host directory.
-    var hostPath = ""
     /// `/data`: the host descriptor held while the inode lives, and whether it is writable.
     var hostFD: CInt = -1
     var hostWritable = false
@@ -260,57 +258,97 @@ public struct OpenFlags: OptionSet, Sendable, Hashable {
 /// Descriptors a process may hold open (RLIMIT_NOFILE's usual soft limit).
 let maxOpenFiles: Int32 = 1024
 
+/// A path as the kernel takes one: its bytes up to the first NUL, compared byte for byte.
+/// Nothing is decoded or normalised, so `/tmp/\xfe` and `/tmp/\xff` are two names, and so
+/// are `é` composed and `e` + U+0301 (a Swift `String` would call those equal).
+typealias PathBytes = [UInt8]
+
+extension PathBytes {
+    /// A Swift path's UTF-8 bytes, up to a NUL as a C string would end there.
+    init(path: String) {
+        self = Array(path.utf8.prefix { $0 != 0 })
+    }
+
+    /// A C string's bytes.
+    init(cString p: UnsafePointer<CChar>) {
+        self = Array(UnsafeRawBufferPointer(start: p, count: strlen(p)))
+    }
+
+    /// For what the model prints (`/proc/maps`): bytes that are not UTF-8 show as U+FFFD.
+    var displayed: String { String(decoding: self, as: UTF8.self) }
+
+    static func + (a: PathBytes, b: String) -> PathBytes { a + Array(b.utf8) }
+}
+
 /// A path split into its mount and the rest.
 struct ResolvedPath {
     enum Place {
+        /// The components under `/proc` (ASCII; a name that is not has no match there).
         case proc([String])
-        case mount(MountPoint, String)
+        case mount(MountPoint, PathBytes)
         /// "/" or "/dev" (directories that are not themselves filesystems the model writes).
         case directory
     }
     var place: Place
     /// The path ends in `/` (or `/.`) after a name: what it names must be a directory.
     var mustBeDirectory = false
+    /// The components before each `..` (after the ones before it were applied): the walk
+    /// goes through each of them, so each must exist and be a directory (`path_lookupat`
+    /// fails at the first that is missing, ENOENT, or is not a directory, ENOTDIR; the
+    /// lexical result alone would skip them).
+    var walkedThrough: [[PathBytes]] = []
 }
 
 extension ModelState {
+    static let slash = UInt8(ascii: "/")
+
     /// Splits an absolute path into its mount and the name under it.
-    /// - Throws: `ENAMETOOLONG` (PATH_MAX, NAME_MAX); `ENOENT` for relative paths and paths
-    ///   outside the tree.
-    static func resolve(_ path: String) throws(Errno) -> ResolvedPath {
-        guard path.utf8.count < Int(PATH_MAX) else { throw .fileNameTooLong }
+    /// - Throws: `ENAMETOOLONG` (PATH_MAX, NAME_MAX, in bytes); `ENOENT` for relative
+    ///   paths and paths outside the tree.
+    static func resolve(_ path: PathBytes) throws(Errno) -> ResolvedPath {
+        guard path.count < Int(PATH_MAX) else { throw .fileNameTooLong }
         guard !path.isEmpty else { throw .noSuchFileOrDirectory }
-        var parts: [String] = []
-        for c in path.split(separator: "/", omittingEmptySubsequences: true) {
-            guard c.utf8.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
-            if c == "." { continue }
-            if c == ".." {
-                if !parts.isEmpty { parts.removeLast() }
+        var parts: [PathBytes] = []
+        var walked: [[PathBytes]] = []
+        for c in path.split(separator: slash, omittingEmptySubsequences: true) {
+            guard c.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
+            if c.elementsEqual(".".utf8) { continue }
+            if c.elementsEqual("..".utf8) {
+                if !parts.isEmpty {
+                    walked.append(parts)
+                    parts.removeLast()
+                }
                 continue
             }
-            parts.append(String(c))
+            parts.append(PathBytes(c))
         }
-        guard path.hasPrefix("/") else { throw .noSuchFileOrDirectory }
-        guard let first = parts.first else { return ResolvedPath(place: .directory) }
-        let rest = parts.dropFirst().joined(separator: "/")
-        var r: ResolvedPath
-        switch first {
-        case "proc": r = ResolvedPath(place: .proc(Array(parts.dropFirst())))
-        case "tmp": r = ResolvedPath(place: .mount(.tmp, rest))
-        case "rom": r = ResolvedPath(place: .mount(.rom, rest))
-        case "data": r = ResolvedPath(place: .mount(.data, rest))
-        case "dev":
-            if parts.count >= 2 && parts[1] == "shm" {
-                r = ResolvedPath(place: .mount(.devShm, parts.dropFirst(2).joined(separator: "/")))
-            } else {
-                r = parts.count == 1 ? ResolvedPath(place: .directory) : ResolvedPath(place: .mount(.dev, rest))
-            }
-        default: throw .noSuchFileOrDirectory
-        }
+        guard path.first == slash else { throw .noSuchFileOrDirectory }
+        var r = try place(of: parts)
         // path_lookupat keeps LOOKUP_DIRECTORY for a trailing slash (or a trailing "/."),
         // so the last component must turn out to be a directory.
-        r.mustBeDirectory = path.hasSuffix("/") || path.hasSuffix("/.")
+        r.mustBeDirectory = path.last == slash || path.suffix(2).elementsEqual("/.".utf8)
+        r.walkedThrough = walked
         return r
+    }
+
+    /// Where a list of components (from the root) lies.
+    static func place(of parts: [PathBytes]) throws(Errno) -> ResolvedPath {
+        guard let first = parts.first else { return ResolvedPath(place: .directory) }
+        let rest = PathBytes(parts.dropFirst().joined(separator: [slash]))
+        switch first {
+        case Array("proc".utf8):
+            let names = parts.dropFirst().map { p in p.allSatisfy { $0 < 0x80 } ? p.displayed : "\u{FFFD}" }
+            return ResolvedPath(place: .proc(names))
+        case Array("tmp".utf8): return ResolvedPath(place: .mount(.tmp, rest))
+        case Array("rom".utf8): return ResolvedPath(place: .mount(.rom, rest))
+        case Array("data".utf8): return ResolvedPath(place: .mount(.data, rest))
+        case Array("dev".utf8):
+            if parts.count >= 2 && parts[1] == Array("shm".utf8) {
+                return ResolvedPath(place: .mount(.devShm, PathBytes(parts.dropFirst(2).joined(separator: [slash]))))
+            }
+            return parts.count == 1 ? ResolvedPath(place: .directory) : ResolvedPath(place: .mount(.dev, rest))
+        default: throw .noSuchFileOrDirectory
+        }
     }
 
     /// Allocates an inode number on `mount` and stores the inode.

@@ -280,4 +280,106 @@ struct PathWalkTests {
         p.exit()
         #expect(s.invariantViolation() == nil)
     }
+
+    @Test("`..` steps back over a component the walk went through: missing is ENOENT, a file ENOTDIR")
+    func dotDot() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        try p.writeFile("/tmp/f", [1, 2, 3])
+        try s.romfsAdd(path: "/rom/dir/a", [4])
+        let before = Snapshot(s, [p])
+        let refused: [(String, Errno)] = [
+            ("/tmp/missing/../f", .noSuchFileOrDirectory), ("/tmp/f/../f", .notDirectory),
+            ("/tmp/missing/more/../../f", .noSuchFileOrDirectory), ("/proc/99999/../meminfo", .noSuchFileOrDirectory),
+            ("/proc/meminfo/../maps", .notDirectory), ("/proc/self/maps/../status", .notDirectory),
+            ("/rom/nodir/../dir/a", .noSuchFileOrDirectory), ("/rom/dir/a/../a", .notDirectory),
+            ("/dev/zero/../null", .notDirectory), ("/nowhere/../tmp/f", .noSuchFileOrDirectory),
+            ("/data/nodir/../x", .noSuchFileOrDirectory),
+        ]
+        for (path, errno) in refused {
+            #expect(throws: errno, "\(path)") { _ = try p.open(path, [.readWrite, .create]) }
+        }
+        #expect(throws: Errno.noSuchFileOrDirectory) { try p.unlink("/tmp/missing/../f") }
+        // unlink outside tmpfs: the lookup's answers first, then the mount's.
+        try p.close(try p.open("/data/d", [.writeOnly, .create]))
+        let unlinks: [(String, Errno)] = [
+            ("/data/d/", .notDirectory), ("/dev/zero/", .notDirectory), ("/dev/none", .noSuchFileOrDirectory),
+            ("/proc/meminfo/", .notDirectory), ("/proc/none", .noSuchFileOrDirectory),
+            ("/proc/meminfo", .permissionDenied),
+            ("/rom/dir/a", .readOnlyFileSystem), ("/rom/none", .readOnlyFileSystem), ("/rom/dir", .readOnlyFileSystem),
+            ("/rom/none/../dir/a", .noSuchFileOrDirectory),
+        ]
+        for (path, errno) in unlinks {
+            #expect(throws: errno, "unlink \(path)") { try p.unlink(path) }
+        }
+        try p.close(try p.open("/data/d"))
+        try p.unlink("/data/d")
+        #expect(throws: Errno.notDirectory) { try p.mkfifo("/tmp/f/../g") }
+        #expect(throws: Errno.notDirectory) { try p.mkfifo("/tmp/f/g") }
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.exec("/tmp/missing/../f") }
+        #expect(Snapshot(s, [p]) == before)
+        #expect(try p.readFile("/tmp/f").utf8.count == 3, "/tmp/f still there")
+        #expect(throws: Errno.noSuchFileOrDirectory, "/data/x was not made") { _ = try p.open("/data/x") }
+        // Through directories that exist, `..` is what it says (and / is its own parent).
+        for path in ["/tmp/../tmp/f", "/../../tmp/f", "/proc/self/../../tmp/f", "/rom/dir/../dir/../../tmp/f"] {
+            try p.close(try p.open(path))
+        }
+        try p.close(try p.open("/proc/self/../meminfo"))
+        try p.close(try p.open("/rom/dir/../dir/a"))
+        #expect(s.invariantViolation() == nil)
+    }
+
+    @Test("names are bytes: no decoding, no Unicode equivalence; NAME_MAX counts bytes")
+    func byteNames() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let fe = Array("/tmp/".utf8) + [0xFE]
+        let ff = Array("/tmp/".utf8) + [0xFF]
+        try p.close(try p.open(bytes: fe, [.writeOnly, .create]))
+        #expect(throws: Errno.noSuchFileOrDirectory, "\\xff is not \\xfe") { _ = try p.open(bytes: ff) }
+        try p.close(try p.open(bytes: fe))
+        // Composed and decomposed é: equal as Swift strings, two names on Linux.
+        try p.writeFile("/tmp/\u{E9}", [1])
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/tmp/e\u{301}") }
+        try p.writeFile("/tmp/e\u{301}", [2, 2])
+        #expect(try p.readFile("/tmp/\u{E9}").utf8.count == 1)
+        // NAME_MAX is 255 bytes, whatever they are.
+        let long = Array("/tmp/".utf8) + [UInt8](repeating: 0xFF, count: 255)
+        try p.close(try p.open(bytes: long, [.writeOnly, .create]))
+        #expect(throws: Errno.fileNameTooLong) { _ = try p.open(bytes: long + [0xFF], [.writeOnly, .create]) }
+        try p.unlink(bytes: long)
+        // A NUL ends a path, as in C.
+        try p.close(try p.open(bytes: fe + [0, 0x41]))
+        // /data hands the host the same bytes, and the system's own directory goes whole.
+        let name: [UInt8] = [0x78, 0xFF, 0x80]
+        let dataPath = Array("/data/".utf8) + name
+        try p.close(try p.open(bytes: dataPath, [.writeOnly, .create]))
+        let host = Array(s.hostDirectory.utf8) + [0x2F] + name + [0]
+        var st = stat()
+        #expect(host.withUnsafeBytes { stat($0.baseAddress!.assumingMemoryBound(to: CChar.self), &st) } == 0)
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open(bytes: Array("/data/x".utf8) + [0xFF, 0x81]) }
+        try p.unlink(bytes: dataPath)
+        #expect(host.withUnsafeBytes { stat($0.baseAddress!.assumingMemoryBound(to: CChar.self), &st) } != 0)
+        // shm_open names are bytes too.
+        let shm = try p.shmOpen(bytes: [0x73, 0xFF], [.readWrite, .create])
+        try p.close(shm)
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.shmOpen(bytes: [0x73, 0xFE], .readOnly) }
+        try p.shmUnlink(bytes: [0x73, 0xFF])
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
+
+    @Test("the system's temporary /data directory goes at the end, names that are not UTF-8 too")
+    func dataDirectoryRemovedWhole() throws {
+        var dir = ""
+        do {
+            let s = try makeSystem()
+            let p = s.createProcess()
+            dir = s.hostDirectory
+            try p.close(try p.open(bytes: Array("/data/".utf8) + [0xFF], [.writeOnly, .create]))
+            p.exit()
+        }
+        #expect(!dir.isEmpty)
+        #expect(access(dir, F_OK) != 0, "\(dir) removed")
+    }
 }

@@ -808,6 +808,92 @@ static void lifecycle_rows(void) {
     rmdir(tmp);
 }
 
+/* POSIX edges as Linux answers them, through the release library: vm.nr_trim_pages parsed as
+ * proc_dointvec_minmax, pipes' PIPE_BUF rule, FIFO opens, and path_lookupat's rules (trailing
+ * slashes, `..` per component, names as bytes, NAME_MAX in bytes, /proc pids as name_to_int). */
+static void posix_rows(void) {
+    char host[] = "/tmp/abi-paths-XXXXXX";
+    CHECK(mkdtemp(host) != NULL, "a host directory for /data");
+    struct nommu_config config;
+    nommu_config_init(&config);
+    config.host_dir = host;
+    nommu_system *sys = nommu_system_create(&config);
+    nommu_process *p = nommu_process_create(sys);
+    char text[64];
+
+    /* nr_trim_pages: C's bases and leading blanks, one value then the rest left, '+' refused. */
+    static const struct {
+        const char *write;
+        ssize_t taken; /* -1: EINVAL */
+        const char *after;
+    } trims[] = {{"0x10\n", 5, "16\n"}, {"  010", 5, "8\n"}, {"4 5", 2, "4\n"}, {"+3", -1, "4\n"},
+                 {"", 0, "4\n"},      {"12a", -1, "4\n"}, {"-1", -1, "4\n"}};
+    for (size_t i = 0; i < sizeof trims / sizeof trims[0]; i++) {
+        int fd = nommu_open(p, "/proc/sys/vm/nr_trim_pages", O_RDWR);
+        errno = 0;
+        ssize_t n = nommu_write(p, fd, trims[i].write, strlen(trims[i].write));
+        CHECK(trims[i].taken < 0 ? n == -1 && errno == EINVAL : n == trims[i].taken, trims[i].write);
+        nommu_close(p, fd);
+        read_proc(p, "/proc/sys/vm/nr_trim_pages", text, sizeof text);
+        CHECK(strcmp(text, trims[i].after) == 0, "nr_trim_pages after the write");
+    }
+    int trim = nommu_open(p, "/proc/sys/vm/nr_trim_pages", O_RDWR);
+    CHECK(nommu_pwrite(p, trim, "9", 1, 1) == 1, "a write at position 1 is taken");
+    CHECK(nommu_pread(p, trim, text, sizeof text, 1) == 0, "a read at position 1 is end of file");
+    CHECK(nommu_pread(p, trim, text, sizeof text, 0) == 2 && text[0] == '4', "and the write was ignored");
+    nommu_close(p, trim);
+    set_trim(p, "1");
+
+    /* Pipes: up to PIPE_BUF all or nothing (EAGAIN), above it partial; FIFO writer needs a reader. */
+    CHECK(nommu_mkfifo(p, "/tmp/fifo", 0600) == 0, "mkfifo");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/fifo", O_WRONLY | O_NONBLOCK), -1, ENXIO, "FIFO O_WRONLY|O_NONBLOCK, no reader");
+    int r = nommu_open(p, "/tmp/fifo", O_RDONLY | O_NONBLOCK), w = nommu_open(p, "/tmp/fifo", O_WRONLY | O_NONBLOCK);
+    static char fill[65536];
+    CHECK(r >= 0 && w >= 0 && nommu_write(p, w, fill, 65536 - 100) == 65536 - 100, "fill the FIFO but 100 bytes");
+    EXPECT_ERRNO(nommu_write(p, w, fill, 200), -1, EAGAIN, "200 bytes (<= PIPE_BUF) into 100 of room: EAGAIN");
+    CHECK(nommu_write(p, w, fill, 5000) == 100, "5000 bytes (> PIPE_BUF): partial");
+    nommu_close(p, w);
+    nommu_close(p, r);
+
+    /* Paths. */
+    int f = nommu_open(p, "/tmp/f", O_RDWR | O_CREAT, 0600);
+    CHECK(f >= 0 && nommu_write(p, f, "abc", 3) == 3, "/tmp/f");
+    nommu_close(p, f);
+    EXPECT_ERRNO(nommu_open(p, "/tmp/f/", O_RDONLY), -1, ENOTDIR, "trailing slash on a file");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/new/", O_RDWR | O_CREAT, 0600), -1, EISDIR, "O_CREAT with a trailing slash");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/f", O_RDONLY | O_DIRECTORY), -1, ENOTDIR, "O_DIRECTORY on a file");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/missing/../f", O_RDONLY), -1, ENOENT, ".. through a missing component");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/f/../f", O_RDONLY), -1, ENOTDIR, ".. through a file");
+    EXPECT_ERRNO(nommu_unlink(p, "/tmp/f/"), -1, ENOTDIR, "unlink with a trailing slash");
+    EXPECT_ERRNO(nommu_unlink(p, "/rom/none"), -1, EROFS, "unlink on romfs: EROFS before the lookup");
+    EXPECT_ERRNO(nommu_open(p, "/proc/01/status", O_RDONLY), -1, ENOENT, "/proc/01");
+    EXPECT_ERRNO(nommu_open(p, "/proc/+1/status", O_RDONLY), -1, ENOENT, "/proc/+1");
+    f = nommu_open(p, "/tmp/../tmp/f", O_RDONLY);
+    CHECK(f >= 0 && nommu_close(p, f) == 0, ".. through a directory");
+    f = nommu_open(p, "/tmp/\xfe", O_WRONLY | O_CREAT, 0600);
+    CHECK(f >= 0 && nommu_close(p, f) == 0, "/tmp/\\xfe");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/\xff", O_RDONLY), -1, ENOENT, "/tmp/\\xff is not /tmp/\\xfe");
+    EXPECT_ERRNO(nommu_open(p, "/tmp/\xef\xbf\xbd", O_RDONLY), -1, ENOENT, "nor U+FFFD");
+    char name[5 + 257] = "/tmp/";
+    memset(name + 5, 0xff, 255);
+    name[5 + 255] = 0;
+    f = nommu_open(p, name, O_WRONLY | O_CREAT, 0600);
+    CHECK(f >= 0 && nommu_close(p, f) == 0, "a 255-byte name of \\xff: NAME_MAX counts bytes");
+    name[5 + 255] = (char)0xff;
+    name[5 + 256] = 0;
+    EXPECT_ERRNO(nommu_open(p, name, O_WRONLY | O_CREAT, 0600), -1, ENAMETOOLONG, "256 bytes");
+    f = nommu_open(p, "/data/x\xff", O_WRONLY | O_CREAT, 0600);
+    CHECK(f >= 0 && nommu_close(p, f) == 0, "/data/x\\xff");
+    char on_host[sizeof host + 8];
+    snprintf(on_host, sizeof on_host, "%s/x\xff", host);
+    CHECK(access(on_host, F_OK) == 0, "the host has the byte name x\\xff");
+    CHECK(nommu_unlink(p, "/data/x\xff") == 0 && access(on_host, F_OK) != 0, "and unlink takes it");
+
+    nommu_process_exit(p);
+    nommu_system_destroy(sys);
+    rmdir(host);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -968,6 +1054,7 @@ int main(void) {
     extreme_rows();
     lifecycle_rows();
     edge_sweep();
+    posix_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
