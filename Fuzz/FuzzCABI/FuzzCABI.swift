@@ -16,6 +16,9 @@
 // filesystems are torn down and every page must be back. A broken check traps with the
 // step number, which libFuzzer reports with the input.
 //
+// `FUZZ_CABI_THREADS=n` (2 to 4) runs the input as n lanes on n threads sharing the system
+// (`Lanes` below): checks between rounds, with every thread stopped.
+//
 // The harness never blocks (pipes are never read or written; futex waits always carry a
 // timeout of under a microsecond) and touches memory only inside what the model handed out.
 // It never unmaps or remaps a range that holds a mapping it did not make itself (a
@@ -37,6 +40,10 @@ public func fuzzCABI(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     var input = FuzzInput(bytes: UnsafeBufferPointer(start: data, count: size))
     guard let world = World(&input) else { return 0 }
+    if World.lanes > 1 {
+        Lanes(world, input).run()
+        return 0
+    }
     while !input.exhausted && world.step < World.maxSteps {
         world.step += 1
         world.perform(&input)
@@ -44,6 +51,107 @@ public func fuzzCABI(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     }
     world.finish()
     return 0
+}
+
+/// Threaded mode (`FUZZ_CABI_THREADS=n`): the input left after the system's bytes is cut
+/// into n parts, one a lane; each lane is a world of its own (its processes, what they were
+/// handed) on the one system, and runs on a thread of its own. The lanes go in rounds of up
+/// to `roundSteps` steps each, checking their own ranges after every step; between rounds,
+/// with every thread stopped, come the model's invariants and the overlap check over every
+/// lane's ranges together (a process never sees another's private memory). At the end every
+/// lane's processes exit and runs go back, and the whole system must be back.
+final class Lanes: @unchecked Sendable {
+    static let roundSteps = 8
+
+    /// One lane: touched only by its thread while a round runs, by the main thread between.
+    final class Lane {
+        let world: World
+        var input: FuzzInput
+        init(_ world: World, _ input: FuzzInput) {
+            self.world = world
+            self.input = input
+        }
+    }
+
+    let lanes: [Lane]
+    let start = UnsafeMutablePointer<pthread_barrier_t>.allocate(capacity: 1)
+    let done = UnsafeMutablePointer<pthread_barrier_t>.allocate(capacity: 1)
+    /// Set by the main thread before the start barrier; read by the lanes after it.
+    var stop = false
+
+    init(_ first: World, _ input: FuzzInput) {
+        let n = World.lanes
+        let rest = UnsafeBufferPointer(rebasing: input.bytes[min(input.at, input.bytes.count)...])
+        let part = (rest.count + n - 1) / n
+        lanes = (0..<n).map { i in
+            let world = i == 0 ? first : World(lane: i, on: first)
+            let slice = rest[min(i * part, rest.count)..<min((i + 1) * part, rest.count)]
+            return Lane(world, FuzzInput(bytes: UnsafeBufferPointer(rebasing: slice)))
+        }
+        pthread_barrier_init(start, nil, UInt32(n + 1))
+        pthread_barrier_init(done, nil, UInt32(n + 1))
+    }
+
+    deinit {
+        pthread_barrier_destroy(start)
+        pthread_barrier_destroy(done)
+        start.deallocate()
+        done.deallocate()
+    }
+
+    /// A lane's thread: rounds until told to stop.
+    func runLane(_ lane: Lane) {
+        while true {
+            pthread_barrier_wait(start)
+            if stop { return }
+            let w = lane.world
+            for _ in 0..<Lanes.roundSteps where !lane.input.exhausted && w.step < World.maxSteps {
+                w.step += 1
+                w.perform(&lane.input)
+                _ = w.checkedRanges()
+            }
+            pthread_barrier_wait(done)
+        }
+    }
+
+    func run() {
+        var threads: [pthread_t] = []
+        for lane in lanes {
+            let context = Unmanaged.passRetained(Context(self, lane)).toOpaque()
+            var thread = pthread_t()
+            let rc = pthread_create(
+                &thread, nil,
+                { raw in
+                    let c = Unmanaged<Context>.fromOpaque(raw!).takeRetainedValue()
+                    c.lanes.runLane(c.lane)
+                    return nil
+                }, context)
+            precondition(rc == 0, "pthread_create: \(rc)")
+            threads.append(thread)
+        }
+        let first = lanes[0].world
+        while true {
+            stop = lanes.allSatisfy { $0.input.exhausted || $0.world.step >= World.maxSteps }
+            pthread_barrier_wait(start)
+            if stop { break }
+            pthread_barrier_wait(done)
+            if let v = first.system.invariantViolation() { first.fail("between rounds: \(v)") }
+            first.checkOverlaps(lanes.flatMap { $0.world.checkedRanges() })
+        }
+        for t in threads { pthread_join(t, nil) }
+        for lane in lanes { lane.world.finishLane() }
+        first.finishSystem()
+    }
+
+    /// What a lane's thread is started with.
+    final class Context {
+        let lanes: Lanes
+        let lane: Lane
+        init(_ lanes: Lanes, _ lane: Lane) {
+            self.lanes = lanes
+            self.lane = lane
+        }
+    }
 }
 
 extension World {

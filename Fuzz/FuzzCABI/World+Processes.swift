@@ -169,14 +169,91 @@ extension World {
     // MARK: Flash and romfs
 
     func flashOrRomfs(_ input: inout FuzzInput) {
-        if input.chance(2) {
+        switch input.byte() % 3 {
+        case 0:
             let device: String? = input.pick(["/dev/mtd0", "/dev/mtd0", "mtd0", "/dev/fb0", nil])
             _ = nommu_flash_set_mode(handle, device, CInt(input.byte() % 4))
-        } else {
+        case 1:
             let path = input.pick(["/rom/a", "/rom/d", "/rom/e/f", "/rom/" + String(step), "/tmp/x", "/rom", "/rom/"])
             let bytes = input.data(count: input.count(page: Int(page)))
             _ = bytes.withUnsafeBytes { nommu_romfs_add(handle, path, $0.baseAddress, $0.count) }
+        default:
+            hostileELF(&input)
         }
+    }
+
+    /// An ELF64 image whose header and three program headers come from the input (each
+    /// field now and then an edge value: offsets, addresses, sizes, alignments, the stack's
+    /// p_memsz, the counts), put in /rom (executed in place) or /tmp (copied) and exec'd by a
+    /// process made for it, which then exits. A failure must come with an errno.
+    func hostileELF(_ input: inout FuzzInput) {
+        let ehdr = 64
+        let phdr = 56
+        let body = Int(input.byte()) * 16
+        var image = [UInt8](repeating: 0, count: ehdr + 3 * phdr + body)
+        func put(_ v: UInt64, _ at: Int, _ width: Int) {
+            for i in 0..<width where at + i < image.count { image[at + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) }
+        }
+        // A usual value, or (one time in five) an edge value or input bytes.
+        func field(_ usual: UInt64, _ input: inout FuzzInput) -> UInt64 {
+            switch input.byte() % 10 {
+            case 0: input.extreme()
+            case 1: input.u64()
+            default: usual
+            }
+        }
+        let size = UInt64(image.count)
+        image.replaceSubrange(0..<8, with: [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0])
+        if input.chance(16) { image[4] = input.pick([0, 1, 3]) }  // ELFCLASS32 and nonsense
+        put(field(input.pick([2, 3]), &input), 16, 2)  // e_type
+        put(62, 18, 2)  // e_machine
+        put(field(1, &input), 20, 4)  // e_version
+        put(field(0x1000 + UInt64(input.byte()), &input), 24, 8)  // e_entry
+        put(field(UInt64(ehdr), &input), 32, 8)  // e_phoff
+        put(UInt64(ehdr), 52, 2)  // e_ehsize
+        put(field(UInt64(phdr), &input), 54, 2)  // e_phentsize
+        put(field(3, &input), 56, 2)  // e_phnum
+        let pt: [UInt64] = [1, 1, 0x6474_E551, 3, 4, 0x7000_0000]  // LOAD, GNU_STACK, INTERP, NOTE, processor
+        for i in 0..<3 {
+            let at = ehdr + i * phdr
+            let type: UInt64 = i < 2 ? (input.chance(4) ? input.pick(pt) : 1) : (input.chance(3) ? 1 : 0x6474_E551)
+            put(type, at, 4)
+            put(field(i == 0 ? 5 : 6, &input), at + 4, 4)  // p_flags: R|X, then R|W
+            let offset = i == 0 ? 0 : min(size, UInt64(ehdr + 3 * phdr))
+            put(field(offset, &input), at + 8, 8)
+            let vaddr = UInt64(i) * 0x10000 + offset % 4096
+            put(field(vaddr, &input), at + 16, 8)
+            let filesz = i < 2 ? size - offset : 0
+            put(field(filesz, &input), at + 32, 8)
+            let memsz = i < 2 ? filesz + UInt64(input.byte()) * 64 : UInt64(input.byte()) << 12
+            put(field(memsz, &input), at + 40, 8)
+            put(field(i < 2 ? 4096 : 16, &input), at + 48, 8)
+        }
+        let onRom = input.chance(2)
+        let path = (onRom ? "/rom/elf-" : "/tmp/elf-") + "\(lane)-\(step)"
+        guard let q = nommu_process_create(handle) else { fail("nommu_process_create: errno \(errno)") }
+        defer { nommu_process_exit(q) }
+        if onRom {
+            guard image.withUnsafeBytes({ nommu_romfs_add(handle, path, $0.baseAddress, $0.count) }) == 0 else {
+                return
+            }
+        } else {
+            let fd = nommu_open_fixed_args(q, path, O_WRONLY | O_CREAT | O_TRUNC, 0o755)
+            guard fd >= 0 else { return }
+            let n = image.withUnsafeBytes { nommu_write(q, fd, $0.baseAddress, $0.count) }
+            _ = nommu_close(q, fd)
+            guard n == image.count else {
+                _ = nommu_unlink(q, path)
+                return
+            }
+        }
+        var out = nommu_image()
+        out.size = MemoryLayout<nommu_image>.size
+        errno = 0
+        let rc = nommu_exec_elf(q, path, &out)
+        if rc != 0 && errno == 0 { fail("exec of a hostile ELF (\(path)) failed without errno") }
+        if rc != 0 && rc != -1 { fail("exec of a hostile ELF returned \(rc)") }
+        if !onRom { _ = nommu_unlink(q, path) }
     }
 
     // MARK: The rest
@@ -201,7 +278,7 @@ extension World {
             st.size = UInt32(MemoryLayout<nommu_stats>.size)
             guard nommu_get_stats(handle, &st) == 0 else { fail("nommu_get_stats: errno \(errno)") }
             if st.free_pages + st.percpu_pages + st.allocated_pages != st.total_pages
-                || st.mmap_pages_allocated != UInt64(system.mmapPagesAllocated)
+                || (st.mmap_pages_allocated != UInt64(system.mmapPagesAllocated) && !shared)
             {
                 fail("stats do not add up: \(st)")
             }

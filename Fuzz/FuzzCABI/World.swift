@@ -77,6 +77,9 @@ final class World {
     static let maxProcesses = 8
     /// `FUZZ_CABI_TRACE=1`: one line per step on standard output, for triage.
     static let tracing = getenv("FUZZ_CABI_TRACE") != nil
+    /// `FUZZ_CABI_THREADS=n` (2 to 4): n lanes on n threads share one system (threaded mode).
+    static let lanes: Int =
+        getenv("FUZZ_CABI_THREADS").flatMap { Int(String(cString: $0)) }.map { min(max($0, 1), 4) } ?? 1
 
     let handle: OpaquePointer
     let system: System
@@ -93,6 +96,13 @@ final class World {
     var step = 0
     /// Where reads of mapped memory go, so they are not optimised away.
     var sink: UInt64 = 0
+    /// Threaded mode (`FUZZ_CABI_THREADS`): this world is one lane of several that share
+    /// the system, each on a thread of its own with processes of its own. Checks that read
+    /// system-wide state another lane may change at the same moment (nr_trim_pages read
+    /// back, /proc/maps against the region count, a SysV segment still fresh, the stats
+    /// against a second reading) are left to the single-threaded mode.
+    let lane: Int
+    let shared: Bool
 
     /// Makes the system the first input bytes describe, its /rom files and one process;
     /// nil when the system cannot be made.
@@ -125,9 +135,27 @@ final class World {
         }
         guard let first = nommu_process_create(h) else { preconditionFailure("no first process: errno \(errno)") }
         procs.append(Proc(handle: first, pid: nommu_getpid(first), group: Group()))
+        lane = 0
+        shared = World.lanes > 1
     }
 
-    func fail(_ message: String) -> Never { preconditionFailure("step \(step): \(message)") }
+    /// Another lane on `base`'s system, with a first process of its own.
+    init(lane: Int, on base: World) {
+        handle = base.handle
+        system = base.system
+        page = base.page
+        totalPages = base.totalPages
+        arenaBase = base.arenaBase
+        allowUninitialized = base.allowUninitialized
+        self.lane = lane
+        shared = true
+        guard let first = nommu_process_create(handle) else { preconditionFailure("no first process: errno \(errno)") }
+        procs.append(Proc(handle: first, pid: nommu_getpid(first), group: Group()))
+    }
+
+    func fail(_ message: String) -> Never {
+        preconditionFailure(shared ? "lane \(lane) step \(step): \(message)" : "step \(step): \(message)")
+    }
 
     /// The page-rounded length (0 when it wraps).
     func rounded(_ length: UInt) -> UInt {
@@ -174,6 +202,13 @@ final class World {
     /// bytes; anonymous memory, malloc blocks and page runs overlap nothing else.
     func check() {
         if let v = system.invariantViolation() { fail(v) }
+        checkOverlaps(checkedRanges())
+    }
+
+    /// What this world was handed, each range checked (still mapped; anonymous ends and
+    /// malloc fills as written), with whether it is exclusive (anonymous memory, malloc
+    /// blocks and page runs overlap nothing else).
+    func checkedRanges() -> [(start: UInt, end: UInt, exclusive: Bool)] {
         var ranges: [(start: UInt, end: UInt, exclusive: Bool)] = []
         for (g, member) in groups {
             let maps = member.process.mappings.map { ($0.start.rawValue, $0.end.rawValue) }
@@ -202,6 +237,12 @@ final class World {
             let start = UInt(bitPattern: r.pointer)
             ranges.append((start, start + rounded(UInt(r.bytes)), true))
         }
+        return ranges
+    }
+
+    /// No exclusive range overlaps any other.
+    func checkOverlaps(_ ranges: [(start: UInt, end: UInt, exclusive: Bool)]) {
+        var ranges = ranges
         // Sorted by start, a range overlaps an earlier one iff it starts below that one's end.
         ranges.sort { $0.start < $1.start }
         var maxEnd: (end: UInt, at: Int) = (0, -1)
@@ -223,10 +264,20 @@ final class World {
     }
 
     func finish() {
+        finishLane()
+        finishSystem()
+    }
+
+    /// This world's processes exit and its page runs go back.
+    func finishLane() {
         for p in procs { nommu_process_exit(p.handle) }
         procs = []
         for r in runs where freeRun(r) != 0 { fail("freeing page run \(r) at the end: errno \(errno)") }
         runs = []
+    }
+
+    /// Once every lane has finished: nothing is left, and the system goes.
+    func finishSystem() {
         if !system.pids.isEmpty { fail("processes left after every exit: \(system.pids)") }
         do { try system.tearDownFilesystems() } catch { fail("tearing the filesystems down: \(error)") }
         if system.regionCount != 0 { fail("\(system.regionCount) regions left") }
