@@ -113,12 +113,20 @@ final class World {
         c.page_size = pageSize
         c.arena_bytes = (256 + input.word() % 769) * pageSize
         c.max_order = CUnsignedInt(input.byte() % 11)
-        c.allow_uninitialized = CInt(input.byte() & 1)
+        let uninitialized = input.byte()
+        c.allow_uninitialized = CInt(uninitialized & 1)
         c.nr_trim_pages = CInt(input.byte() % 4)
-        c.arena_source = CInt(input.byte() & 1)
+        let source = input.byte()
+        c.arena_source = CInt(source & 1)
         c.flash_bytes = pageSize * (1 + Int(input.byte() % 8))
         c.ramdisk_bytes = pageSize * Int(input.byte() % 5)
         c.framebuffer_bytes = pageSize * Int(input.byte() % 5)
+        // One time in eight (by bits the bytes above leave unused, so every other input
+        // reads as before), first a system whose one config field is an edge value: made
+        // and let go, or refused with an errno.
+        if source & 0b1110 == 0b1110 {
+            World.extremeConfig(field: Int(source >> 4), FuzzInput.extremes[Int(uninitialized >> 1) % 16])
+        }
         guard let h = nommu_system_create(&c) else { return nil }
         handle = h
         system = nommuSystemForTesting(h)!
@@ -137,6 +145,33 @@ final class World {
         procs.append(Proc(handle: first, pid: nommu_getpid(first), group: Group()))
         lane = 0
         shared = World.lanes > 1
+    }
+
+    /// `nommu_system_create` with `nommu_config`'s field number `field` (of 11) set to `v`.
+    static func extremeConfig(field: Int, _ v: UInt64) {
+        var e = nommu_config()
+        nommu_config_init(&e)
+        let size = Int(truncatingIfNeeded: v)
+        let int = CInt(truncatingIfNeeded: v)
+        switch field % 11 {
+        case 0: e.arena_bytes = size
+        case 1: e.page_size = size
+        case 2: e.max_order = CUnsignedInt(truncatingIfNeeded: v)
+        case 3: e.nr_trim_pages = int
+        case 4: e.arena_source = int
+        case 5: e.huge_pages = int
+        case 6: e.flash_bytes = size
+        case 7: e.ramdisk_bytes = size
+        case 8: e.framebuffer_bytes = size
+        case 9: e.allow_uninitialized = int
+        default: e.size = size
+        }
+        errno = 0
+        if let made = nommu_system_create(&e) {
+            nommu_system_destroy(made)
+        } else if errno == 0 {
+            preconditionFailure("nommu_system_create with config field \(field % 11) = \(v) failed without errno")
+        }
     }
 
     /// Another lane on `base`'s system, with a first process of its own.

@@ -722,6 +722,31 @@ static void edge_sweep(void) {
         if (i == 0) nommu_get_stats(sys, &before);
     }
     nommu_get_stats(sys, &after);
+    /* nommu_config: every field at every edge value, one at a time: a system, or NULL and errno. */
+    for (size_t i = 0; i < NEDGES; i++) {
+        uint64_t v = edges[i];
+        for (int field = 0; field < 11; field++) {
+            struct nommu_config c;
+            nommu_config_init(&c);
+            switch (field) {
+            case 0: c.arena_bytes = (size_t)v; break;
+            case 1: c.page_size = (size_t)v; break;
+            case 2: c.max_order = (unsigned)v; break;
+            case 3: c.nr_trim_pages = (int)v; break;
+            case 4: c.arena_source = (int)v; break;
+            case 5: c.huge_pages = (int)v; break;
+            case 6: c.flash_bytes = (size_t)v; break;
+            case 7: c.ramdisk_bytes = (size_t)v; break;
+            case 8: c.framebuffer_bytes = (size_t)v; break;
+            case 9: c.allow_uninitialized = (int)v; break;
+            default: c.size = (size_t)v; break;
+            }
+            errno = 0;
+            nommu_system *made = nommu_system_create(&c);
+            FAILED_WITH_ERRNO(made == NULL);
+            if (made) nommu_system_destroy(made);
+        }
+    }
     printf("edge sweep: %d calls with %zu edge values, %d failures without errno\n", sweep_calls, NEDGES,
            sweep_bad_errno);
     CHECK(sweep_bad_errno == 0, "edge sweep: every failure sets errno");
