@@ -155,8 +155,17 @@ let package = Package(
             dependencies: ["CNommu", "NommuCABI"],
             path: "Tests/CPrograms/abi-stress"
         ),
+        // The kernel oracle's hosted backend: the cases through nommu.h (Oracle/README.md).
+        .executableTarget(
+            name: "nommu-oracle-host",
+            dependencies: ["CNommu", "NommuCABI"],
+            path: "Oracle",
+            exclude: ["guest", "golden", "kernel.config", "README.md", "divergences.md"],
+            sources: ["cases", "host"]
+        ),
         .testTarget(
-            name: "CABITests", dependencies: ["nommu-abi-check", "nommu-abi-stress"], swiftSettings: swiftSettings),
+            name: "CABITests", dependencies: ["nommu-abi-check", "nommu-abi-stress", "nommu-oracle-host"],
+            swiftSettings: swiftSettings),
         // nommu run and nommu record as users run them: the CLI and the preload libraries of one
         // build (NOMMU_BIN_DIR, or the one beside the tests), on real programs.
         .testTarget(

@@ -875,7 +875,7 @@ extension System {
         case .dev:
             switch node.device! {
             case .zero: return [UInt8](repeating: 0, count: count)
-            case .ttyS0: return []
+            case .null, .ttyS0: return []
             case .mtd0:
                 guard offset < flash.byteCount else { return [] }
                 return flashBytes(at: offset, count: min(count, flash.byteCount - offset), in: &s)
@@ -905,7 +905,7 @@ extension System {
             return n
         case .dev:
             switch node.device! {
-            case .zero: return bytes.count
+            case .zero, .null: return bytes.count
             case .ttyS0:
                 s.console += bytes
                 return bytes.count

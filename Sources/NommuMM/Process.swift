@@ -76,7 +76,8 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     ///   yet, so every file mapping); `EINVAL` for `MAP_FIXED` or a non-zero address
     ///   (Part A.1); `EINVAL` for a type other than `MAP_PRIVATE` or `MAP_SHARED`;
     ///   `EINVAL` for a zero length; `ENOMEM` when the page-rounded length wraps or
-    ///   exceeds TASK_SIZE; `EOVERFLOW` when the page offset plus the pages wraps; `ENOMEM`
+    ///   exceeds TASK_SIZE; `EOVERFLOW` when the page offset plus the pages wraps (a negative
+    ///   page-aligned offset does: it becomes pages by an arithmetic shift); `ENOMEM`
     ///   when no contiguous run fits; `ESRCH` when the process has exited.
     /// - Returns: The mapping's (page-aligned) address.
     ///

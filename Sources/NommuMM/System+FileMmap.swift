@@ -194,7 +194,7 @@ extension System {
                     return .failure(.noSuchDeviceOrAddress)
                 }
                 return window(base: UInt(bitPattern: base), size: size)
-            case .zero, .ttyS0:
+            case .zero, .null, .ttyS0:
                 return .failure(.noFunction)
             }
         default:

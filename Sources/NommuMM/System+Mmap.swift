@@ -8,12 +8,14 @@ extension System {
         _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, offset: Int64,
         file: OpenFile? = nil
     ) throws(Errno) -> VirtualAddress {
-        // §1.1.1: byte-offset entry points check the offset first, before the fd.
-        let off = UInt64(bitPattern: offset)
-        guard off & UInt64(pageSize - 1) == 0 else { throw .invalidArgument }
+        // §1.1.1: byte-offset entry points check the offset first, before the fd. The offset
+        // is an off_t and becomes pages by an arithmetic shift (riscv_sys_mmap, the 64-bit
+        // no-MMU entry), so a negative one is a page offset near 2^64 that wraps with the
+        // length: EOVERFLOW, as Linux 6.1 answers (the kernel oracle's val_offset case).
+        guard UInt64(bitPattern: offset) & UInt64(pageSize - 1) == 0 else { throw .invalidArgument }
         return try mmap(
             pid, address: address, length: length, protection: protection, flags: flags, fd: fd,
-            pgoff: UInt(truncatingIfNeeded: off >> UInt64(pageShift)), file: file)
+            pgoff: UInt(bitPattern: Int(truncatingIfNeeded: offset >> Int64(pageShift))), file: file)
     }
 
     /// The page-offset entry (`ksys_mmap_pgoff`), shared by `mmap` and `mmap2`. `file`, when

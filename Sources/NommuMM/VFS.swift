@@ -76,7 +76,7 @@ enum MountPoint: CaseIterable, Hashable {
 
 /// The character and block devices of `/dev`.
 enum Device: CaseIterable, Hashable {
-    case fb0, mtd0, ram0, zero, ttyS0
+    case fb0, mtd0, ram0, zero, null, ttyS0
 
     var name: String {
         switch self {
@@ -84,6 +84,7 @@ enum Device: CaseIterable, Hashable {
         case .mtd0: "mtd0"
         case .ram0: "ram0"
         case .zero: "zero"
+        case .null: "null"
         case .ttyS0: "ttyS0"
         }
     }
@@ -92,7 +93,7 @@ enum Device: CaseIterable, Hashable {
     var isBlock: Bool { self == .ram0 }
 
     /// Whether the driver has an mmap operation (`f_op->mmap`).
-    var hasMmap: Bool { self != .ttyS0 }
+    var hasMmap: Bool { self != .ttyS0 && self != .null }
 
     /// `f_op->mmap_capabilities`, or nil when the driver has none (the inode-type defaults
     /// of SPEC §1.3 apply: char → DIRECT|READ|WRITE, block → COPY).
@@ -102,7 +103,7 @@ enum Device: CaseIterable, Hashable {
         case .mtd0: [.copy, .direct, .read, .exec]  // a ROM-type MTD (Part A.11)
         case .ram0: [.copy, .direct, .read, .write, .exec]  // memory, allocated up front
         case .zero: [.copy]
-        case .ttyS0: nil
+        case .null, .ttyS0: nil
         }
     }
 }
@@ -276,8 +277,6 @@ extension PathBytes {
 
     /// For what the model prints (`/proc/maps`): bytes that are not UTF-8 show as U+FFFD.
     var displayed: String { String(decoding: self, as: UTF8.self) }
-
-    static func + (a: PathBytes, b: String) -> PathBytes { a + Array(b.utf8) }
 }
 
 /// A path split into its mount and the rest.

@@ -90,7 +90,7 @@ struct BadInputTableTests {
             .init(what: "mmap byte offset not page aligned (before the fd)", errno: .invalidArgument) {
                 _ = try p.mmap(length: page, protection: .read, flags: .private, fd: -7, offset: 1)
             },
-            .init(what: "mmap negative offset", errno: .invalidArgument) {
+            .init(what: "mmap negative offset (an arithmetic shift: the page offset wraps)", errno: .overflow) {
                 _ = try p.mmap(length: page, protection: .read, flags: .private, fd: f, offset: -Int64(page))
             },
             .init(what: "mmap2 pgoff + pages wraps (anonymous too)", errno: .overflow) {
