@@ -4,7 +4,8 @@
  * the oracle's kernel is: 128 MiB, 4 KiB pages, blocks up to 4 MiB, nr_trim_pages 1,
  * MAP_UNINITIALIZED allowed) and a fresh process in it, and prints what the guest prints.
  *
- * usage: nommu-oracle-host [--list] [CASE...]   (no case: every case, in order) */
+ * usage: nommu-oracle-host [--reference document|linux-6.1] [--list] [CASE...]
+ *        (no case: every case, in order; the reference is the system's, nommu_config.reference) */
 #include "../cases/oracle.h"
 #include "nommu.h"
 
@@ -90,11 +91,14 @@ int o_own_mapping(unsigned long start, unsigned long end) {
     return 0; /* the model's process has no program image of its own */
 }
 
+static int reference = NOMMU_REFERENCE_DOCUMENT;
+
 static int run(const char *name) {
     struct nommu_config config;
     nommu_config_init(&config);
     config.arena_bytes = 128u << 20;
     config.allow_uninitialized = 1;
+    config.reference = reference;
     nommu_system *sys = nommu_system_create(&config);
     if (!sys) {
         fprintf(stderr, "nommu_system_create: %s\n", strerror(errno));
@@ -113,6 +117,16 @@ static int run(const char *name) {
 }
 
 int main(int argc, char **argv) {
+    if (argc >= 3 && strcmp(argv[1], "--reference") == 0) {
+        if (strcmp(argv[2], "linux-6.1") == 0) {
+            reference = NOMMU_REFERENCE_LINUX_6_1;
+        } else if (strcmp(argv[2], "document") != 0) {
+            fprintf(stderr, "--reference: document or linux-6.1\n");
+            return 2;
+        }
+        argc -= 2;
+        argv += 2;
+    }
     if (argc >= 2 && strcmp(argv[1], "--list") == 0) {
         for (int i = 0; o_case_name(i); i++) printf("%s\n", o_case_name(i));
         return 0;

@@ -22,6 +22,7 @@ public func nommu_config_init(_ config: UnsafeMutablePointer<nommu_config>?) {
     c.host_dir = nil
     c.flash_bytes = 16 << 20
     c.ramdisk_bytes = 256 << 10
+    c.reference = CInt(NOMMU_REFERENCE_DOCUMENT.rawValue)
     c.framebuffer_bytes = 160 << 10
     config.pointee = c
 }
@@ -31,9 +32,18 @@ public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> Opaqu
     var c = nommu_config()
     nommu_config_init(&c)
     if let config {
-        guard config.pointee.size >= MemoryLayout<nommu_config>.size else { return failing(.invalidArgument, nil) }
-        c = config.pointee
+        // A caller compiled against the first version (80 bytes, without `reference`) gets
+        // the default for what it does not know of.
+        let firstVersion = MemoryLayout<nommu_config>.offset(of: \nommu_config.reference)!
+        let size = config.pointee.size
+        guard size >= firstVersion else { return failing(.invalidArgument, nil) }
+        withUnsafeMutableBytes(of: &c) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: config, count: min(size, dst.count)))
+        }
+        c.size = MemoryLayout<nommu_config>.size
     }
+    let references = [NOMMU_REFERENCE_DOCUMENT, NOMMU_REFERENCE_LINUX_6_1].map { CInt($0.rawValue) }
+    guard references.contains(c.reference) else { return failing(.invalidArgument, nil) }
     guard c.arena_bytes <= UInt(Int.max), c.page_size <= UInt(Int.max), c.max_order <= 30,
         c.arena_source == CInt(NOMMU_ARENA_MMAP.rawValue) || c.arena_source == CInt(NOMMU_ARENA_POSIX_MEMALIGN.rawValue)
     else { return failing(.invalidArgument, nil) }
@@ -45,7 +55,8 @@ public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> Opaqu
                 hugePages: c.huge_pages != 0, allowUninitialized: c.allow_uninitialized != 0,
                 nrTrimPages: Int(c.nr_trim_pages), hostDirectory: c.host_dir.map { String(cString: $0) },
                 flashBytes: Int(clamping: c.flash_bytes), ramdiskBytes: Int(clamping: c.ramdisk_bytes),
-                framebufferBytes: Int(clamping: c.framebuffer_bytes)))
+                framebufferBytes: Int(clamping: c.framebuffer_bytes),
+                reference: c.reference == CInt(NOMMU_REFERENCE_LINUX_6_1.rawValue) ? .linux61 : .document))
         return OpaquePointer(Unmanaged.passRetained(SystemHandle(system)).toOpaque())
     } catch {
         return failing(error, nil)

@@ -8,10 +8,14 @@ public enum MapsDemo {
     /// - Parameters:
     ///   - nrTrimPages: `vm.nr_trim_pages` for the session (slack appears with 0 or ≥ 2).
     ///   - arenaBytes: The machine's memory.
-    public static func run(nrTrimPages: Int = 1, arenaBytes: Int = 8 << 20) throws(Errno) -> String {
-        let system = try System(.init(arenaBytes: arenaBytes, nrTrimPages: nrTrimPages))
+    ///   - reference: Whose answers where the document and Linux 6.1 differ.
+    public static func run(
+        nrTrimPages: Int = 1, arenaBytes: Int = 8 << 20, reference: System.Reference = .document
+    ) throws(Errno) -> String {
+        let system = try System(.init(arenaBytes: arenaBytes, nrTrimPages: nrTrimPages, reference: reference))
         var out = "nommu maps: a no-MMU machine with \(arenaBytes >> 20) MiB of memory, 4 KiB pages, "
-        out += "max order 10, vm.nr_trim_pages = \(nrTrimPages)\n"
+        out += "max order 10, vm.nr_trim_pages = \(nrTrimPages)"
+        out += reference == .document ? "\n" : ", reference \(reference.name)\n"
         let page: UInt = 4096
         let rw: Protection = [.read, .write]
         let anon: MapFlags = [.private, .anonymous]

@@ -42,11 +42,12 @@ public enum ExecMap {
     /// - Throws: what `exec` throws (`ENOEXEC` for a file that is not an ELF executable,
     ///   `ENOMEM` when the arena is too small), `ENOSPC` when the flash is too small.
     public static func run(
-        files: [(name: String, bytes: [UInt8])], instances: Int, from source: Source, arenaBytes: Int = 64 << 20
+        files: [(name: String, bytes: [UInt8])], instances: Int, from source: Source, arenaBytes: Int = 64 << 20,
+        reference: System.Reference = .document
     ) throws(Errno) -> Result {
         guard instances >= 1, !files.isEmpty else { throw .invalidArgument }
         let flashBytes = max(16 << 20, (files.reduce(0) { $0 + $1.bytes.count + 16 } + 4095) & ~4095)
-        let system = try System(.init(arenaBytes: arenaBytes, flashBytes: flashBytes))
+        let system = try System(.init(arenaBytes: arenaBytes, flashBytes: flashBytes, reference: reference))
         let loader = system.createProcess()
         var paths: [String] = []
         for f in files {

@@ -90,18 +90,16 @@ extension System {
         guard cmd == Futex.wait || cmd == Futex.wake else { throw .noFunction }
         // The address checks of the seed document (v2.6.24's get_futex_key, Part A.2).
         guard address & 3 == 0 else { throw .invalidArgument }
-        try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
-            let space = s.spaces[mm]!
-            guard let i = space.index(containing: address) else { throw .badAddress }
-            // A direct mapping of device memory (an I/O mapping) does not support futexes.
-            let r = s.regions[space.mappings[i].region]!
-            if let inode = r.backing.inode, !r.flags.contains(.mappedCopy), s.inodes[inode]!.device != nil {
-                throw .notPermitted
-            }
-            guard space.mappings[i].flags.contains(.read) else { throw .permissionDenied }
+        // Linux 6.1 checks nothing more (every futex is private without an MMU, and
+        // access_ok always holds): a wake needs no mapping. A wait must still read the word,
+        // which the model does only inside a mapping.
+        let checked = configuration.reference == .document || cmd == Futex.wait
+        if checked {
+            try checkFutexAddress(pid, address, device: configuration.reference == .document)
+        } else {
+            guard processAlive(pid) else { throw .noSuchProcess }
         }
-        let word = UnsafePointer<UInt32>(bitPattern: address)!
+
         let table = futexes
         switch cmd {
         case Futex.wait:
@@ -123,6 +121,8 @@ extension System {
             pthread_mutex_lock(table.mutex)
             defer { pthread_mutex_unlock(table.mutex) }
             // Compare and queue under the bucket lock: a wake after this point finds us.
+            // (Inside a mapping: checked above.)
+            guard let word = UnsafePointer<UInt32>(bitPattern: address) else { throw .badAddress }
             guard cshim_load_relaxed_u32(word) == value else { throw .resourceTemporarilyUnavailable }
             let w = FutexWaiter(address: address)
             table.waiters[address, default: []].append(w)
@@ -152,6 +152,25 @@ extension System {
             return n
         default:
             throw .noFunction
+        }
+    }
+}
+
+extension System {
+    /// The document's futex address rules: inside a mapping of the process (EFAULT), not a
+    /// direct mapping of device memory (EPERM, when `device`), readable (EACCES, likewise).
+    func checkFutexAddress(_ pid: Int32, _ address: UInt, device: Bool) throws(Errno) {
+        try state.withLock { (s: inout ModelState) throws(Errno) in
+            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            let space = s.spaces[mm]!
+            guard let i = space.index(containing: address) else { throw .badAddress }
+            guard device else { return }
+            // A direct mapping of device memory (an I/O mapping) does not support futexes.
+            let r = s.regions[space.mappings[i].region]!
+            if let inode = r.backing.inode, !r.flags.contains(.mappedCopy), s.inodes[inode]!.device != nil {
+                throw .notPermitted
+            }
+            guard space.mappings[i].flags.contains(.read) else { throw .permissionDenied }
         }
     }
 }

@@ -102,7 +102,11 @@ extension System {
         line += flags.contains(.read) ? "r" : "-"
         line += flags.contains(.write) ? "w" : "-"
         line += flags.contains(.exec) ? "x" : "-"
-        line += flags.contains(.mayShare) ? (flags.contains(.shared) ? "S" : "s") : "p"
+        // Linux 6.1's determine_vm_flags gave a read-only private file mapping VM_MAYSHARE
+        // (`s`); v6.3 made it private (`p`, VM_MAYOVERLAY).
+        let mayShare =
+            flags.contains(.mayShare) || (configuration.reference == .linux61 && flags.contains(.mayOverlay))
+        line += mayShare ? (flags.contains(.shared) ? "S" : "s") : "p"
         // offset, the superblock's device major:minor and the inode (00:00 0 without a
         // file), one trailing space.
         let dev = file?.mount.device ?? DeviceNumber(major: 0, minor: 0)

@@ -31,6 +31,9 @@ extension System {
             guard var caps = node.capabilities,
                 node.kind == .regular || node.kind == .characterDevice || node.kind == .blockDevice
             else { throw .invalidArgument }
+            // Linux 6.1's shm_file_operations has no mmap_capabilities: a SysV attach gets
+            // the regular-file default, COPY only, and a shared mapping needs DIRECT (ENODEV).
+            if sysv != nil && configuration.reference == .linux61 { caps = [.copy] }
             // 8. No get_unmapped_area → no DIRECT. (Every file here has a read method.)
             if !node.hasGetUnmappedArea { caps.remove(.direct) }
             // 9. Not open for reading.
@@ -218,6 +221,9 @@ extension System {
             copyFlash(at: node.romOffset + offset, count: n, to: dst, in: &s)
             return n
         case .dev where node.device == .zero:
+            // Linux 6.1's __kernel_read refuses a file whose operations have both read and
+            // read_iter, as /dev/zero's do: the private copy fails.
+            guard configuration.reference == .document else { throw .invalidArgument }
             dst.initializeMemory(as: UInt8.self, repeating: 0, count: count)
             return count
         case .dev where node.device == .mtd0:

@@ -31,8 +31,10 @@ extension System {
             try state.withLock { (s: inout ModelState) throws(Errno) in _ = try descriptor(pid, fd, in: &s) }
         }
         // §1.2 validate_mmap_request, in order.
-        // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint.
-        guard !flags.contains(.fixed), address == 0 else { throw .invalidArgument }
+        // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint; Linux 6.1's
+        // do_mmap ignores a hint ("we ignore the address hint").
+        guard !flags.contains(.fixed) else { throw .invalidArgument }
+        guard address == 0 || configuration.reference == .linux61 else { throw .invalidArgument }
         // 2. The type must be MAP_PRIVATE or MAP_SHARED.
         let type = flags.rawValue & MapFlags.typeMask
         guard type == MapFlags.private.rawValue || type == MapFlags.shared.rawValue else { throw .invalidArgument }

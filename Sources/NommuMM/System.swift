@@ -21,6 +21,32 @@ public import PageAllocator
 
 /// One simulated no-MMU kernel over one host arena.
 public final class System: @unchecked Sendable {
+    /// Whose answers the model gives where the kernel document and a real kernel differ.
+    public enum Reference: Sendable, Hashable, CaseIterable {
+        /// The kernel document (`nommu-mmap.txt`), read with the code of v6.3 and later: the
+        /// default.
+        case document
+        /// Linux 6.1 as the kernel oracle saw it run (`Oracle/divergences.md`), wherever the
+        /// two differ for a reason other than a kernel bug: an address hint is ignored, a
+        /// private mapping of `/dev/zero` is EINVAL, a SysV attach is ENODEV, a read-only
+        /// private file mapping shows `s` in maps, and a futex wake checks no mapping.
+        case linux61
+
+        /// The name the CLI and `Oracle/` use: `document` or `linux-6.1`.
+        public var name: String {
+            switch self {
+            case .document: "document"
+            case .linux61: "linux-6.1"
+            }
+        }
+
+        /// The reference called `name`, or nil.
+        public init?(name: String) {
+            guard let r = Self.allCases.first(where: { $0.name == name }) else { return nil }
+            self = r
+        }
+    }
+
     /// How a system is made.
     public struct Configuration: Sendable, Hashable {
         /// Bytes of physical memory (the host arena).
@@ -49,13 +75,16 @@ public final class System: @unchecked Sendable {
         /// Bytes of `/dev/fb0`'s video memory, taken from the page allocator on first use
         /// and given back when the last descriptor and mapping go.
         public var framebufferBytes: Int
+        /// Whose answers to give where the document and Linux 6.1 differ.
+        public var reference: Reference
 
         public init(
             arenaBytes: Int = 64 << 20, pageSize: Int = 4096, maxOrder: Int = 10,
             backing: HostArena.Backing = .mmap, hugePages: Bool = false, allowUninitialized: Bool = false,
             nrTrimPages: Int = 1, hostDirectory: String? = nil, flashBytes: Int = 16 << 20,
-            ramdiskBytes: Int = 256 << 10, framebufferBytes: Int = 160 << 10
+            ramdiskBytes: Int = 256 << 10, framebufferBytes: Int = 160 << 10, reference: Reference = .document
         ) {
+            self.reference = reference
             self.hostDirectory = hostDirectory
             self.flashBytes = flashBytes
             self.ramdiskBytes = ramdiskBytes

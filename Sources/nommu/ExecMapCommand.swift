@@ -23,11 +23,15 @@ struct ExecMapCommand: ParsableCommand {
     @Option(help: "Memory of the machine, in MiB.")
     var arenaMiB: Int = 64
 
+    @Option(help: "Whose answers where the kernel document and Linux 6.1 differ: document or linux-6.1.")
+    var reference: String = "document"
+
     func run() throws {
         guard let source = ExecMap.Source(rawValue: from) else {
             throw ValidationError("--from must be rom or data")
         }
         guard instances >= 1 else { throw ValidationError("--instances must be at least 1") }
+        let reference = try parseReference(reference)
         var loaded: [(name: String, bytes: [UInt8])] = []
         var names = Set<String>()
         for path in files {
@@ -45,7 +49,8 @@ struct ExecMapCommand: ParsableCommand {
             loaded.append((name, bytes))
         }
         do {
-            let result = try ExecMap.run(files: loaded, instances: instances, from: source, arenaBytes: arenaMiB << 20)
+            let result = try ExecMap.run(
+                files: loaded, instances: instances, from: source, arenaBytes: arenaMiB << 20, reference: reference)
             print(result.report, terminator: "")
         } catch {
             throw ValidationError("nommu exec-map: \(error.debugDescription)")

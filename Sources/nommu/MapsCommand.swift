@@ -12,11 +12,23 @@ struct MapsCommand: ParsableCommand {
     @Option(help: "vm.nr_trim_pages for the session (0 keeps power-of-two slack).")
     var trim: Int = 1
 
+    @Option(help: "Whose answers where the kernel document and Linux 6.1 differ: document or linux-6.1.")
+    var reference: String = "document"
+
     func run() throws {
+        let reference = try parseReference(reference)
         do {
-            print(try MapsDemo.run(nrTrimPages: trim), terminator: "")
+            print(try MapsDemo.run(nrTrimPages: trim, reference: reference), terminator: "")
         } catch {
             throw ValidationError("nommu maps: \(error.debugDescription)")
         }
     }
+}
+
+/// `--reference`'s value as a `System.Reference`. - Throws: a usage error for another name.
+func parseReference(_ name: String) throws -> System.Reference {
+    guard let r = System.Reference(name: name) else {
+        throw ValidationError("--reference must be \(System.Reference.allCases.map(\.name).joined(separator: " or "))")
+    }
+    return r
 }

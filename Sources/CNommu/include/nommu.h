@@ -72,6 +72,17 @@ struct nommu_config {
     size_t flash_bytes;      /* the flash window: /dev/mtd0, holding the /rom image (default 16 MiB) */
     size_t ramdisk_bytes;    /* /dev/ram0, contiguous, from the arena at first open (default 256 KiB) */
     size_t framebuffer_bytes; /* /dev/fb0, from the arena while open or mapped (default 160 KiB) */
+    int reference;           /* enum nommu_reference (default NOMMU_REFERENCE_DOCUMENT); a caller
+                                compiled before it (a smaller size) gets the default */
+};
+
+/* Whose answers the model gives where the kernel document and a real kernel differ
+ * (Oracle/divergences.md). */
+enum nommu_reference {
+    NOMMU_REFERENCE_DOCUMENT = 0,  /* the document, read with v6.3+'s code */
+    NOMMU_REFERENCE_LINUX_6_1 = 1, /* Linux 6.1 as the kernel oracle ran it: address hints ignored,
+                                      private /dev/zero EINVAL, SysV shmat ENODEV, `s` in maps for
+                                      read-only private file mappings, futex wakes unchecked */
 };
 
 /* Fills the defaults. */

@@ -920,6 +920,50 @@ static void posix_rows(void) {
     rmdir(host);
 }
 
+/* nommu_config.reference: the document (default) or Linux 6.1's answers where they differ;
+ * a caller built before the field (size 80) gets the default. */
+static void reference_rows(void) {
+    struct nommu_config config;
+    nommu_config_init(&config);
+    CHECK(config.reference == NOMMU_REFERENCE_DOCUMENT, "reference defaults to the document");
+    config.reference = 2;
+    EXPECT_ERRNO(nommu_system_create(&config), NULL, EINVAL, "reference 2");
+    nommu_config_init(&config);
+    config.size = 80;
+    config.reference = NOMMU_REFERENCE_LINUX_6_1; /* past the size it claims: not read */
+    nommu_system *old = nommu_system_create(&config);
+    nommu_process *o = old ? nommu_process_create(old) : NULL;
+    CHECK(o != NULL, "a first-version config (80 bytes)");
+    EXPECT_ERRNO(nommu_mmap(o, (void *)0x10000000, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                 MAP_FAILED, EINVAL, "first-version config: the document's answer to an address hint");
+    nommu_process_exit(o);
+    nommu_system_destroy(old);
+
+    nommu_config_init(&config);
+    config.reference = NOMMU_REFERENCE_LINUX_6_1;
+    nommu_system *sys = nommu_system_create(&config);
+    nommu_process *p = nommu_process_create(sys);
+    void *m = nommu_mmap(p, (void *)0x10000000, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED, "linux-6.1: an address hint is ignored");
+    EXPECT_ERRNO(nommu_mmap(p, m, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0), MAP_FAILED, EINVAL,
+                 "linux-6.1: MAP_FIXED is still EINVAL");
+    int zero = nommu_open(p, "/dev/zero", O_RDWR);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, zero, 0), MAP_FAILED, EINVAL,
+                 "linux-6.1: a private /dev/zero mapping (__kernel_read refuses it)");
+    CHECK(nommu_futex(p, (uint32_t *)0x1000, FUTEX_WAKE, 1, NULL) == 0, "linux-6.1: a wake needs no mapping");
+    EXPECT_ERRNO(nommu_futex(p, (uint32_t *)0x1000, FUTEX_WAIT, 0, NULL), -1, EFAULT,
+                 "linux-6.1: a wait outside every mapping still cannot read its word");
+    int id = nommu_shmget(p, IPC_PRIVATE, PAGE, IPC_CREAT | 0600);
+    EXPECT_ERRNO(nommu_shmat(p, id, NULL, 0), (void *)-1, ENODEV, "linux-6.1: SysV shmat is ENODEV");
+    CHECK(nommu_shmctl(p, id, IPC_RMID, NULL) == 0, "the segment goes (its attach count went back)");
+    nommu_close(p, zero);
+    nommu_munmap(p, m, PAGE);
+    nommu_process_exit(p);
+    struct nommu_stats st = {.size = sizeof st};
+    CHECK(nommu_get_stats(sys, &st) == 0 && st.allocated_pages == 0, "linux-6.1: every page back");
+    nommu_system_destroy(sys);
+}
+
 int main(void) {
     struct nommu_config config;
     nommu_config_init(&config);
@@ -1081,6 +1125,7 @@ int main(void) {
     lifecycle_rows();
     edge_sweep();
     posix_rows();
+    reference_rows();
 
     printf("abi-check: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
