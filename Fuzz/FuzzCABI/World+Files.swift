@@ -284,8 +284,11 @@ extension World {
         let fd = nommu_open_fixed_args(p.handle, path, O_RDONLY, 0)
         if path == "/proc/\(pid)/maps" && errno != EMFILE {
             let relative = procs.contains { $0.pid == pid && $0.group === p.group }
-            let alive = procs.contains { $0.pid == pid }
-            let expected = relative ? 0 : (alive ? EACCES : ENOENT)
+            let target = procs.first { $0.pid == pid }
+            // ptrace_may_access: the same address space, root, or the same uid.
+            let uid = nommu_getuid(p.handle)
+            let readable = relative || uid == 0 || (target.map { nommu_getuid($0.handle) == uid } ?? false)
+            let expected = target == nil ? ENOENT : (readable ? 0 : EACCES)
             if (fd >= 0 ? 0 : errno) != expected {
                 fail("pid \(p.pid) opening \(path): fd \(fd), errno \(errno), expected errno \(expected)")
             }

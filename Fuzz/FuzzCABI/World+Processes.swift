@@ -34,6 +34,14 @@ extension World {
             if q.process.isAlive { fail("pid \(q.pid) still alive after nommu_process_exit") }
             if system.pids.contains(q.pid) { fail("pid \(q.pid) still listed after nommu_process_exit") }
         default:
+            // setuid: root becomes anyone, a user only itself.
+            let now = nommu_getuid(p.handle)
+            let uid: uid_t = input.pick([0, 1000, 1001, now])
+            errno = 0
+            let rc = nommu_setuid(p.handle, uid)
+            if (rc == 0) != (now == 0 || uid == now) || (rc != 0 && errno != EPERM) {
+                fail("setuid(\(uid)) as \(now): \(rc), errno \(errno)")
+            }
             errno = 0
             if nommu_fork(p.handle) != -1 || errno != EINVAL { fail("nommu_fork: errno \(errno), not EINVAL") }
             if nommu_getpid(p.handle) != p.pid { fail("nommu_getpid gives \(nommu_getpid(p.handle)), not \(p.pid)") }

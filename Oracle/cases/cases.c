@@ -481,6 +481,29 @@ static void case_proc_files(void) {
     o_ok("private map of /proc/self/maps", o_mmap(0, PAGE, O_PROT_READ, O_MAP_PRIVATE, (int)fd, 0));
 }
 
+/* /proc/<pid>/maps as ptrace_may_access(PTRACE_MODE_READ_FSCREDS) allows it, and setuid. */
+static void case_proc_maps_credentials(void) {
+    static char text[4096];
+    o_ok("root reads /proc/1/maps (init's)", o_read_file("/proc/1/maps", text, sizeof text));
+    o_ok("setuid 1000", o_setuid(1000));
+    o_ok("then /proc/1/maps", o_read_file("/proc/1/maps", text, sizeof text));
+    o_ok("its own maps", o_read_file("/proc/self/maps", text, sizeof text));
+    o_ok("open its maps for writing", o_open("/proc/self/maps", O_WRONLY_, 0));
+    o_ok("open /proc/meminfo for writing", o_open("/proc/meminfo", O_WRONLY_, 0));
+    o_ok("setuid 0 again", o_setuid(0));
+    o_ok("setuid 1000 (itself)", o_setuid(1000));
+    o_ok("setuid 1001", o_setuid(1001));
+}
+
+static void case_proc_root_writes(void) {
+    long fd = o_open("/proc/meminfo", O_WRONLY_, 0);
+    o_ok("root opens /proc/meminfo for writing", fd);
+    o_ok("a write to it", o_write((int)fd, "1", 1));
+    long m = o_open("/proc/self/maps", O_WRONLY_, 0);
+    o_ok("root opens /proc/self/maps for writing", m);
+    o_ok("a write to it", o_write((int)m, "1", 1));
+}
+
 /* ---- futex ---- */
 
 static void case_futex_addresses(void) {
@@ -629,6 +652,8 @@ static void case_file_descriptor_rules(void) {
     X(maps_private_file)                                                                                               \
     X(proc_meminfo_mapping)                                                                                            \
     X(proc_files)                                                                                                      \
+    X(proc_maps_credentials)                                                                                           \
+    X(proc_root_writes)                                                                                                      \
     X(futex_addresses)                                                                                                 \
     X(shm_sysv)                                                                                                        \
     X(shm_posix)                                                                                                       \

@@ -119,6 +119,7 @@ long o_mincore(void *addr, o_size len, unsigned char *vec);
  * child exits; returns the child's pid (> 0) or -errno. */
 long o_vfork_run(void (*child)(void));
 long o_getpid(void);
+long o_setuid(unsigned int uid);
 
 /* ---- Output (common.c) ---- */
 /* Writes raw text (the backend's console). */

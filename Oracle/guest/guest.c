@@ -69,6 +69,7 @@ long o_mlock(void *addr, o_size len) { return S(NR_mlock, addr, len, 0, 0, 0, 0)
 long o_msync(void *addr, o_size len, int flags) { return S(NR_msync, addr, len, flags, 0, 0, 0); }
 long o_mincore(void *addr, o_size len, unsigned char *vec) { return S(NR_mincore, addr, len, vec, 0, 0, 0); }
 long o_getpid(void) { return S(NR_getpid, 0, 0, 0, 0, 0, 0); }
+long o_setuid(unsigned int uid) { return S(NR_setuid, uid, 0, 0, 0, 0, 0); }
 
 void o_emit(const char *text, o_size length) {
     while (length > 0) {

@@ -71,6 +71,7 @@ long o_mincore(void *addr, o_size len, unsigned char *vec) {
     return sys_int(nommu_mincore(current, addr, len, vec));
 }
 long o_getpid(void) { return nommu_getpid(current); }
+long o_setuid(unsigned int uid) { return sys_int(nommu_setuid(current, (uid_t)uid)); }
 
 long o_vfork_run(void (*child)(void)) {
     nommu_process *parent = current, *c = nommu_vfork(parent);
@@ -104,6 +105,8 @@ static int run(const char *name) {
         fprintf(stderr, "nommu_system_create: %s\n", strerror(errno));
         return 0;
     }
+    /* pid 1 stands for the guest's /init (root, the case's parent); the case gets pid 2. */
+    nommu_process *init = nommu_process_create(sys);
     current = nommu_process_create(sys);
     o_base = 0;
     printf("@@ case %s\n", name);
@@ -112,6 +115,7 @@ static int run(const char *name) {
     printf("@@ end\n");
     fflush(stdout);
     nommu_process_exit(current);
+    nommu_process_exit(init);
     nommu_system_destroy(sys);
     return found;
 }

@@ -102,6 +102,23 @@ public func nommu_getpid(_ p: OpaquePointer?) -> CInt {
     return p.isAlive ? p.pid : failing(.noSuchProcess, -1)
 }
 
+@_cdecl("nommu_getuid")
+public func nommu_getuid(_ p: OpaquePointer?) -> uid_t {
+    guard let p = process(p) else { return failing(.invalidArgument, uid_t.max) }
+    do { return try p.getuid() } catch { return failing(error, uid_t.max) }
+}
+
+@_cdecl("nommu_setuid")
+public func nommu_setuid(_ p: OpaquePointer?, _ uid: uid_t) -> CInt {
+    guard let p = process(p) else { return failing(.invalidArgument, -1) }
+    do {
+        try p.setuid(uid)
+        return 0
+    } catch {
+        return failing(error, -1)
+    }
+}
+
 @_cdecl("nommu_process_exit")
 public func nommu_process_exit(_ p: OpaquePointer?) {
     guard let p else { return }

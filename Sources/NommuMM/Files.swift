@@ -177,7 +177,8 @@ extension System {
         if case .proc(let parts) = resolved.place {
             (procKind, procWritable) = try openProc(pid, parts)
             if case .directory = procKind!, wantWrite { throw .isDirectory }
-            guard !wantWrite || procWritable else { throw .permissionDenied }
+            // Read-only files (0444) open for writing only with CAP_DAC_OVERRIDE: root's.
+            guard !wantWrite || procWritable || isRoot(pid) else { throw .permissionDenied }
         }
         return try state.withLock { (s: inout ModelState) throws(Errno) -> (fd: CInt, file: OpenFile) in
             guard let table = s.tableOf[pid] else { throw .noSuchProcess }
@@ -392,25 +393,26 @@ extension System {
                 guard processAlive(who) else { throw .noSuchFileOrDirectory }
                 return (.directory, false)
             case ["maps"]:
-                // `proc_maps_open` → `mm_access(PTRACE_MODE_READ)`: the model grants it to
-                // the address space's own users only (a vfork child and its parent), so no
-                // process can read where another's private memory is (issue 6).
+                // `proc_maps_open` → `mm_access(PTRACE_MODE_READ_FSCREDS)`: the address
+                // space's own users (a vfork child and its parent), root, or a process of the
+                // same uid (`ptrace_may_access`); else EACCES. (Maps show where memory is,
+                // never what it holds.)
                 guard processAlive(who) else { throw .noSuchFileOrDirectory }
-                guard sharesAddressSpace(pid, who) else { throw .permissionDenied }
+                guard mayReadMaps(pid, of: who) else { throw .permissionDenied }
                 guard let text = procPIDMaps(who) else { throw .noSuchFileOrDirectory }
-                return (.text(Array(text.utf8)), false)
+                return (.text(Array(text.utf8), registered: false), false)
             case ["status"]:
                 guard let text = procPIDStatus(who) else { throw .noSuchFileOrDirectory }
-                return (.text(Array(text.utf8)), false)
+                return (.text(Array(text.utf8), registered: false), false)
             default:
                 throw .noSuchFileOrDirectory
             }
         }
         switch rest {
         case [], ["sys"], ["sys", "vm"]: return (.directory, false)
-        case ["maps"]: return (.text(Array(procMaps().utf8)), false)
-        case ["meminfo"]: return (.text(Array(procMeminfo().utf8)), false)
-        case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8)), false)
+        case ["maps"]: return (.text(Array(procMaps().utf8), registered: true), false)
+        case ["meminfo"]: return (.text(Array(procMeminfo().utf8), registered: true), false)
+        case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8), registered: true), false)
         case ["sys", "vm", "nr_trim_pages"]: return (.nrTrimPages, true)
         default: throw .noSuchFileOrDirectory
         }
@@ -473,10 +475,17 @@ extension System {
 
     func processAlive(_ pid: Int32) -> Bool { state.withLock { $0.processes[pid] != nil } }
 
-    /// Whether two live processes use one address space (a vfork child and its parent).
-    func sharesAddressSpace(_ a: Int32, _ b: Int32) -> Bool {
-        state.withLock { s in s.processes[a] != nil && s.processes[a] == s.processes[b] }
+    /// `ptrace_may_access(PTRACE_MODE_READ_FSCREDS)` for `/proc/<pid>/maps`: `reader` shares
+    /// `target`'s address space, is root, or has its uid.
+    func mayReadMaps(_ reader: Int32, of target: Int32) -> Bool {
+        state.withLock { s in
+            guard let mine = s.processes[reader], let uid = s.uidOf[reader] else { return false }
+            return mine == s.processes[target] || uid == 0 || uid == s.uidOf[target]
+        }
     }
+
+    /// Whether the process acts as root (`CAP_DAC_OVERRIDE`).
+    func isRoot(_ pid: Int32) -> Bool { state.withLock { $0.uidOf[pid] == 0 } }
 
     /// The open file behind `fd` in `pid`. - Throws: `ESRCH`; `EBADF`.
     func descriptor(_ pid: Int32, _ fd: CInt, in s: inout ModelState) throws(Errno) -> OpenFile {
@@ -498,7 +507,7 @@ extension System {
             guard f.readable else { throw .badFileDescriptor }
             switch f.kind {
             case .directory: throw .isDirectory
-            case .text(let b):
+            case .text(let b, _):
                 let start = min(position ?? f.offset, b.count)
                 let chunk = Array(b[start..<min(b.count, start + count)])
                 if position == nil { s.setOffset(pid, fd, start + chunk.count) }
@@ -540,7 +549,11 @@ extension System {
             let f = try descriptor(pid, fd, in: &s)
             guard f.writable else { throw .badFileDescriptor }
             switch f.kind {
-            case .directory, .text: throw .badFileDescriptor
+            case .directory: throw .badFileDescriptor
+            case .text(_, let registered):
+                // (Open for writing only by root.) proc_reg_write has no proc_write to call:
+                // EIO; a /proc/<pid> file has no write method at all: EINVAL (vfs_write).
+                throw registered ? .ioError : .invalidArgument
             case .nrTrimPages:
                 // proc_dointvec_minmax, under the lock that looked the descriptor up (the
                 // offset it moves is this open file's). Model lock, then the allocator's.

@@ -47,9 +47,33 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             let t = s.tableOf[pid]!
             s.tableOf[c] = t
             s.tables.update(t) { $0.users += 1 }
+            s.uidOf[c] = s.uidOf[pid]  // the credentials are copied
             return c
         }
         return Process(system: system, pid: child)
+    }
+
+    /// `getuid()`: the process's uid (0, root, unless `setuid` changed it).
+    /// - Throws: `ESRCH` when the process has exited.
+    public func getuid() throws(Errno) -> UInt32 {
+        try system.state.withLock { (s: inout ModelState) throws(Errno) -> UInt32 in
+            guard let uid = s.uidOf[pid] else { throw .noSuchProcess }
+            return UInt32(uid)
+        }
+    }
+
+    /// `setuid(uid)`: root (uid 0, `CAP_SETUID`) may become any user, for good; another
+    /// user only itself. The uid decides who may read `/proc/<pid>/maps`
+    /// (`ptrace_may_access`) and whether a read-only `/proc` file opens for writing
+    /// (root's `CAP_DAC_OVERRIDE`).
+    /// - Throws: `EINVAL` for -1 (no uid); `EPERM` for a user becoming another; `ESRCH`.
+    public func setuid(_ uid: UInt32) throws(Errno) {
+        guard uid != UInt32.max else { throw .invalidArgument }
+        try system.state.withLock { (s: inout ModelState) throws(Errno) in
+            guard let now = s.uidOf[pid] else { throw .noSuchProcess }
+            guard now == 0 || UInt32(now) == uid else { throw .notPermitted }
+            s.uidOf[pid] = Int(uid)
+        }
     }
 
     /// `fork()`: not available without an MMU. Always throws.

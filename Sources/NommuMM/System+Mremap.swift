@@ -44,6 +44,7 @@ extension System {
     func exitProcess(_ pid: Int32) {
         let pipeEnds = state.withLock { s -> [(PipeBuffer, Bool, Bool)] in
             guard let mm = s.processes.removeValue(forKey: pid) else { return [] }
+            _ = s.uidOf.removeValue(forKey: pid)
             var ends: [(PipeBuffer, Bool, Bool)] = []
             // exit_files: the last user of a descriptor table closes every descriptor.
             if let t = s.tableOf.removeValue(forKey: pid) {

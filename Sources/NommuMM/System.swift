@@ -190,6 +190,7 @@ public final class System: @unchecked Sendable {
             s.nextPID += 1
             s.processes[pid] = s.spaces.insert(AddressSpace())
             s.tableOf[pid] = s.tables.insert(FileTable())
+            s.uidOf[pid] = 0  // root, as a kernel's first processes are
             return pid
         }
         return Process(system: self, pid: pid)
@@ -216,6 +217,8 @@ struct ModelState {
     var processes = PIDTable()
     /// pid → descriptor table id.
     var tableOf = PIDTable()
+    /// pid → uid (real, effective and saved in one: the model's processes never hold two).
+    var uidOf = PIDTable()
     /// Descriptor tables (vfork children share their parent's).
     var tables = Slab<FileTable>()
     /// Every inode alive.

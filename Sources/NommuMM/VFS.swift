@@ -200,7 +200,9 @@ struct Inode {
 struct OpenFile {
     enum Kind {
         /// A procfs text file; its bytes are taken when it is opened (as seq_file does).
-        case text([UInt8])
+        /// `registered`: made with `proc_create` (`/proc/maps`, `meminfo`, `buddyinfo`), so
+        /// its operations are `proc_reg_file_ops`; else a `/proc/<pid>` file's own.
+        case text([UInt8], registered: Bool)
         /// `/proc/sys/vm/nr_trim_pages`: reads the current value, writes set it.
         case nrTrimPages
         /// A directory (procfs or a mount point): opens for reading, reads fail.

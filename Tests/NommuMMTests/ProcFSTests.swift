@@ -26,8 +26,10 @@ struct ProcFSTests {
         #expect(s.procMaps() == (a < b ? lineA + lineB : lineB + lineA))
         #expect(try p.readFile("/proc/self/maps") == "\(hex8(a.u))-\(hex8(a.u + page)) rw-p 00000000 00:00 0 \n")
         #expect(try q.readFile("/proc/\(q.pid)/maps") == lineB)
-        // Another process's mappings are not for reading (mm_access, issue 6); a vfork
-        // child shares its parent's address space and may.
+        // Another user's process's mappings are not for reading (mm_access); a vfork child
+        // shares its parent's address space and may (ProcCredentialTests has the rest).
+        try q.setuid(1000)
+        try p.setuid(1001)
         #expect(throws: Errno.permissionDenied) { _ = try p.readFile("/proc/\(q.pid)/maps") }
         #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/\(q.pid)/maps") }
         #expect(try p.readFile("/proc/\(q.pid)/status").contains("Mem:"), "status shows sizes only")
@@ -170,7 +172,6 @@ struct ProcFSTests {
         #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("proc/maps") }
         #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/proc/999/maps") }
         #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open("/data/x") }
-        #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/meminfo", .readWrite) }
         #expect(throws: Errno.isDirectory) { _ = try p.open("/proc", .writeOnly) }
         #expect(throws: Errno.invalidArgument) { _ = try p.open("/proc/maps", OpenFlags(rawValue: 3)) }
         #expect(throws: Errno.fileNameTooLong) { _ = try p.open("/proc/" + String(repeating: "x", count: 300)) }
@@ -199,5 +200,53 @@ struct ProcFSTests {
         #expect(fds.count == 1024)
         #expect(throws: Errno.tooManyOpenFiles) { _ = try p.open("/proc/buddyinfo") }
         #expect(everythingBackViolation(s, [p]) == nil)
+    }
+}
+
+@Suite("Credentials: uids, /proc/<pid>/maps as ptrace_may_access allows it, root's DAC override")
+struct ProcCredentialTests {
+    @Test("root reads every process's maps; a user its own uid's; setuid: root once, users only themselves")
+    func mapsByUid() throws {
+        let s = try makeSystem()
+        let a = s.createProcess()
+        let b = s.createProcess()
+        _ = try b.mmap(length: page, protection: rw, flags: anon)
+        #expect(try a.getuid() == 0 && b.getuid() == 0, "processes start as root")
+        #expect(try a.readFile("/proc/\(b.pid)/maps").contains("rw-p"), "root reads another's maps")
+        try b.setuid(1000)
+        #expect(try a.readFile("/proc/\(b.pid)/maps").contains("rw-p"), "root reads a user's maps")
+        try a.setuid(1000)
+        #expect(try a.readFile("/proc/\(b.pid)/maps").contains("rw-p"), "the same uid reads them")
+        #expect(throws: Errno.notPermitted, "a user cannot become another") { try a.setuid(0) }
+        try a.setuid(1000)
+        let c = s.createProcess()
+        try c.setuid(2000)
+        #expect(throws: Errno.permissionDenied) { _ = try c.readFile("/proc/\(b.pid)/maps") }
+        #expect(throws: Errno.permissionDenied) { _ = try b.readFile("/proc/\(c.pid)/maps") }
+        #expect(throws: Errno.invalidArgument) { try b.setuid(UInt32.max) }
+        let child = try c.vfork()
+        #expect(try child.getuid() == 2000, "vfork copies the uid")
+        child.exit()
+        for p in [a, b, c] { p.exit() }
+        #expect(throws: Errno.noSuchProcess) { _ = try a.getuid() }
+        #expect(s.invariantViolation() == nil)
+    }
+
+    @Test("root opens a read-only /proc file for writing (the write fails); a user gets EACCES")
+    func rootOpensReadOnlyProcFiles() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let fd = try p.open("/proc/self/maps", .writeOnly)
+        #expect(throws: Errno.invalidArgument, "a /proc/<pid> file has no write method") { _ = try p.write(fd, [1]) }
+        let m = try p.open("/proc/meminfo", .writeOnly)
+        #expect(throws: Errno.ioError, "proc_reg_write with no proc_write") { _ = try p.write(m, [1]) }
+        try p.close(fd)
+        try p.close(m)
+        try p.setuid(1000)
+        #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/self/maps", .writeOnly) }
+        #expect(throws: Errno.permissionDenied) { _ = try p.open("/proc/meminfo", .readWrite) }
+        let trim = try p.open("/proc/sys/vm/nr_trim_pages", .writeOnly)
+        try p.close(trim)
+        p.exit()
     }
 }
