@@ -174,8 +174,10 @@ extension System {
             let region = try mmap(
                 pid, address: 0, length: UInt(stackSize), protection: stackProt,
                 flags: [.private, .anonymous, .uninitialized, .growsDown], fd: -1, offset: 0)
+            // load_elf_fdpic_binary (!MMU): brk = end_brk = start_brk, so the break never
+            // grows (a C library mallocs through mmap here); only the stack uses the region.
             let startBrk = region.rawValue
-            let endBrk = startBrk + UInt(stackSize) - pageSize
+            let endBrk = startBrk
             let startStack = startBrk + UInt(stackSize)
             try state.withLock { (s: inout ModelState) throws(Errno) in
                 guard s.processes[pid] == newMM else { throw .noSuchProcess }
