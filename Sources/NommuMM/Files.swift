@@ -400,19 +400,19 @@ extension System {
                 guard processAlive(who) else { throw .noSuchFileOrDirectory }
                 guard mayReadMaps(pid, of: who) else { throw .permissionDenied }
                 guard let text = procPIDMaps(who) else { throw .noSuchFileOrDirectory }
-                return (.text(Array(text.utf8), registered: false), false)
+                return (.text(Array(text.utf8), registered: nil), false)
             case ["status"]:
                 guard let text = procPIDStatus(who) else { throw .noSuchFileOrDirectory }
-                return (.text(Array(text.utf8), registered: false), false)
+                return (.text(Array(text.utf8), registered: nil), false)
             default:
                 throw .noSuchFileOrDirectory
             }
         }
         switch rest {
         case [], ["sys"], ["sys", "vm"]: return (.directory, false)
-        case ["maps"]: return (.text(Array(procMaps().utf8), registered: true), false)
-        case ["meminfo"]: return (.text(Array(procMeminfo().utf8), registered: true), false)
-        case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8), registered: true), false)
+        case ["maps"]: return (.text(Array(procMaps().utf8), registered: "/proc/maps"), false)
+        case ["meminfo"]: return (.text(Array(procMeminfo().utf8), registered: "/proc/meminfo"), false)
+        case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8), registered: "/proc/buddyinfo"), false)
         case ["sys", "vm", "nr_trim_pages"]: return (.nrTrimPages, true)
         default: throw .noSuchFileOrDirectory
         }
@@ -553,7 +553,7 @@ extension System {
             case .text(_, let registered):
                 // (Open for writing only by root.) proc_reg_write has no proc_write to call:
                 // EIO; a /proc/<pid> file has no write method at all: EINVAL (vfs_write).
-                throw registered ? .ioError : .invalidArgument
+                throw registered != nil ? .ioError : .invalidArgument
             case .nrTrimPages:
                 // proc_dointvec_minmax, under the lock that looked the descriptor up (the
                 // offset it moves is this open file's). Model lock, then the allocator's.

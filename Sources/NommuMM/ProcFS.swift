@@ -26,7 +26,7 @@ extension System {
                 let file = r.backing.inode.flatMap { s.inodes[$0] }
                 out += mapsLine(
                     start: r.start, end: r.end, flags: r.flags, offset: r.pgoff << UInt(pageShift), file: file,
-                    name: file?.path)
+                    name: file?.path ?? r.backing.procPath)
             }
             return out
         }
@@ -38,11 +38,16 @@ extension System {
             guard let mm = s.processes[pid], let space = s.spaces[mm] else { return nil }
             var out = ""
             for m in space.mappings {
-                let file = s.regions[m.region]!.backing.inode.flatMap { s.inodes[$0] }
+                let backing = s.regions[m.region]!.backing
+                let file = backing.inode.flatMap { s.inodes[$0] }
                 if let file {
                     out += mapsLine(
                         start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: file,
                         name: file.path)
+                } else if let path = backing.procPath {
+                    out += mapsLine(
+                        start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: nil,
+                        name: path)
                 } else {
                     // The offset is printed for file mappings only; anonymous ones show 0.
                     let stack = space.startStack != 0 && m.start <= space.startStack && space.startStack <= m.end

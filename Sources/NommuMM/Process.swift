@@ -180,7 +180,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
                     start: VirtualAddress(m.start), end: VirtualAddress(m.end), regionStart: VirtualAddress(r.start),
                     regionEnd: VirtualAddress(r.end), regionTop: VirtualAddress(r.top), regionUsage: r.usage)
                 info.ownsPages = r.run != nil
-                info.path = r.backing.inode.flatMap { s.inodes[$0]?.path }
+                info.path = r.backing.inode.flatMap { s.inodes[$0]?.path } ?? r.backing.procPath
                 return info
             }
         }

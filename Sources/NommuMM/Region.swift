@@ -8,9 +8,21 @@ enum Backing: Hashable {
     /// A file or device (the inode's slot): a private copy when the region has
     /// `VM_MAPPED_COPY`, else the backing memory mapped in place.
     case file(Int)
+    /// A private copy of a procfs file's text (`/proc/meminfo` and the other `proc_create`
+    /// files), by path: a file mapping to munmap and mremap, with no inode in the model.
+    case procCopy(String)
 
     var inode: Int? {
         if case .file(let i) = self { return i }
+        return nil
+    }
+
+    /// Whether a file is behind it (munmap takes such a mapping only whole).
+    var isFile: Bool { self != .anonymous }
+
+    /// The path `/proc/*/maps` prints for a copy of a procfs file.
+    var procPath: String? {
+        if case .procCopy(let path) = self { return path }
         return nil
     }
 }

@@ -57,7 +57,7 @@ extension System {
                     guard m.start >= r.start, m.end <= r.end || r.flags.contains(.shared) else {
                         return "mm \(mm): mapping \(m.start)-\(m.end) outside its region \(r.start)-\(r.end)"
                     }
-                    if r.backing.inode == nil && space.hasOverlaps {
+                    if !r.backing.isFile && space.hasOverlaps {
                         for o in space.mappings where o.start < m.end && o.end > m.start && o.region != m.region {
                             return "mm \(mm): anonymous mapping \(m.start)-\(m.end) overlaps \(o.start)-\(o.end)"
                         }

@@ -48,6 +48,9 @@ extension System {
         guard !pgoff.addingReportingOverflow(rounded >> UInt(pageShift)).overflow else { throw .overflow }
 
         // 6–13 and the rest of do_mmap for files and devices.
+        if isFile, file == nil, let text = try procText(pid, fd) {
+            return try mmapProcCopy(pid, text, rounded: rounded, protection: protection, flags: flags, pgoff: pgoff)
+        }
         if isFile {
             return try mmapFile(
                 pid, rounded: rounded, protection: protection, flags: flags, fd: fd, pgoff: pgoff, file: file)
@@ -63,10 +66,20 @@ extension System {
         // region is cleared over [start, end) unless MAP_UNINITIALIZED is passed and allowed.
         let skipClear = flags.contains(.uninitialized) && configuration.allowUninitialized
         let run = try allocator.allocateExact(bytes: Int(rounded), skipClear ? .uninitialized : .zeroed)
+        return try insertPrivateRegion(pid, run, rounded: rounded, flags: vmFlags, pgoff: pgoff)
+    }
+
+    /// Puts a run the process now owns into the region tree and its address space, as one
+    /// region (anonymous, or a procfs file's copy) and one mapping. - Throws: `ESRCH` when
+    /// the process exited meanwhile (the run goes back: nothing stays).
+    func insertPrivateRegion(
+        _ pid: Int32, _ run: PageRun, rounded: UInt, flags vmFlags: VMFlags, pgoff: UInt,
+        backing: Backing = .anonymous
+    ) throws(Errno) -> VirtualAddress {
         let start = UInt(bitPattern: allocator.address(of: run.start))
         let region = Region(
             start: start, end: start + rounded, top: start + UInt(run.keptPages) << UInt(pageShift), pgoff: pgoff,
-            flags: vmFlags, usage: 1, backing: .anonymous, run: run)
+            flags: vmFlags, usage: 1, backing: backing, run: run)
         let inserted = state.withLock { s -> Bool in
             guard let mm = s.processes[pid] else { return false }
             let id = s.addRegion(region)
@@ -85,6 +98,56 @@ extension System {
         }
         _checkInvariants()
         return VirtualAddress(start)
+    }
+
+    /// A `proc_create` file open at `fd` (`/proc/meminfo`, `/proc/maps`, `/proc/buddyinfo`):
+    /// its text, path and the descriptor's modes; nil for any other file.
+    func procText(_ pid: Int32, _ fd: CInt) throws(Errno) -> ProcText? {
+        try state.withLock { (s: inout ModelState) throws(Errno) -> ProcText? in
+            let f = try descriptor(pid, fd, in: &s)
+            guard case .text(let bytes, let path?) = f.kind else { return nil }
+            return ProcText(bytes: bytes, path: path, readable: f.readable, writable: f.writable)
+        }
+    }
+
+    struct ProcText {
+        var bytes: [UInt8]
+        var path: String
+        var readable: Bool
+        var writable: Bool
+    }
+
+    /// mmap of a `proc_create` file: `proc_reg_file_ops` has `mmap` and no capabilities, so
+    /// validate_mmap_request gives it the regular-file default, COPY only: a shared mapping
+    /// is ENODEV, and a private one is a copy of the text read through its read method (the
+    /// snapshot taken at open), zero past its end. It is a file mapping (munmap takes it
+    /// whole; read-only, mremap refuses it) whose region names the file's path.
+    /// - Throws: `EACCES` for a descriptor not open for reading (or a shared writable
+    ///   mapping of one not open for writing); `ENODEV` for a shared mapping; `ENOMEM`.
+    func mmapProcCopy(
+        _ pid: Int32, _ text: ProcText, rounded: UInt,
+        protection: Protection, flags: MapFlags, pgoff: UInt
+    ) throws(Errno) -> VirtualAddress {
+        guard text.readable else { throw .permissionDenied }
+        if flags.rawValue & MapFlags.typeMask == MapFlags.shared.rawValue {
+            if protection.contains(.write) && !text.writable { throw .permissionDenied }
+            throw .operationNotSupportedByDevice
+        }
+        var vmFlags = VMFlags(protection).union([.mayRead, .mayWrite, .mayExec, .mappedCopy])
+        if !protection.contains(.write) { vmFlags.insert(.mayOverlay) }  // as any private file mapping
+        let run = try allocator.allocateExact(bytes: Int(rounded), .zeroed)
+        let start = UInt(bitPattern: allocator.address(of: run.start))
+        // The read starts at the page offset; past the text's end the copy stays zero.
+        let (from, wrapped) = pgoff.multipliedReportingOverflow(by: pageSize)
+        if !wrapped, from < UInt(text.bytes.count) {
+            let n = min(UInt(text.bytes.count) - from, rounded)
+            text.bytes.withUnsafeBytes { b in
+                let to = UnsafeMutableRawPointer(bitPattern: start)!
+                to.copyMemory(from: b.baseAddress! + Int(from), byteCount: Int(n))
+            }
+        }
+        return try insertPrivateRegion(
+            pid, run, rounded: rounded, flags: vmFlags, pgoff: pgoff, backing: .procCopy(text.path))
     }
 
     /// Frees a run the model owns; failure would be a model bug.

@@ -31,7 +31,7 @@ extension System {
             let vma = s.spaces[mm]!.mappings[i]
             // 3. File mappings are never split: only a VMA starting at or after `start` and
             // ending exactly at `end` goes, whole.
-            if s.regions[vma.region]!.backing.inode != nil {
+            if s.regions[vma.region]!.backing.isFile {
                 // (Where mappings overlap, which only device and shareable file mappings do,
                 // one that starts below `start` is passed over rather than refused.)
                 let overlapping = s.spaces[mm]!.hasOverlaps

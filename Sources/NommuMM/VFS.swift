@@ -200,9 +200,10 @@ struct Inode {
 struct OpenFile {
     enum Kind {
         /// A procfs text file; its bytes are taken when it is opened (as seq_file does).
-        /// `registered`: made with `proc_create` (`/proc/maps`, `meminfo`, `buddyinfo`), so
-        /// its operations are `proc_reg_file_ops`; else a `/proc/<pid>` file's own.
-        case text([UInt8], registered: Bool)
+        /// `registered`: the path of a file made with `proc_create` (`/proc/maps`, `meminfo`,
+        /// `buddyinfo`), whose operations are `proc_reg_file_ops`; nil for a `/proc/<pid>`
+        /// file, which has its own.
+        case text([UInt8], registered: String?)
         /// `/proc/sys/vm/nr_trim_pages`: reads the current value, writes set it.
         case nrTrimPages
         /// A directory (procfs or a mount point): opens for reading, reads fail.

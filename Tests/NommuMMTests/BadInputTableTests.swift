@@ -30,6 +30,9 @@ struct BadInputTableTests {
         let s = try makeSystem(pages: 1024, trim: 1)
         let p = s.createProcess()
         let q = s.createProcess()
+        // Two users (root reads every process's maps).
+        try p.setuid(1000)
+        try q.setuid(1001)
         // Something of everything for the calls to aim at.
         let a = try p.mmap(length: 3 * page, protection: rw, flags: anon)
         let foreign = try q.mmap(length: 2 * page, protection: rw, flags: anon)

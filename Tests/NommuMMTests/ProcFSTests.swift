@@ -183,12 +183,13 @@ struct ProcFSTests {
         #expect(throws: Errno.badFileDescriptor) { _ = try p.write(fd, [0x31]) }
         #expect(throws: Errno.badFileDescriptor) { _ = try p.read(42, count: 1) }
         #expect(throws: Errno.badFileDescriptor) { try p.close(42) }
-        // mmap: a closed descriptor is EBADF; a procfs file has no mmap operation: ENODEV.
+        // mmap: a closed descriptor is EBADF; /proc/meminfo (a proc_create file) is COPY only,
+        // so a shared mapping is ENODEV (ProcMmapTests has the private copy).
         #expect(throws: Errno.badFileDescriptor) {
             _ = try p.mmap(length: page, protection: .read, flags: .private, fd: 9)
         }
         #expect(throws: Errno.operationNotSupportedByDevice) {
-            _ = try p.mmap(length: page, protection: .read, flags: .private, fd: fd)
+            _ = try p.mmap(length: page, protection: .read, flags: .shared, fd: fd)
         }
         #expect(throws: Errno.invalidArgument, "validation comes before the missing mmap op") {
             _ = try p.mmap(length: 0, protection: .read, flags: .private, fd: fd)
@@ -248,5 +249,44 @@ struct ProcCredentialTests {
         let trim = try p.open("/proc/sys/vm/nr_trim_pages", .writeOnly)
         try p.close(trim)
         p.exit()
+    }
+}
+
+@Suite("mmap of /proc files: proc_create files are copies, /proc/<pid> files have no mmap")
+struct ProcMmapTests {
+    @Test("a private mapping of /proc/meminfo is a copy of its text, zero past the end; shared is ENODEV")
+    func meminfoCopy() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let fd = try p.open("/proc/meminfo")
+        let text = try p.readFile("/proc/meminfo")
+        let before = s.mmapPagesAllocated
+        let a = try p.mmap(length: 2 * page, protection: .read, flags: .private, fd: fd)
+        let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: a.u), count: Int(2 * page))
+        #expect(String(decoding: bytes.prefix(text.utf8.count), as: UTF8.self).hasPrefix("MemTotal:"))
+        #expect(bytes.dropFirst(text.utf8.count).allSatisfy { $0 == 0 }, "zero past the text")
+        #expect(s.mmapPagesAllocated == before + 2, "a copy (MmapCopy)")
+        #expect(throws: Errno.operationNotSupportedByDevice) {
+            _ = try p.mmap(length: page, protection: .read, flags: .shared, fd: fd)
+        }
+        let w = try p.open("/proc/meminfo", .writeOnly)
+        #expect(throws: Errno.permissionDenied) {
+            _ = try p.mmap(length: page, protection: .read, flags: .private, fd: w)
+        }
+        let maps = try p.open("/proc/self/maps")
+        #expect(throws: Errno.operationNotSupportedByDevice) {
+            _ = try p.mmap(length: page, protection: .read, flags: .private, fd: maps)
+        }
+        #expect(p.mappings.first { $0.start == a }?.path == "/proc/meminfo")
+        #expect(try p.readFile("/proc/self/maps").contains("/proc/meminfo"))
+        #expect(throws: Errno.invalidArgument, "a file mapping: whole or nothing") {
+            try p.munmap(address: a.u + page, length: page)
+        }
+        #expect(throws: Errno.notPermitted, "read-only private file mapping") {
+            _ = try p.mremap(address: a.u, oldLength: 2 * page, newLength: page)
+        }
+        try p.munmap(address: a.u, length: 2 * page)
+        #expect(s.mmapPagesAllocated == before)
+        #expect(everythingBackViolation(s, [p]) == nil)
     }
 }

@@ -1074,7 +1074,15 @@ int main(void) {
     ssize_t n = nommu_read(p, fd, buf, sizeof buf - 1);
     buf[n > 0 ? n : 0] = 0;
     CHECK(strstr(buf, "MmapCopy:") != NULL, "row 72 MmapCopy in /proc/meminfo");
-    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0), MAP_FAILED, ENODEV, "procfs has no mmap");
+    /* /proc/meminfo (proc_reg_file_ops: mmap, no capabilities): COPY only. */
+    char *copy = nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK(copy != MAP_FAILED && memcmp(copy, "MemTotal:", 9) == 0, "a private /proc/meminfo mapping is a copy");
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0), MAP_FAILED, ENODEV, "shared: ENODEV");
+    if (copy != MAP_FAILED) nommu_munmap(p, copy, PAGE);
+    nommu_close(p, fd);
+    fd = nommu_open(p, "/proc/self/maps", O_RDONLY);
+    EXPECT_ERRNO(nommu_mmap(p, NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0), MAP_FAILED, ENODEV,
+                 "a /proc/<pid> file has no mmap");
     nommu_close(p, fd);
     nommu_munmap(p, k, 3 * PAGE);
 
