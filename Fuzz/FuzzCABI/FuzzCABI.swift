@@ -67,6 +67,8 @@ final class Lanes: @unchecked Sendable {
     final class Lane {
         let world: World
         var input: FuzzInput
+        /// Set once the lanes are made (what the lane's thread is started with).
+        weak var lanes: Lanes?
         init(_ world: World, _ input: FuzzInput) {
             self.world = world
             self.input = input
@@ -90,6 +92,7 @@ final class Lanes: @unchecked Sendable {
         }
         pthread_barrier_init(start, nil, UInt32(n + 1))
         pthread_barrier_init(done, nil, UInt32(n + 1))
+        for lane in lanes { lane.lanes = self }
     }
 
     deinit {
@@ -117,13 +120,13 @@ final class Lanes: @unchecked Sendable {
     func run() {
         var threads: [pthread_t] = []
         for lane in lanes {
-            let context = Unmanaged.passRetained(Context(self, lane)).toOpaque()
+            let context = Unmanaged.passRetained(lane).toOpaque()
             var thread = pthread_t()
             let rc = pthread_create(
                 &thread, nil,
                 { raw in
-                    let c = Unmanaged<Context>.fromOpaque(raw!).takeRetainedValue()
-                    c.lanes.runLane(c.lane)
+                    let lane = Unmanaged<Lane>.fromOpaque(raw!).takeRetainedValue()
+                    lane.lanes!.runLane(lane)
                     return nil
                 }, context)
             precondition(rc == 0, "pthread_create: \(rc)")
@@ -141,16 +144,6 @@ final class Lanes: @unchecked Sendable {
         for t in threads { pthread_join(t, nil) }
         for lane in lanes { lane.world.finishLane() }
         first.finishSystem()
-    }
-
-    /// What a lane's thread is started with.
-    final class Context {
-        let lanes: Lanes
-        let lane: Lane
-        init(_ lanes: Lanes, _ lane: Lane) {
-            self.lanes = lanes
-            self.lane = lane
-        }
     }
 }
 

@@ -20,18 +20,24 @@ struct CProgramTests {
         "abi-check: every row through nommu.h; abi-stress: 8 threads, 4 processes, futex ping-pong",
         arguments: ["nommu-abi-check", "nommu-abi-stress"])
     func run(program: String) throws {
-        let exe = Self.binDirectory.appendingPathComponent(program)
+        let (status, text) = try Self.run(program)
+        #expect(status == 0, "\(text)")
+        #expect(text.contains(" passed, 0 failed"), "\(text)")
+    }
+
+    /// Runs one of the built programs; its exit status and standard output.
+    static func run(_ program: String, _ arguments: [String] = []) throws -> (status: Int32, output: String) {
+        let exe = binDirectory.appendingPathComponent(program)
         try #require(
             FileManager.default.isExecutableFile(atPath: exe.path), "build it: swift build --product \(program)")
         let proc = Foundation.Process()
         proc.executableURL = exe
+        proc.arguments = arguments
         let out = Pipe()
         proc.standardOutput = out
         try proc.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         proc.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        #expect(proc.terminationStatus == 0, "\(text)")
-        #expect(text.contains(" passed, 0 failed"), "\(text)")
+        return (proc.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }

@@ -102,19 +102,9 @@ struct OracleTests {
 
     /// The model's side: `nommu-oracle-host` with `arguments`, parsed.
     static func model(_ arguments: [String] = []) throws -> [(name: String, case: OracleCase)] {
-        let exe = CProgramTests.binDirectory.appendingPathComponent("nommu-oracle-host")
-        try #require(
-            FileManager.default.isExecutableFile(atPath: exe.path), "build it: swift build --product nommu-oracle-host")
-        let proc = Foundation.Process()
-        proc.executableURL = exe
-        proc.arguments = arguments
-        let pipe = Pipe()
-        proc.standardOutput = pipe
-        try proc.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        proc.waitUntilExit()
-        #expect(proc.terminationStatus == 0)
-        return parseOracle(String(decoding: data, as: UTF8.self))
+        let (status, output) = try CProgramTests.run("nommu-oracle-host", arguments)
+        #expect(status == 0)
+        return parseOracle(output)
     }
 
     @Test("every case agrees with Linux 6.1's golden file, or its difference is listed with a reason")
