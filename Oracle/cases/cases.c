@@ -582,6 +582,62 @@ static void case_vfork_shares(void) {
     o_ok("the parent unmaps it (one address space)", o_munmap((void *)child_mapping, 2 * PAGE));
 }
 
+/* vfork is clone(CLONE_VM | CLONE_VFORK): the memory is shared, the descriptor table copied. */
+static long child_fd = -1;
+static void child_opens(void) { child_fd = o_open("/tmp/child", O_RDWR_ | O_CREAT_, 0600); }
+
+static void case_vfork_descriptors(void) {
+    long mine = o_open("/tmp/parent", O_RDWR_ | O_CREAT_, 0600);
+    o_ok("the parent opens a file", mine);
+    o_bool("vfork", o_vfork_run(child_opens) > 0);
+    o_ok("the child opened one", child_fd);
+    o_ok("the parent writes to the child's descriptor", o_write((int)child_fd, "x", 1));
+    o_ok("the parent closes the child's descriptor", o_close((int)child_fd));
+    o_ok("the parent's own descriptor still works", o_write((int)mine, "y", 1));
+}
+
+static void case_ramfs_otrunc_under_shared(void) {
+    long fd = o_open("/tmp/t", O_RDWR_ | O_CREAT_, 0600);
+    o_ftruncate((int)fd, 2 * PAGE);
+    long a = o_mmap(0, 2 * PAGE, RW, O_MAP_SHARED, (int)fd, 0);
+    o_addr("shared map of 2 pages", a);
+    o_ok("open O_TRUNC under the shared mapping", o_open("/tmp/t", O_RDWR_ | O_TRUNC_, 0));
+    o_ok("open O_TRUNC O_RDONLY (no truncation without write)", o_open("/tmp/t", O_RDONLY_ | O_TRUNC_, 0));
+    o_ok("ftruncate to the same size", o_ftruncate((int)fd, 2 * PAGE));
+    o_ok("munmap", o_munmap((void *)a, 2 * PAGE));
+    o_ok("then O_TRUNC", o_open("/tmp/t", O_RDWR_ | O_TRUNC_, 0));
+}
+
+static void case_dev_zero_rw(void) {
+    long fd = o_open("/dev/zero", O_RDWR_, 0);
+    static unsigned char buf[100];
+    o_memset(buf, 7, sizeof buf);
+    o_val("read 100 bytes", o_read((int)fd, buf, sizeof buf));
+    o_bool("they are zero", o_all(buf, 0, sizeof buf));
+    o_val("write 100 bytes", o_write((int)fd, buf, sizeof buf));
+    o_val("pread at 12345", o_pread((int)fd, buf, 10, 12345));
+}
+
+static void case_fifo_nonblock(void) {
+    o_ok("mkfifo", o_mkfifo("/tmp/q", 0600));
+    o_ok("O_WRONLY|O_NONBLOCK with no reader", o_open("/tmp/q", O_WRONLY_ | O_NONBLOCK_, 0));
+    long r = o_open("/tmp/q", O_RDONLY_ | O_NONBLOCK_, 0);
+    o_ok("O_RDONLY|O_NONBLOCK", r);
+    long w = o_open("/tmp/q", O_WRONLY_ | O_NONBLOCK_, 0);
+    o_ok("then O_WRONLY|O_NONBLOCK", w);
+    static char buf[4096];
+    o_val("read of the empty FIFO", o_read((int)r, buf, 10));
+    long total = 0;
+    for (int i = 0; i < 15; i++) total += o_write((int)w, buf, sizeof buf);
+    o_val("fifteen 4096-byte writes", total);
+    o_val("4096 more (a page of room left)", o_write((int)w, buf, sizeof buf));
+    o_val("100 more (none left)", o_write((int)w, buf, 100));
+    o_val("read 10", o_read((int)r, buf, 10));
+    o_val("100 more (4086 free, but no whole page)", o_write((int)w, buf, 100));
+    o_ok("close the reader", o_close((int)r));
+    o_ok("write with no reader", o_write((int)w, buf, 1));
+}
+
 static void case_file_descriptor_rules(void) {
     long fd = written_file("/tmp/f", 100);
     o_ok("close", o_close((int)fd));
@@ -634,6 +690,10 @@ static void case_file_descriptor_rules(void) {
     X(file_pipe_fifo)                                                                                                  \
     X(file_directory)                                                                                                  \
     X(file_descriptor_rules)                                                                                           \
+    X(vfork_descriptors)                                                                                               \
+    X(ramfs_otrunc_under_shared)                                                                                       \
+    X(dev_zero_rw)                                                                                                     \
+    X(fifo_nonblock)                                                                                           \
     X(ramfs_truncate_shared)                                                                                           \
     X(ramfs_private_overlay)                                                                                           \
     X(ramfs_empty_and_past_end)                                                                                        \

@@ -188,25 +188,9 @@ extension System {
                     space.startStack = startStack
                 }
             }
-            // Done: the old address space goes (a vfork parent keeps it), and a shared
-            // descriptor table is unshared (exec's unshare_files).
-            state.withLock { s in
-                releaseAddressSpace(oldMM, in: &s)
-                if let t = s.tableOf[pid], s.tables[t]!.users > 1 {
-                    var copy = s.tables[t]!
-                    copy.users = 1
-                    s.tables.update(t) { $0.users -= 1 }
-                    for f in copy.descriptors.values {
-                        if let i = f.inode {
-                            s.inodes.update(i) { node in
-                                node.opens += 1
-                                node.pipe?.open(reader: f.readable, writer: f.writable)
-                            }
-                        }
-                    }
-                    s.tableOf[pid] = s.tables.insert(copy)
-                }
-            }
+            // Done: the old address space goes (a vfork parent keeps it). (The descriptor
+            // table is the process's own: vfork copied it.)
+            state.withLock { s in releaseAddressSpace(oldMM, in: &s) }
             _checkInvariants()
             return ExecutableImage(
                 segments: segments, entry: VirtualAddress(entry), startBrk: VirtualAddress(startBrk),

@@ -272,7 +272,9 @@ extension System {
             if let id = s.names[m]?[rel] {
                 if exclusive { throw .fileExists }
                 try checkWritable(id, flags, write: write, in: &s)
-                if write && flags.contains(.truncate) && s.inodes[id]!.kind == .regular {
+                // O_TRUNC truncates whatever the access mode (it asks for write permission,
+                // which the model's files always give), so O_RDONLY | O_TRUNC does too.
+                if flags.contains(.truncate) && s.inodes[id]!.kind == .regular {
                     try ramfsResize(id, to: 0, in: &s)
                 }
                 return .inode(id)
@@ -287,7 +289,7 @@ extension System {
         case .rom:
             if let id = s.names[.rom]?[rel] {
                 if exclusive { throw .fileExists }
-                if write { throw .readOnlyFileSystem }
+                if write || flags.contains(.truncate) { throw .readOnlyFileSystem }
                 return .inode(id)
             }
             if s.isRomDirectory(rel) {
@@ -337,7 +339,8 @@ extension System {
             do throws(Errno) {
                 if write && !s.inodes[id]!.hostWritable { throw .permissionDenied }
                 try checkWritable(id, flags, write: write, in: &s)
-                if write && flags.contains(.truncate) {
+                if flags.contains(.truncate) {
+                    guard s.inodes[id]!.hostWritable else { throw .permissionDenied }
                     let hfd = s.inodes[id]!.hostFD
                     try HostFS.truncate(hfd, to: 0)
                     s.inodes.update(id) { $0.size = 0 }
@@ -986,5 +989,23 @@ extension ModelState {
     func isRomDirectory(_ rel: PathBytes) -> Bool {
         let prefix = rel + [ModelState.slash]
         return names[.rom]?.keys.contains { $0.starts(with: prefix) } == true
+    }
+}
+
+extension ModelState {
+    /// A copy of descriptor table `t` (`dup_fd`): the same open files, each held once more.
+    /// - Returns: The new table's id.
+    mutating func copyTable(_ t: Int) -> Int {
+        var copy = tables[t]!
+        copy.users = 1
+        for f in copy.descriptors.values {
+            if let i = f.inode {
+                inodes.update(i) { node in
+                    node.opens += 1
+                    node.pipe?.open(reader: f.readable, writer: f.writable)
+                }
+            }
+        }
+        return tables.insert(copy)
     }
 }

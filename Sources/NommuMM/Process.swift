@@ -34,7 +34,8 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: Life cycle
 
-    /// `vfork()`: a child that shares this process's address space (`clone(CLONE_VM)`).
+    /// `vfork()`: a child that shares this process's address space (`clone(CLONE_VM)`) and
+    /// has a copy of its descriptor table (`dup_fd`: the same open files, not the same table).
     /// - Throws: `ESRCH` when this process has exited.
     public func vfork() throws(Errno) -> Process {
         let child = try system.state.withLock { (s: inout ModelState) throws(Errno) -> Int32 in
@@ -43,10 +44,9 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             s.nextPID += 1
             s.processes[c] = mm
             s.spaces[mm]!.users += 1
-            // The child shares the descriptor table as well as the address space.
-            let t = s.tableOf[pid]!
-            s.tableOf[c] = t
-            s.tables.update(t) { $0.users += 1 }
+            // vfork is clone(CLONE_VM | CLONE_VFORK) without CLONE_FILES: the memory is shared,
+            // the descriptor table copied (dup_fd: the same open files, each held once more).
+            s.tableOf[c] = s.copyTable(s.tableOf[pid]!)
             s.uidOf[c] = s.uidOf[pid]  // the credentials are copied
             return c
         }

@@ -219,7 +219,7 @@ struct ModelState {
     var tableOf = PIDTable()
     /// pid → uid (real, effective and saved in one: the model's processes never hold two).
     var uidOf = PIDTable()
-    /// Descriptor tables (vfork children share their parent's).
+    /// Descriptor tables (each process its own: vfork copies its parent's).
     var tables = Slab<FileTable>()
     /// Every inode alive.
     var inodes = Slab<Inode>()

@@ -226,7 +226,7 @@ struct OpenFile {
     }
 }
 
-/// A descriptor table (`files_struct`); vfork children share their parent's.
+/// A descriptor table (`files_struct`); a vfork child gets a copy of its parent's.
 struct FileTable {
     var descriptors: [Int32: OpenFile] = [:]
     var users = 1
