@@ -52,10 +52,10 @@ extension World {
 
     /// Enters a descriptor the model handed out, after checking it was the lowest free.
     func opened(_ p: Proc, _ fd: CInt, _ what: Descriptor) {
-        if fd < 0 || p.group.fds[fd] != nil || (0..<fd).contains(where: { p.group.fds[$0] == nil }) {
-            fail("descriptor \(fd) is not the lowest free one (open: \(p.group.fds.keys.sorted()))")
+        if fd < 0 || p.fds[fd] != nil || (0..<fd).contains(where: { p.fds[$0] == nil }) {
+            fail("descriptor \(fd) is not the lowest free one (open: \(p.fds.keys.sorted()))")
         }
-        p.group.fds[fd] = what
+        p.fds[fd] = what
     }
 
     func open(_ p: Proc, _ input: inout FuzzInput) {
@@ -70,9 +70,9 @@ extension World {
         errno = 0
         let rc = nommu_close(p.handle, fd)
         if (rc == 0) != (what != nil) || (rc != 0 && errno != EBADF) {
-            fail("close(\(fd)) returned \(rc), errno \(errno); open: \(p.group.fds.keys.sorted())")
+            fail("close(\(fd)) returned \(rc), errno \(errno); open: \(p.fds.keys.sorted())")
         }
-        p.group.fds[fd] = nil
+        p.fds[fd] = nil
     }
 
     /// A buffer for read or write: a writable (for read) or readable (for write) part of
@@ -303,7 +303,7 @@ extension World {
             text += chunk[0..<n]
         }
         if nommu_close(p.handle, fd) != 0 { fail("close of \(path): errno \(errno)") }
-        p.group.fds[fd] = nil
+        p.fds[fd] = nil
         let lines = text.filter { $0 == UInt8(ascii: "\n") }.count
         if path == "/proc/self/maps" && lines != mappings {
             fail("/proc/self/maps of pid \(p.pid) has \(lines) lines, \(mappings) mappings")
@@ -366,6 +366,6 @@ extension World {
             }
         }
         if nommu_close(p.handle, fd) != 0 { fail("close of nr_trim_pages: errno \(errno)") }
-        p.group.fds[fd] = nil
+        p.fds[fd] = nil
     }
 }

@@ -125,7 +125,7 @@ extension World {
 
     /// A descriptor of `p`'s table (with what it is), or a number that may not be open.
     func descriptor(_ p: Proc, _ input: inout FuzzInput) -> (fd: CInt, what: Descriptor?) {
-        let fds = p.group.fds
+        let fds = p.fds
         if !input.chance(8) && !fds.isEmpty {
             let keys = fds.keys.sorted()
             let fd = keys[Int(input.byte()) % keys.count]

@@ -22,7 +22,9 @@ extension World {
         case 1, 2:
             guard procs.count < World.maxProcesses else { return }
             guard let h = nommu_vfork(p.handle) else { fail("nommu_vfork: errno \(errno)") }
-            procs.append(Proc(handle: h, pid: nommu_getpid(h), group: p.group))
+            let child = Proc(handle: h, pid: nommu_getpid(h), group: p.group)
+            child.fds = p.fds  // a copy of the table, as clone without CLONE_FILES gives
+            procs.append(child)
         case 3, 4:
             // Any process may exit, a vfork parent before its child included; one stays.
             guard procs.count > 1 else { return }

@@ -43,10 +43,9 @@ enum Descriptor {
     case socket
 }
 
-/// An address space and a descriptor table: a process and its vfork relatives.
+/// An address space: a process and its vfork relatives.
 final class Group {
     var records: [Record] = []
-    var fds: [CInt: Descriptor] = [:]
 }
 
 /// A malloc block: every byte of it holds `fill`, except where `touch` wrote its interior.
@@ -63,6 +62,8 @@ final class Proc {
     let pid: CInt
     let group: Group
     var blocks: [Block] = []
+    /// Its descriptors (a vfork child starts with a copy of its parent's).
+    var fds: [CInt: Descriptor] = [:]
 
     init(handle: OpaquePointer, pid: CInt, group: Group) {
         self.handle = handle
