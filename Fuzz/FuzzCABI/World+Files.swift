@@ -287,7 +287,8 @@ extension World {
             let target = procs.first { $0.pid == pid }
             // ptrace_may_access: the same address space, root, or the same uid.
             let uid = nommu_getuid(p.handle)
-            let readable = relative || uid == 0 || (target.map { nommu_getuid($0.handle) == uid } ?? false)
+            let readable =
+                relative || uid == 0 || (target.map { nommu_getuid($0.handle) == uid && $0.group.dumpable } ?? false)
             let expected = target == nil ? ENOENT : (readable ? 0 : EACCES)
             if (fd >= 0 ? 0 : errno) != expected {
                 fail("pid \(p.pid) opening \(path): fd \(fd), errno \(errno), expected errno \(expected)")

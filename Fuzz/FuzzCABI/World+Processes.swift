@@ -44,6 +44,7 @@ extension World {
             if (rc == 0) != (now == 0 || uid == now) || (rc != 0 && errno != EPERM) {
                 fail("setuid(\(uid)) as \(now): \(rc), errno \(errno)")
             }
+            if rc == 0 && uid != now { p.group.dumpable = false }
             errno = 0
             if nommu_fork(p.handle) != -1 || errno != EINVAL { fail("nommu_fork: errno \(errno), not EINVAL") }
             if nommu_getpid(p.handle) != p.pid { fail("nommu_getpid gives \(nommu_getpid(p.handle)), not \(p.pid)") }

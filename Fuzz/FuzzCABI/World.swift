@@ -46,6 +46,8 @@ enum Descriptor {
 /// An address space: a process and its vfork relatives.
 final class Group {
     var records: [Record] = []
+    /// Dumpable: no process of it has changed its uid (then only root reads its maps).
+    var dumpable = true
 }
 
 /// A malloc block: every byte of it holds `fill`, except where `touch` wrote its interior.

@@ -659,6 +659,87 @@ static void case_file_descriptor_rules(void) {
     o_ok("write to a read end", o_write(fds[0], "x", 1));
 }
 
+/* ---- Two processes, two address spaces (o_spawn) ---- */
+
+/* A read-only private mapping of a file range another process holds shares its region:
+ * the same address, one copy (MmapCopy unchanged). */
+static void case_region_shared_two_processes(void) {
+    long fd = written_file("/tmp/f", 6000);
+    long before = o_mmap_copy_kb();
+    long a = o_mmap(0, 8192, O_PROT_READ, O_MAP_PRIVATE, (int)fd, 0);
+    o_addr("private read", a);
+    o_val("MmapCopy delta kB", o_mmap_copy_kb() - before);
+    char hex[24];
+    o_hex(hex, (unsigned long)a);
+    o_ok("another process maps it", o_spawn("map_same_file", hex));
+    o_val("MmapCopy delta kB after it exited", o_mmap_copy_kb() - before);
+}
+
+static void helper_map_same_file(void) {
+    long before = o_mmap_copy_kb();
+    long fd = o_open("/tmp/f", O_RDONLY_, 0);
+    long a = o_mmap(0, 8192, O_PROT_READ, O_MAP_PRIVATE, (int)fd, 0);
+    o_ok("(other) the process's private read", a);
+    o_bool("(other) at the same address", (unsigned long)a == o_unhex(o_arg));
+    o_val("(other) its MmapCopy delta kB (no new copy)", o_mmap_copy_kb() - before);
+    long w = o_mmap(0, 8192, RW, O_MAP_PRIVATE, (int)fd, 0);
+    o_bool("(other) a writable private mapping: another address", !o_is_error(w) && (unsigned long)w != o_unhex(o_arg));
+    o_maps("(other) its maps", "/proc/self/maps");
+}
+
+/* A shared ramfs mapping is the page cache: every process maps the same pages. */
+static void case_ramfs_shared_two_processes(void) {
+    long fd = o_open("/dev/shm/both", O_RDWR_ | O_CREAT_, 0600);
+    o_ok("ftruncate 2 pages", o_ftruncate((int)fd, 2 * PAGE));
+    long a = o_mmap(0, 2 * PAGE, RW, O_MAP_SHARED, (int)fd, 0);
+    o_addr("shared map", a);
+    if (!o_is_error(a)) o_memset((void *)(a + 100), 'Q', 3);
+    char hex[24];
+    o_hex(hex, (unsigned long)a);
+    o_ok("another process maps it", o_spawn("map_same_shm", hex));
+    o_bool("the other process's write shows here", !o_is_error(a) && ((const char *)a)[200] == 'R');
+}
+
+static void helper_map_same_shm(void) {
+    long fd = o_open("/dev/shm/both", O_RDWR_, 0);
+    long a = o_mmap(0, 2 * PAGE, RW, O_MAP_SHARED, (int)fd, 0);
+    o_ok("(other) the process's shared map", a);
+    o_bool("(other) at the same address", (unsigned long)a == o_unhex(o_arg));
+    o_bool("(other) it sees the first's bytes", !o_is_error(a) && o_all((const void *)(a + 100), 'Q', 3));
+    if (!o_is_error(a)) ((char *)a)[200] = 'R';
+    o_ok("(other) munmap", o_munmap((void *)a, 2 * PAGE));
+}
+
+/* /proc/<pid>/maps of another process, by uid (a spawned process keeps its parent's uid,
+ * as exec does). */
+static void case_proc_maps_other_user(void) {
+    char pid[24];
+    o_hex(pid, (unsigned long)o_getpid());
+    o_ok("a process that becomes uid 1001 reads root's maps", o_spawn("read_maps_as_1001", pid));
+    o_ok("setuid 1000", o_setuid(1000));
+    o_ok("then one of uid 1000 (the same) reads them", o_spawn("read_maps_as_1000", pid));
+}
+
+static void read_parent_maps(unsigned int uid) {
+    static char path[48] = "/proc/", text[4096];
+    unsigned long pid = o_unhex(o_arg);
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + pid % 10);
+        pid /= 10;
+    } while (pid);
+    for (int i = 0; i < n; i++) path[6 + i] = digits[n - 1 - i];
+    const char *tail = "/maps";
+    for (int i = 0; tail[i]; i++) path[6 + n + i] = tail[i];
+    path[6 + n + 5] = 0;
+    o_ok("(other) setuid", o_setuid(uid));
+    o_ok("(other) read the first's maps", o_read_file(path, text, sizeof text));
+}
+
+static void helper_read_maps_as_1001(void) { read_parent_maps(1001); }
+static void helper_read_maps_as_1000(void) { read_parent_maps(1000); }
+
 /* The cases, by name (code, not a table of pointers: see oracle.h). */
 #define O_CASE_LIST(X)                                                                                                 \
     X(val_fixed)                                                                                                       \
@@ -719,7 +800,28 @@ static void case_file_descriptor_rules(void) {
     X(shm_posix)                                                                                                       \
     X(mmu_calls)                                                                                                       \
     X(brk)                                                                                                             \
-    X(vfork_shares)
+    X(vfork_shares)                                                                                                    \
+    X(region_shared_two_processes)                                                                                     \
+    X(ramfs_shared_two_processes)                                                                                      \
+    X(proc_maps_other_user)
+
+/* The helpers o_spawn runs in a process of their own (not cases themselves). */
+#define O_HELPER_LIST(X)                                                                                               \
+    X(map_same_file)                                                                                                   \
+    X(map_same_shm)                                                                                                    \
+    X(read_maps_as_1001)                                                                                               \
+    X(read_maps_as_1000)
+
+int o_run_helper(const char *name) {
+#define RUN_HELPER(n)                                                                                                  \
+    if (o_same(name, #n)) {                                                                                            \
+        helper_##n();                                                                                                  \
+        return 1;                                                                                                      \
+    }
+    O_HELPER_LIST(RUN_HELPER)
+#undef RUN_HELPER
+    return 0;
+}
 
 int o_run_case(const char *name) {
 #define RUN(n)                                                                                                         \

@@ -7,6 +7,25 @@
 #include "oracle.h"
 
 unsigned long o_base;
+const char *o_arg; /* (no initialiser: a pointer in data would need a relocation) */
+
+void o_hex(char *out, unsigned long v) {
+    char digits[17];
+    int n = 0;
+    do {
+        unsigned long d = v % 16;
+        digits[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
+        v /= 16;
+    } while (v);
+    for (int i = 0; i < n; i++) out[i] = digits[n - 1 - i];
+    out[n] = 0;
+}
+
+unsigned long o_unhex(const char *s) {
+    unsigned long v = 0;
+    for (; *s; s++) v = v * 16 + (unsigned long)(*s >= 'a' ? *s - 'a' + 10 : *s - '0');
+    return v;
+}
 
 /* Whether a maps line's mapping is the harness's own (the guest program's image). */
 int o_own_mapping(unsigned long start, unsigned long end);

@@ -118,6 +118,17 @@ long o_mincore(void *addr, o_size len, unsigned char *vec);
 /* Runs `child` in a vfork child (sharing the caller's memory) until it returns, when the
  * child exits; returns the child's pid (> 0) or -errno. */
 long o_vfork_run(void (*child)(void));
+/* Runs the helper case `helper` (O_HELPER_LIST in cases.c) in a new process with an address
+ * space of its own (the guest: vfork + execve of /init; the model: a new process), with
+ * `arg` as o_arg, and waits until it exits; 0 or -errno. */
+long o_spawn(const char *helper, const char *arg);
+/* A helper's argument (o_spawn's `arg`). */
+extern const char *o_arg;
+/* Runs the helper called `name`; 0 if there is none. */
+int o_run_helper(const char *name);
+/* `what: NAME`/hex helpers for passing an address to a helper. */
+void o_hex(char *out, unsigned long v);
+unsigned long o_unhex(const char *s);
 long o_getpid(void);
 long o_setuid(unsigned int uid);
 

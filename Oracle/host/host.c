@@ -84,6 +84,25 @@ long o_vfork_run(void (*child)(void)) {
     return pid;
 }
 
+static nommu_system *system_now;
+
+long o_spawn(const char *helper, const char *arg) {
+    nommu_process *parent = current, *c = nommu_process_create(system_now);
+    if (!c) return -(long)errno;
+    nommu_setuid(c, nommu_getuid(parent)); /* exec keeps the credentials */
+    const char *saved_arg = o_arg;
+    unsigned long saved_base = o_base;
+    current = c;
+    o_arg = arg;
+    o_base = 0;
+    if (!o_run_helper(helper)) o_str("unknown helper", helper);
+    nommu_process_exit(c);
+    current = parent;
+    o_arg = saved_arg;
+    o_base = saved_base;
+    return 0;
+}
+
 void o_emit(const char *text, o_size length) { fwrite(text, 1, length, stdout); }
 
 int o_own_mapping(unsigned long start, unsigned long end) {
@@ -101,6 +120,7 @@ static int run(const char *name) {
     config.allow_uninitialized = 1;
     config.reference = reference;
     nommu_system *sys = nommu_system_create(&config);
+    system_now = sys;
     if (!sys) {
         fprintf(stderr, "nommu_system_create: %s\n", strerror(errno));
         return 0;

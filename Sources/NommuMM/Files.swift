@@ -479,11 +479,14 @@ extension System {
     func processAlive(_ pid: Int32) -> Bool { state.withLock { $0.processes[pid] != nil } }
 
     /// `ptrace_may_access(PTRACE_MODE_READ_FSCREDS)` for `/proc/<pid>/maps`: `reader` shares
-    /// `target`'s address space, is root, or has its uid.
+    /// `target`'s address space, is root (`CAP_SYS_PTRACE`), or has its uid while the target's
+    /// address space is dumpable (one that changed its uid is not).
     func mayReadMaps(_ reader: Int32, of target: Int32) -> Bool {
         state.withLock { s in
-            guard let mine = s.processes[reader], let uid = s.uidOf[reader] else { return false }
-            return mine == s.processes[target] || uid == 0 || uid == s.uidOf[target]
+            guard let mine = s.processes[reader], let uid = s.uidOf[reader], let theirs = s.processes[target] else {
+                return false
+            }
+            return mine == theirs || uid == 0 || (uid == s.uidOf[target] && s.spaces[theirs]!.dumpable)
         }
     }
 

@@ -73,6 +73,8 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             guard let now = s.uidOf[pid] else { throw .noSuchProcess }
             guard now == 0 || UInt32(now) == uid else { throw .notPermitted }
             s.uidOf[pid] = Int(uid)
+            // commit_creds: a changed uid makes the address space undumpable.
+            if UInt32(now) != uid, let mm = s.processes[pid] { s.spaces.update(mm) { $0.dumpable = false } }
         }
     }
 

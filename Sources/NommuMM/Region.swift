@@ -68,6 +68,10 @@ struct AddressSpace {
     var totalVM = 0
     var startStack: UInt = 0
     var users = 1
+    /// `get_dumpable(mm) == SUID_DUMP_USER`: cleared when a process of it changes its uid
+    /// (commit_creds, with fs.suid_dumpable 0); a new one from exec starts set. Another
+    /// process of the same uid may read its maps only while it is set.
+    var dumpable = true
     /// Set once two mappings overlap (a device or shareable file mapped twice, Part A.5):
     /// lookups then scan instead of bisecting.
     var hasOverlaps = false

@@ -103,7 +103,8 @@ int nommu_fork(nommu_process *process);
 int nommu_getpid(nommu_process *process);
 /* The process's uid: 0 (root) at creation, inherited by vfork. setuid: root may become any
  * user, for good; another user only itself (EPERM); -1 is EINVAL. The uid decides who may
- * read /proc/<pid>/maps (the same address space, root, or the same uid; else EACCES) and
+ * read /proc/<pid>/maps (the same address space, root, or the same uid while the target has
+ * not changed its uid since its last exec; else EACCES) and
  * whether a read-only /proc file opens for writing (root only). */
 uid_t nommu_getuid(nommu_process *process);
 int nommu_setuid(nommu_process *process, uid_t uid);
