@@ -9,17 +9,20 @@
 unsigned long o_base;
 const char *o_arg; /* (no initialiser: a pointer in data would need a relocation) */
 
-void o_hex(char *out, unsigned long v) {
-    char digits[17];
+/* `v` in `base` (10 or 16, lower case) at `out`, not terminated; the number of digits. */
+static int format_unsigned(char *out, unsigned long v, int base) {
+    char digits[24];
     int n = 0;
     do {
-        unsigned long d = v % 16;
+        unsigned long d = v % (unsigned long)base;
         digits[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= 16;
+        v /= (unsigned long)base;
     } while (v);
     for (int i = 0; i < n; i++) out[i] = digits[n - 1 - i];
-    out[n] = 0;
+    return n;
 }
+
+void o_hex(char *out, unsigned long v) { out[format_unsigned(out, v, 16)] = 0; }
 
 unsigned long o_unhex(const char *s) {
     unsigned long v = 0;
@@ -100,16 +103,8 @@ static const char *errno_name(long e) {
 }
 
 static void put_unsigned(unsigned long v, int base) {
-    char digits[24];
-    int n = 0;
-    do {
-        unsigned long d = v % (unsigned long)base;
-        digits[n++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= (unsigned long)base;
-    } while (v);
     char out[24];
-    for (int i = 0; i < n; i++) out[i] = digits[n - 1 - i];
-    o_emit(out, (o_size)n);
+    o_emit(out, (o_size)format_unsigned(out, v, base));
 }
 
 static void put_errno(long r) {
@@ -239,19 +234,9 @@ static long normalise(const char *line, long n, char *out) {
     i++; /* '-' */
     unsigned long end = hex_at(line, &i, n);
     if (o_own_mapping(start, end)) return 0;
-    char size[24];
-    int k = 0;
-    unsigned long v = end - start;
-    char rev[24];
-    do {
-        unsigned long d = v % 16;
-        rev[k++] = (char)(d < 10 ? '0' + d : 'a' + d - 10);
-        v /= 16;
-    } while (v);
-    for (int j = 0; j < k; j++) size[j] = rev[k - 1 - j];
     out[o++] = '0';
     out[o++] = 'x';
-    for (int j = 0; j < k; j++) out[o++] = size[j];
+    o += format_unsigned(out + o, end - start, 16);
     /* fields: flags, offset, dev, inode, path */
     int field = 0;
     while (i < n) {
