@@ -13,14 +13,17 @@
 
 static long anon(o_size len) { return o_mmap(0, len, RW, ANON, -1, 0); }
 
-/* Writes `text` to /proc/sys/vm/nr_trim_pages; the write's result. */
-static long set_trim(const char *text) {
-    long fd = o_open("/proc/sys/vm/nr_trim_pages", O_WRONLY_, 0);
+/* Writes `text` to the file at `path` (a sysctl); the write's result. */
+static long write_text(const char *path, const char *text) {
+    long fd = o_open(path, O_WRONLY_, 0);
     if (o_is_error(fd)) return fd;
     long n = o_write((int)fd, text, o_strlen(text));
     o_close((int)fd);
     return n;
 }
+
+/* Writes `text` to /proc/sys/vm/nr_trim_pages; the write's result. */
+static long set_trim(const char *text) { return write_text("/proc/sys/vm/nr_trim_pages", text); }
 
 /* A tmpfs file of `size` bytes written with write() (byte i = i * 7 + 1), open O_RDWR. Its
  * pages are written a page at a time between pages of a spacer file, so they are not
@@ -171,6 +174,37 @@ static void case_trim_sysctl(void) {
     set_trim("1");
 }
 
+/* vm.overcommit_*: the handlers' rules; without an MMU no mapping consults them. */
+static void case_overcommit_sysctls(void) {
+    static char text[64];
+    o_read_file("/proc/sys/vm/overcommit_memory", text, sizeof text);
+    o_str("overcommit_memory reads", text);
+    o_read_file("/proc/sys/vm/overcommit_ratio", text, sizeof text);
+    o_str("overcommit_ratio reads", text);
+    o_read_file("/proc/sys/vm/overcommit_kbytes", text, sizeof text);
+    o_str("overcommit_kbytes reads", text);
+    o_val("overcommit_memory write 3", write_text("/proc/sys/vm/overcommit_memory", "3"));
+    o_val("overcommit_memory write -1", write_text("/proc/sys/vm/overcommit_memory", "-1"));
+    o_val("overcommit_kbytes write 4", write_text("/proc/sys/vm/overcommit_kbytes", "4"));
+    o_read_file("/proc/sys/vm/overcommit_ratio", text, sizeof text);
+    o_str("then overcommit_ratio reads", text);
+    o_val("overcommit_kbytes write -4", write_text("/proc/sys/vm/overcommit_kbytes", "-4"));
+    o_val("overcommit_ratio write -7", write_text("/proc/sys/vm/overcommit_ratio", "-7"));
+    o_read_file("/proc/sys/vm/overcommit_kbytes", text, sizeof text);
+    o_str("then overcommit_kbytes reads", text);
+    o_val("overcommit_kbytes write 18446744073709551615",
+          write_text("/proc/sys/vm/overcommit_kbytes", "18446744073709551615"));
+    o_read_file("/proc/sys/vm/overcommit_kbytes", text, sizeof text);
+    o_str("then overcommit_kbytes reads", text);
+    o_val("overcommit_kbytes write 4", write_text("/proc/sys/vm/overcommit_kbytes", "4"));
+    o_val("overcommit_memory write 2 (never)", write_text("/proc/sys/vm/overcommit_memory", "2"));
+    o_read_file("/proc/sys/vm/overcommit_memory", text, sizeof text);
+    o_str("then overcommit_memory reads", text);
+    long a = anon(1UL << 20);
+    o_addr("1 MiB anon under a 4 kB commit limit", a);
+    o_bool("zeroed", !o_is_error(a) && o_all((void *)a, 0, 1UL << 20));
+}
+
 static void case_anon_too_big(void) {
     long before = o_mmap_copy_kb();
     o_ok("anon 4 MiB + 1 page", anon((4UL << 20) + PAGE));
@@ -264,6 +298,32 @@ static void case_file_directory(void) {
     o_ok("open /tmp", d);
     o_ok("private map of a directory", o_mmap(0, PAGE, O_PROT_READ, O_MAP_PRIVATE, (int)d, 0));
     o_ok("read of a directory", o_read((int)d, &d, 1));
+}
+
+static void case_file_socket(void) {
+    /* A socket has f_op->mmap (sock_mmap) but no mmap_capabilities, and S_IFSOCK is none of
+     * the modes validate_mmap_request gives defaults to. */
+    long s = o_socket(O_AF_UNIX, O_SOCK_STREAM, 0);
+    o_ok("AF_UNIX stream socket", s);
+    o_ok("private map of a socket", o_mmap(0, PAGE, O_PROT_READ, O_MAP_PRIVATE, (int)s, 0));
+    o_ok("shared map of a socket", o_mmap(0, PAGE, RW, O_MAP_SHARED, (int)s, 0));
+    o_ok("read of an unconnected stream socket", o_read((int)s, &s, 1));
+    o_ok("write to it", o_write((int)s, "x", 1));
+    long d = o_socket(O_AF_UNIX, O_SOCK_DGRAM, 0);
+    o_ok("AF_UNIX datagram socket", d);
+    o_ok("write to it", o_write((int)d, "x", 1));
+    o_ok("private map of it", o_mmap(0, PAGE, O_PROT_READ, O_MAP_PRIVATE, (int)d, 0));
+    long q = o_socket(O_AF_UNIX, O_SOCK_SEQPACKET, 0);
+    o_ok("AF_UNIX seqpacket socket", q);
+    o_ok("read of it", o_read((int)q, &s, 1));
+    o_ok("write to it", o_write((int)q, "x", 1));
+    o_ok("pread of it", o_pread((int)q, &s, 1, 0));
+    o_ok("AF_UNIX raw socket", o_socket(O_AF_UNIX, O_SOCK_RAW, 0));
+    o_ok("AF_UNIX packet-type socket", o_socket(O_AF_UNIX, O_SOCK_PACKET, 0));
+    o_ok("type 11", o_socket(O_AF_UNIX, 11, 0));
+    o_ok("AF_UNIX with protocol 6", o_socket(O_AF_UNIX, O_SOCK_STREAM, 6));
+    o_ok("family 45", o_socket(45, O_SOCK_STREAM, 0));
+    o_ok("family -1", o_socket(-1, O_SOCK_STREAM, 0));
 }
 
 /* ---- ramfs (tmpfs without an MMU) ---- */
@@ -760,6 +820,7 @@ static void helper_read_maps_as_1000(void) { read_parent_maps(1000); }
     X(trim_0_five_pages)                                                                                               \
     X(trim_0_slack_not_cleared)                                                                                        \
     X(trim_sysctl)                                                                                                     \
+    X(overcommit_sysctls)                                                                                              \
     X(anon_too_big)                                                                                                    \
     X(anon_four_mib)                                                                                                   \
     X(anon_uninitialized)                                                                                              \
@@ -770,6 +831,7 @@ static void helper_read_maps_as_1000(void) { read_parent_maps(1000); }
     X(file_wronly)                                                                                                     \
     X(file_pipe_fifo)                                                                                                  \
     X(file_directory)                                                                                                  \
+    X(file_socket)                                                                                                     \
     X(file_descriptor_rules)                                                                                           \
     X(vfork_descriptors)                                                                                               \
     X(ramfs_otrunc_under_shared)                                                                                       \

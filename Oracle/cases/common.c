@@ -96,7 +96,11 @@ static const char *errno_name(long e) {
     case 36: return "ENAMETOOLONG";
     case O_ENOSYS: return "ENOSYS";
     case 43: return "EIDRM";
+    case 93: return "EPROTONOSUPPORT";
+    case 94: return "ESOCKTNOSUPPORT";
     case 95: return "EOPNOTSUPP";
+    case 97: return "EAFNOSUPPORT";
+    case 107: return "ENOTCONN";
     case 110: return "ETIMEDOUT";
     default: return 0;
     }

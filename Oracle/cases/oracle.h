@@ -69,6 +69,15 @@ typedef unsigned int o_u32;
 #define O_FUTEX_WAKE 1
 #define O_FUTEX_PRIVATE_FLAG 128
 
+/* Sockets (linux/socket.h, linux/net.h). */
+#define O_AF_UNIX 1
+#define O_AF_INET 2
+#define O_SOCK_STREAM 1
+#define O_SOCK_DGRAM 2
+#define O_SOCK_RAW 3
+#define O_SOCK_SEQPACKET 5
+#define O_SOCK_PACKET 10
+
 /* The errno values the cases name (asm-generic/errno-base.h, errno.h). */
 #define O_EPERM 1
 #define O_ENOENT 2

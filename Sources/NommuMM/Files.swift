@@ -31,8 +31,8 @@ extension Process {
     /// `read(fd, buf, count)`: up to `count` bytes from the file's offset (a pipe waits
     /// for data unless opened `O_NONBLOCK`).
     /// - Throws: `EBADF` for a descriptor not open for reading; `EISDIR` for a directory;
-    ///   `ENOTCONN` for a socket; `EAGAIN` for an empty non-blocking pipe; `EINVAL` for a
-    ///   negative count.
+    ///   a never-connected socket's error (`System.socketError`); `EAGAIN` for an empty
+    ///   non-blocking pipe; `EINVAL` for a negative count.
     public func read(_ fd: CInt, count: Int) throws(Errno) -> [UInt8] {
         try system.read(pid, fd, count: count, at: nil)
     }
@@ -46,9 +46,10 @@ extension Process {
 
     /// `write(fd, buf)` at the file's offset (at the end with `O_APPEND`).
     /// - Throws: `EBADF` for a descriptor not open for writing; `EPIPE` for a pipe with no
-    ///   reader; `ENOTCONN` for a socket; `ENOSPC` past the end of a device; `EFBIG` past
-    ///   the largest file offset; `ENOMEM` when no page is free for tmpfs data; `EINVAL`
-    ///   for a bad `nr_trim_pages` value (nothing changes); the host's errno for `/data`.
+    ///   reader; a never-connected socket's error (`System.socketError`); `ENOSPC` past the
+    ///   end of a device; `EFBIG` past the largest file offset; `ENOMEM` when no page is free
+    ///   for tmpfs data; `EINVAL` for a bad sysctl value (nothing changes); the host's errno
+    ///   for `/data`.
     /// - Returns: Bytes written.
     public func write(_ fd: CInt, _ bytes: [UInt8]) throws(Errno) -> Int {
         try system.write(pid, fd, bytes, at: nil)
@@ -111,9 +112,12 @@ extension Process {
     }
 
     /// `socket(domain, type, protocol)`: an unconnected socket (`AF_UNIX`, `AF_INET`,
-    /// `AF_INET6`; `SOCK_STREAM`, `SOCK_DGRAM`), for what mmap does with one (`EINVAL`).
-    /// - Throws: `EAFNOSUPPORT`; `EINVAL` for another type or unknown type flags;
-    ///   `EPROTONOSUPPORT`; `EMFILE`.
+    /// `AF_INET6`), for what mmap does with one (`EINVAL`) and what reads and writes of one
+    /// answer. The arguments are checked as the kernel's `__sys_socket` and the family's
+    /// `create` check them (`System.checkSocket`).
+    /// - Throws: `EINVAL` for unknown type flags or a type past `SOCK_MAX`; `EAFNOSUPPORT`;
+    ///   `EPROTONOSUPPORT`; `ESOCKTNOSUPPORT`; `EACCES` for an ICMP echo socket; `EPERM` for
+    ///   a raw Internet socket of a process that is not root; `EMFILE`.
     public func socket(domain: CInt, type: CInt, protocol: CInt = 0) throws(Errno) -> CInt {
         try system.socket(pid, domain: domain, type: type, protocol: `protocol`)
     }
@@ -381,43 +385,75 @@ extension System {
         return Int32(name)
     }
 
+    /// What a `/proc` path names: the one list of the model's procfs entries, for open and
+    /// for the path walk. Names only; whether a process is alive is the caller's check.
+    enum ProcEntry: Equatable {
+        case directory  // /proc, /proc/sys, /proc/sys/vm
+        case processDirectory(Int32), processMaps(Int32), processStatus(Int32)
+        case maps, meminfo, buddyinfo
+        case sysctl(Sysctl)
+
+        var isDirectory: Bool {
+            switch self {
+            case .directory, .processDirectory: return true
+            default: return false
+            }
+        }
+
+        /// The process a `/proc/<pid>` entry is about.
+        var subject: Int32? {
+            switch self {
+            case .processDirectory(let p), .processMaps(let p), .processStatus(let p): return p
+            default: return nil
+            }
+        }
+    }
+
+    /// The entry `parts` (below `/proc`) names for `caller` (`self` is the caller), or nil.
+    static func procEntry(_ parts: [String], caller: Int32) -> ProcEntry? {
+        if let first = parts.first, let who = first == "self" ? caller : procPID(first) {
+            switch parts.dropFirst() {
+            case []: return .processDirectory(who)
+            case ["maps"]: return .processMaps(who)
+            case ["status"]: return .processStatus(who)
+            default: return nil
+            }
+        }
+        switch parts {
+        case [], ["sys"], ["sys", "vm"]: return .directory
+        case ["maps"]: return .maps
+        case ["meminfo"]: return .meminfo
+        case ["buddyinfo"]: return .buddyinfo
+        default:
+            guard parts.count == 3, parts[0] == "sys", parts[1] == "vm",
+                let which = Sysctl.allCases.first(where: { $0.name == parts[2] })
+            else { return nil }
+            return .sysctl(which)
+        }
+    }
+
     /// The procfs part of open: what the descriptor holds and whether it may be written.
     private func openProc(_ pid: Int32, _ parts: [String]) throws(Errno) -> (OpenFile.Kind, Bool) {
         try ensureAlive(pid)
-        var rest = parts
-        var subject: Int32? = nil
-        if let first = rest.first, first == "self" || System.procPID(first) != nil {
-            subject = first == "self" ? pid : System.procPID(first)!
-            rest.removeFirst()
-        }
-        if let who = subject {
-            switch rest {
-            case []:
-                guard processAlive(who) else { throw .noSuchFileOrDirectory }
-                return (.directory, false)
-            case ["maps"]:
-                // `proc_maps_open` → `mm_access(PTRACE_MODE_READ_FSCREDS)`: the address
-                // space's own users (a vfork child and its parent), root, or a process of the
-                // same uid (`ptrace_may_access`); else EACCES. (Maps show where memory is,
-                // never what it holds.)
-                guard processAlive(who) else { throw .noSuchFileOrDirectory }
-                guard mayReadMaps(pid, of: who) else { throw .permissionDenied }
-                guard let text = procPIDMaps(who) else { throw .noSuchFileOrDirectory }
-                return (.text(Array(text.utf8), registered: nil), false)
-            case ["status"]:
-                guard let text = procPIDStatus(who) else { throw .noSuchFileOrDirectory }
-                return (.text(Array(text.utf8), registered: nil), false)
-            default:
-                throw .noSuchFileOrDirectory
-            }
-        }
-        switch rest {
-        case [], ["sys"], ["sys", "vm"]: return (.directory, false)
-        case ["maps"]: return (.text(Array(procMaps().utf8), registered: "/proc/maps"), false)
-        case ["meminfo"]: return (.text(Array(procMeminfo().utf8), registered: "/proc/meminfo"), false)
-        case ["buddyinfo"]: return (.text(Array(procBuddyinfo().utf8), registered: "/proc/buddyinfo"), false)
-        case ["sys", "vm", "nr_trim_pages"]: return (.nrTrimPages, true)
-        default: throw .noSuchFileOrDirectory
+        guard let entry = System.procEntry(parts, caller: pid) else { throw .noSuchFileOrDirectory }
+        if let who = entry.subject, !processAlive(who) { throw .noSuchFileOrDirectory }
+        switch entry {
+        case .directory, .processDirectory: return (.directory, false)
+        case .processMaps(let who):
+            // `proc_maps_open` → `mm_access(PTRACE_MODE_READ_FSCREDS)`: the address
+            // space's own users (a vfork child and its parent), root, or a process of the
+            // same uid (`ptrace_may_access`); else EACCES. (Maps show where memory is,
+            // never what it holds.)
+            guard mayReadMaps(pid, of: who) else { throw .permissionDenied }
+            guard let text = procPIDMaps(who) else { throw .noSuchFileOrDirectory }
+            return (.text(Array(text.utf8), registered: nil), false)
+        case .processStatus(let who):
+            guard let text = procPIDStatus(who) else { throw .noSuchFileOrDirectory }
+            return (.text(Array(text.utf8), registered: nil), false)
+        case .maps: return (.text(Array(procMaps().utf8), registered: "/proc/maps"), false)
+        case .meminfo: return (.text(Array(procMeminfo().utf8), registered: "/proc/meminfo"), false)
+        case .buddyinfo: return (.text(Array(procBuddyinfo().utf8), registered: "/proc/buddyinfo"), false)
+        case .sysctl(let which): return (.sysctl(which), true)
         }
     }
 
@@ -449,17 +485,10 @@ extension System {
         switch r.place {
         case .directory:
             return .directory
-        case .proc(var rest):
-            if let first = rest.first, first == "self" || System.procPID(first) != nil {
-                guard s.processes[first == "self" ? pid : System.procPID(first)!] != nil else { return .missing }
-                rest.removeFirst()
-                return rest.isEmpty ? .directory : rest == ["maps"] || rest == ["status"] ? .file : .missing
-            }
-            switch rest {
-            case [], ["sys"], ["sys", "vm"]: return .directory
-            case ["maps"], ["meminfo"], ["buddyinfo"], ["sys", "vm", "nr_trim_pages"]: return .file
-            default: return .missing
-            }
+        case .proc(let rest):
+            guard let entry = System.procEntry(rest, caller: pid) else { return .missing }
+            if let who = entry.subject, s.processes[who] == nil { return .missing }
+            return entry.isDirectory ? .directory : .file
         case .mount(let m, let rel):
             if rel.isEmpty { return .directory }
             switch m {
@@ -518,19 +547,28 @@ extension System {
                 let chunk = Array(b[start..<min(b.count, start + count)])
                 if position == nil { s.setOffset(pid, fd, start + chunk.count) }
                 return .done(chunk)
-            case .nrTrimPages:
+            case .sysctl(let which):
                 // Under the lock, so the offset goes to this open file (after the lock is
                 // dropped the descriptor could name another one). Model lock, then the
                 // allocator's: the order mmap of a file takes them in.
                 // __do_proc_dointvec: a read at a non-zero position is end of file.
-                let b = Array("\(allocator.nrTrimPages)\n".utf8)
+                let value: String
+                switch which {
+                case .nrTrimPages: value = "\(allocator.nrTrimPages)"
+                case .overcommitMemory: value = "\(s.overcommit.policy)"
+                case .overcommitRatio: value = "\(s.overcommit.ratio)"
+                case .overcommitKbytes: value = "\(s.overcommit.kbytes)"
+                }
+                let b = Array("\(value)\n".utf8)
                 let start = position ?? f.offset
                 let chunk = start == 0 ? Array(b.prefix(count)) : []
                 // pread leaves the file offset, as it does for every other file.
                 if position == nil { s.setOffset(pid, fd, start + chunk.count) }
                 return .done(chunk)
             case .inode(let id):
-                if let pipe = try streamOf(id, position: position, in: &s) { return .pipe(pipe, f.nonBlocking) }
+                if let pipe = try streamOf(id, position: position, write: false, in: &s) {
+                    return .pipe(pipe, f.nonBlocking)
+                }
                 do {
                     let at = position ?? f.offset
                     let bytes = try readInode(id, at: at, count: count, in: &s)
@@ -560,17 +598,33 @@ extension System {
                 // (Open for writing only by root.) proc_reg_write has no proc_write to call:
                 // EIO; a /proc/<pid> file has no write method at all: EINVAL (vfs_write).
                 throw registered != nil ? .ioError : .invalidArgument
-            case .nrTrimPages:
-                // proc_dointvec_minmax, under the lock that looked the descriptor up (the
-                // offset it moves is this open file's). Model lock, then the allocator's.
+            case .sysctl(let which):
+                // The handler, under the lock that looked the descriptor up (the offset it
+                // moves is this open file's). Model lock, then the allocator's.
                 let at = position ?? f.offset
-                let n = try System.writeProcInt(bytes, at: at, minimum: 0) { v throws(Errno) in
-                    try allocator.setNrTrimPages(v)
+                let n: Int
+                switch which {
+                case .nrTrimPages:  // proc_dointvec_minmax, at least 0
+                    n = try System.writeProcInt(bytes, at: at, minimum: 0) { v throws(Errno) in
+                        try allocator.setNrTrimPages(v)
+                    }
+                case .overcommitMemory:  // overcommit_policy_handler: proc_dointvec_minmax, 0...2
+                    var policy: Int? = nil
+                    n = try System.writeProcInt(bytes, at: at, minimum: 0, maximum: 2) { policy = $0 }
+                    if let policy { s.overcommit.policy = policy }
+                case .overcommitRatio:  // overcommit_ratio_handler: proc_dointvec, then kbytes 0
+                    n = try System.writeProcInt(bytes, at: at, minimum: Int(Int32.min)) { s.overcommit.ratio = $0 }
+                    s.overcommit.kbytes = 0
+                case .overcommitKbytes:  // overcommit_kbytes_handler: proc_doulongvec_minmax, then ratio 0
+                    n = try System.writeProcULong(bytes, at: at) { s.overcommit.kbytes = $0 }
+                    s.overcommit.ratio = 0
                 }
                 if position == nil { s.setOffset(pid, fd, at + n) }
                 return .done(n)
             case .inode(let id):
-                if let pipe = try streamOf(id, position: position, in: &s) { return .pipe(pipe, f.nonBlocking) }
+                if let pipe = try streamOf(id, position: position, write: true, in: &s) {
+                    return .pipe(pipe, f.nonBlocking)
+                }
                 let node = s.inodes[id]!
                 do {
                     let append = f.append && node.kind == .regular
@@ -599,10 +653,46 @@ extension System {
     /// at least `minimum` (EINVAL, nothing set). The bytes taken are the number and the blanks
     /// after it: the rest is left for another write. - Returns: the bytes taken.
     static func writeProcInt(
-        _ bytes: [UInt8], at position: Int, minimum: Int, set: (Int) throws(Errno) -> Void
+        _ bytes: [UInt8], at position: Int, minimum: Int, maximum: Int = Int(Int32.max),
+        set: (Int) throws(Errno) -> Void
     ) throws(Errno) -> Int {
-        if bytes.isEmpty { return 0 }
-        if position != 0 { return bytes.count }
+        guard let (negative, value, taken) = try parseProcNumber(bytes, at: position) else {
+            return position != 0 ? bytes.count : 0
+        }
+        // do_proc_dointvec_conv, then the range.
+        let n: Int
+        if negative {
+            guard value <= UInt64(Int32.max) + 1 else { throw .invalidArgument }
+            n = -Int(value)
+        } else {
+            guard value <= UInt64(Int32.max) else { throw .invalidArgument }
+            n = Int(value)
+        }
+        guard n >= minimum, n <= maximum else { throw .invalidArgument }
+        try set(n)
+        return taken
+    }
+
+    /// A write to a one-unsigned-long sysctl (`__do_proc_doulongvec_minmax`): as
+    /// `writeProcInt`, but any value that fits 64 bits, and a negative one is EINVAL.
+    static func writeProcULong(
+        _ bytes: [UInt8], at position: Int, set: (UInt64) throws(Errno) -> Void
+    ) throws(Errno) -> Int {
+        guard let (negative, value, taken) = try parseProcNumber(bytes, at: position) else {
+            return position != 0 ? bytes.count : 0
+        }
+        guard !negative else { throw .invalidArgument }
+        try set(value)
+        return taken
+    }
+
+    /// `proc_get_long`'s reading of a sysctl write: nil for an empty write or one at a
+    /// non-zero position (taken whole and ignored); else the sign, the magnitude and the
+    /// bytes taken. - Throws: `EINVAL` where the kernel's parse fails.
+    static func parseProcNumber(
+        _ bytes: [UInt8], at position: Int
+    ) throws(Errno) -> (negative: Bool, magnitude: UInt64, taken: Int)? {
+        if bytes.isEmpty || position != 0 { return nil }
         let isSpace: (UInt8) -> Bool = { $0 == 0x20 || (0x09...0x0D).contains($0) || $0 == 0xA0 }
         let limit = min(bytes.count, 4095)
         var i = 0
@@ -639,20 +729,9 @@ extension System {
             let t = bytes[end]
             guard t == 0x20 || t == 0x09 || t == 0x0A else { throw .invalidArgument }
         }
-        // do_proc_dointvec_conv, then the minimum.
-        let n: Int
-        if negative {
-            guard value <= UInt64(Int32.max) + 1 else { throw .invalidArgument }
-            n = -Int(value)
-        } else {
-            guard value <= UInt64(Int32.max) else { throw .invalidArgument }
-            n = Int(value)
-        }
-        guard n >= minimum else { throw .invalidArgument }
-        try set(n)
         var taken = end
         while taken < limit && isSpace(bytes[taken]) { taken += 1 }
-        return taken
+        return (negative, value, taken)
     }
 
     private static func digit(_ c: UInt8, base: UInt64) -> UInt64? {
@@ -667,9 +746,11 @@ extension System {
     }
 
     /// The pipe behind a FIFO or pipe inode (nil for files and devices, which read and
-    /// write at an offset). - Throws: `ESPIPE` for an offset on a pipe or socket;
-    /// `ENOTCONN` for a socket; `EISDIR` for a directory.
-    private func streamOf(_ id: Int, position: Int?, in s: inout ModelState) throws(Errno) -> PipeBuffer? {
+    /// write at an offset). - Throws: `ESPIPE` for an offset on a pipe or socket; a
+    /// socket's error (`socketError`); `EISDIR` for a directory.
+    private func streamOf(
+        _ id: Int, position: Int?, write: Bool, in s: inout ModelState
+    ) throws(Errno) -> PipeBuffer? {
         let node = s.inodes[id]!
         switch node.kind {
         case .fifo:
@@ -677,10 +758,26 @@ extension System {
             return node.pipe!
         case .socket:
             if position != nil { throw .illegalSeek }
-            throw .socketNotConnected
+            throw System.socketError(node.socket!, write: write)
         case .directory: throw .isDirectory
         case .regular, .characterDevice, .blockDevice: return nil
         }
+    }
+
+    /// What a read or write of one of the model's sockets answers: they are never connected
+    /// (the model has no peers). AF_UNIX: a stream read is EINVAL (`unix_stream_read_generic`
+    /// checks `TCP_ESTABLISHED`), anything else ENOTCONN (`unix_*_sendmsg` with no peer,
+    /// `unix_seqpacket_recvmsg`). Internet: a TCP read is ENOTCONN, a write EPIPE
+    /// (`sk_stream_error`); a UDP write EDESTADDRREQ. A datagram read waits for a datagram in
+    /// the kernel; here none can ever come, and it is ENOTCONN rather than a wait forever.
+    static func socketError(_ socket: (family: CInt, type: CInt), write: Bool) -> Errno {
+        let stream = socket.type == CInt(SOCK_STREAM.rawValue)
+        let dgram = socket.type == CInt(SOCK_DGRAM.rawValue)
+        if socket.family == AF_UNIX {
+            return !write && stream ? .invalidArgument : .socketNotConnected
+        }
+        guard write else { return .socketNotConnected }
+        return stream ? .brokenPipe : dgram ? Errno(rawValue: EDESTADDRREQ) : .socketNotConnected
     }
 
     func close(_ pid: Int32, _ fd: CInt) throws(Errno) {
@@ -833,29 +930,61 @@ extension System {
         }
     }
 
-    func socket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) -> CInt {
-        guard domain == AF_UNIX || domain == AF_INET || domain == AF_INET6 else { throw .addressFamilyNotSupported }
+    /// Checks `socket(2)`'s arguments in the kernel's order: `__sys_socket` (flags beside the
+    /// type), `__sock_create` (family and type ranges; a family this system has), then the
+    /// family's `create`: `unix_create` (protocol 0 or `PF_UNIX`; stream, datagram and
+    /// seqpacket, raw read as datagram) or `inet_create`/`inet6_create` (the `inetsw` table:
+    /// TCP for stream, UDP or ICMP echo for datagram, raw for root only).
+    func checkSocket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) {
+        let typeMask: CInt = 0xf  // SOCK_TYPE_MASK
         let typeFlags = CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
-        let base = type & ~typeFlags
+        guard (type & ~typeMask) & ~typeFlags == 0 else { throw .invalidArgument }
+        let base = type & typeMask
+        guard domain >= 0, domain < 46 else { throw .addressFamilyNotSupported }  // NPROTO
+        guard base < 11 else { throw .invalidArgument }  // SOCK_MAX
         let stream = CInt(SOCK_STREAM.rawValue)
         let dgram = CInt(SOCK_DGRAM.rawValue)
-        guard base == stream || base == dgram else { throw .invalidArgument }
-        if proto != 0 {
-            let tcp = CInt(IPPROTO_TCP)
-            let udp = CInt(IPPROTO_UDP)
-            guard domain != AF_UNIX, (base == stream && proto == tcp) || (base == dgram && proto == udp) else {
-                throw .protocolNotSupported
+        let raw = CInt(SOCK_RAW.rawValue)
+        switch domain {
+        case AF_UNIX:
+            guard proto == 0 || proto == AF_UNIX else { throw .protocolNotSupported }
+            guard base == stream || base == dgram || base == raw || base == CInt(SOCK_SEQPACKET.rawValue) else {
+                throw Errno(rawValue: ESOCKTNOSUPPORT)
             }
+        case AF_INET, AF_INET6:
+            if base == CInt(SOCK_PACKET.rawValue) && domain == AF_INET { throw .addressFamilyNotSupported }
+            guard proto >= 0, proto < 263 else { throw .invalidArgument }  // IPPROTO_MAX
+            let echo = domain == AF_INET ? CInt(IPPROTO_ICMP) : CInt(IPPROTO_ICMPV6)
+            switch base {
+            case stream:
+                guard proto == 0 || proto == CInt(IPPROTO_TCP) else { throw .protocolNotSupported }
+            case dgram:
+                // An ICMP echo ("ping") socket needs a group in net.ipv4.ping_group_range,
+                // which is empty by default.
+                if proto == echo { throw .permissionDenied }
+                guard proto == 0 || proto == CInt(IPPROTO_UDP) else { throw .protocolNotSupported }
+            case raw:
+                guard isRoot(pid) else { throw .notPermitted }
+            default: throw Errno(rawValue: ESOCKTNOSUPPORT)
+            }
+        default: throw .addressFamilyNotSupported
         }
+    }
+
+    func socket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) -> CInt {
+        try checkSocket(pid, domain: domain, type: type, protocol: proto)
         return try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
             guard let table = s.tableOf[pid] else { throw .noSuchProcess }
             let fd = s.tables[table]!.lowestFree()
             guard fd < maxOpenFiles else { throw .tooManyOpenFiles }
             let id = s.makeInode(.socket, on: .sockfs, path: "socket:")
+            let raw = CInt(SOCK_RAW.rawValue)
+            let base = type & 0xf
             s.inodes.update(id) { node in
                 node.linked = false
                 node.opens = 1
                 node.path = "socket:[\(node.number)]"
+                node.socket = (domain, domain == AF_UNIX && base == raw ? CInt(SOCK_DGRAM.rawValue) : base)
             }
             s.tables[table]!.descriptors[fd] = OpenFile(kind: .inode(id), readable: true, writable: true)
             return fd

@@ -27,8 +27,13 @@ extension System {
         let page = pageSize
         // §1.1.2: a file mapping looks its descriptor up; anonymous ones ignore the fd.
         let isFile = !flags.contains(.anonymous)
+        // (A proc_create file's text is kept from this lookup: its mapping is a copy of it.)
+        var procText: ProcText? = nil
         if isFile && file == nil {
-            try state.withLock { (s: inout ModelState) throws(Errno) in _ = try descriptor(pid, fd, in: &s) }
+            let f = try state.withLock { (s: inout ModelState) throws(Errno) in try descriptor(pid, fd, in: &s) }
+            if case .text(let bytes, let path?) = f.kind {
+                procText = ProcText(bytes: bytes, path: path, readable: f.readable, writable: f.writable)
+            }
         }
         // §1.2 validate_mmap_request, in order.
         // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint; Linux 6.1's
@@ -48,7 +53,7 @@ extension System {
         guard !pgoff.addingReportingOverflow(rounded >> UInt(pageShift)).overflow else { throw .overflow }
 
         // 6–13 and the rest of do_mmap for files and devices.
-        if isFile, file == nil, let text = try procText(pid, fd) {
+        if let text = procText {
             return try mmapProcCopy(pid, text, rounded: rounded, protection: protection, flags: flags, pgoff: pgoff)
         }
         if isFile {
@@ -100,16 +105,8 @@ extension System {
         return VirtualAddress(start)
     }
 
-    /// A `proc_create` file open at `fd` (`/proc/meminfo`, `/proc/maps`, `/proc/buddyinfo`):
-    /// its text, path and the descriptor's modes; nil for any other file.
-    func procText(_ pid: Int32, _ fd: CInt) throws(Errno) -> ProcText? {
-        try state.withLock { (s: inout ModelState) throws(Errno) -> ProcText? in
-            let f = try descriptor(pid, fd, in: &s)
-            guard case .text(let bytes, let path?) = f.kind else { return nil }
-            return ProcText(bytes: bytes, path: path, readable: f.readable, writable: f.writable)
-        }
-    }
-
+    /// A `proc_create` file (`/proc/meminfo`, `/proc/maps`, `/proc/buddyinfo`) open for a
+    /// mapping: the text read at open, its path and the descriptor's modes.
     struct ProcText {
         var bytes: [UInt8]
         var path: String

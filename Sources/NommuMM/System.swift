@@ -211,6 +211,8 @@ public final class System: @unchecked Sendable {
 
 /// Everything the model lock guards.
 struct ModelState {
+    /// vm.overcommit_memory, _ratio and _kbytes (kept, and read by nothing, as without an MMU).
+    var overcommit = OvercommitSettings()
     var regions = Slab<Region>()
     var spaces = Slab<AddressSpace>()
     /// pid → address space id.

@@ -142,6 +142,8 @@ struct Inode {
     var hostWritable = false
     /// Device nodes.
     var device: Device? = nil
+    /// Sockets: the family and the type (`SOCK_STREAM`…, raw AF_UNIX read as datagram).
+    var socket: (family: CInt, type: CInt)? = nil
     /// Pipes and FIFOs.
     var pipe: PipeBuffer? = nil
 
@@ -196,6 +198,34 @@ struct Inode {
     }
 }
 
+/// The `vm.*` sysctls the model has (kernel/sysctl.c's `vm_table`).
+enum Sysctl: CaseIterable {
+    /// `nr_trim_pages` (mm/nommu.c): the trimming watermark, `proc_dointvec_minmax`, ≥ 0.
+    case nrTrimPages
+    /// `overcommit_memory` (0 guess, 1 always, 2 never), `overcommit_ratio` (percent, any int)
+    /// and `overcommit_kbytes` (an unsigned long): mm/util.c's handlers. A write of the ratio
+    /// zeroes the kbytes and a write of the kbytes zeroes the ratio. Without an MMU nothing
+    /// reads them: mm/nommu.c's do_mmap makes no `security_vm_enough_memory_mm` call (only
+    /// shmem, swapon and an MMU fork's dup_mmap do), so they change no mapping's outcome.
+    case overcommitMemory, overcommitRatio, overcommitKbytes
+
+    var name: String {
+        switch self {
+        case .nrTrimPages: return "nr_trim_pages"
+        case .overcommitMemory: return "overcommit_memory"
+        case .overcommitRatio: return "overcommit_ratio"
+        case .overcommitKbytes: return "overcommit_kbytes"
+        }
+    }
+}
+
+/// The overcommit sysctls' values (see `Sysctl`), under the model lock.
+struct OvercommitSettings {
+    var policy = 0
+    var ratio = 50
+    var kbytes: UInt64 = 0
+}
+
 /// An open file description.
 struct OpenFile {
     enum Kind {
@@ -204,8 +234,8 @@ struct OpenFile {
         /// `buddyinfo`), whose operations are `proc_reg_file_ops`; nil for a `/proc/<pid>`
         /// file, which has its own.
         case text([UInt8], registered: String?)
-        /// `/proc/sys/vm/nr_trim_pages`: reads the current value, writes set it.
-        case nrTrimPages
+        /// A `/proc/sys/vm` file: reads the current value, writes set it.
+        case sysctl(Sysctl)
         /// A directory (procfs or a mount point): opens for reading, reads fail.
         case directory
         /// A file of the VFS.

@@ -320,4 +320,49 @@ struct DescriptorTests {
         }
         #expect(everythingBackViolation(s, [p, c, other]) == nil)
     }
+
+    @Test("socket(2) checks as __sys_socket and the family's create do; unconnected reads and writes fail as theirs")
+    func socketRules() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let stream = CInt(SOCK_STREAM.rawValue)
+        let dgram = CInt(SOCK_DGRAM.rawValue)
+        let seqpacket = CInt(SOCK_SEQPACKET.rawValue)
+        let raw = CInt(SOCK_RAW.rawValue)
+        // AF_UNIX: protocol 0 or PF_UNIX; stream, datagram, seqpacket, raw (as datagram).
+        let u = try p.socket(domain: AF_UNIX, type: stream)
+        expectErrno(.invalidArgument, "unix stream read") { _ = try p.read(u, count: 1) }
+        expectErrno(.socketNotConnected, "unix stream write") { _ = try p.write(u, [1]) }
+        let q = try p.socket(domain: AF_UNIX, type: seqpacket, protocol: AF_UNIX)
+        expectErrno(.socketNotConnected, "seqpacket read") { _ = try p.read(q, count: 1) }
+        let r = try p.socket(domain: AF_UNIX, type: raw)
+        expectErrno(.socketNotConnected, "raw reads as datagram") { _ = try p.write(r, [1]) }
+        expectErrno(.illegalSeek, "pread") { _ = try p.pread(r, count: 1, offset: 0) }
+        expectErrno(Errno(rawValue: ESOCKTNOSUPPORT), "packet type") {
+            _ = try p.socket(domain: AF_UNIX, type: CInt(SOCK_PACKET.rawValue))
+        }
+        expectErrno(.invalidArgument, "past SOCK_MAX") { _ = try p.socket(domain: AF_UNIX, type: 11) }
+        expectErrno(.protocolNotSupported, "unix, protocol 6") {
+            _ = try p.socket(domain: AF_UNIX, type: stream, protocol: 6)
+        }
+        expectErrno(.addressFamilyNotSupported, "family -1") { _ = try p.socket(domain: -1, type: stream) }
+        expectErrno(.addressFamilyNotSupported, "family 45") { _ = try p.socket(domain: 45, type: stream) }
+        // Internet: the inetsw table; raw only for root; ping sockets need a group.
+        let udp = try p.socket(domain: AF_INET6, type: dgram)
+        expectErrno(Errno(rawValue: EDESTADDRREQ), "udp write") { _ = try p.write(udp, [1]) }
+        let tcp = try p.socket(domain: AF_INET, type: stream | CInt(SOCK_CLOEXEC.rawValue))
+        expectErrno(.brokenPipe, "tcp write") { _ = try p.write(tcp, [1]) }
+        expectErrno(.permissionDenied, "ping") {
+            _ = try p.socket(domain: AF_INET, type: dgram, protocol: CInt(IPPROTO_ICMP))
+        }
+        expectErrno(Errno(rawValue: ESOCKTNOSUPPORT), "inet seqpacket") {
+            _ = try p.socket(domain: AF_INET, type: seqpacket)
+        }
+        expectErrno(.invalidArgument, "flag 0x40") { _ = try p.socket(domain: AF_INET, type: stream | 0x40) }
+        _ = try p.socket(domain: AF_INET, type: raw, protocol: 255)
+        try p.setuid(1000)
+        expectErrno(.notPermitted, "raw as uid 1000") { _ = try p.socket(domain: AF_INET, type: raw, protocol: 255) }
+        p.exit()
+        #expect(everythingBackViolation(s, []) == nil)
+    }
 }

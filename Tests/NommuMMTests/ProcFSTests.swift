@@ -128,6 +128,33 @@ struct ProcFSTests {
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 
+    @Test("vm.overcommit_*: the kernel's handlers (0...2; ratio and kbytes zero each other), and no mapping minds them")
+    func overcommitSysctls() throws {
+        let s = try makeSystem()
+        let p = s.createProcess()
+        let vm = "/proc/sys/vm/"
+        #expect(try p.readFile(vm + "overcommit_memory") == "0\n")
+        #expect(try p.readFile(vm + "overcommit_ratio") == "50\n")
+        #expect(try p.readFile(vm + "overcommit_kbytes") == "0\n")
+        #expect(throws: Errno.invalidArgument) { try p.writeFile(vm + "overcommit_memory", Array("3".utf8)) }
+        #expect(throws: Errno.invalidArgument) { try p.writeFile(vm + "overcommit_kbytes", Array("-4".utf8)) }
+        try p.writeFile(vm + "overcommit_ratio", Array("-7".utf8))  // proc_dointvec: any int
+        #expect(try p.readFile(vm + "overcommit_ratio") == "-7\n")
+        try p.writeFile(vm + "overcommit_kbytes", Array("18446744073709551615".utf8))
+        #expect(try p.readFile(vm + "overcommit_kbytes") == "18446744073709551615\n")
+        #expect(try p.readFile(vm + "overcommit_ratio") == "0\n", "a kbytes write zeroes the ratio")
+        try p.writeFile(vm + "overcommit_ratio", Array("60".utf8))
+        #expect(try p.readFile(vm + "overcommit_kbytes") == "0\n", "a ratio write zeroes the kbytes")
+        try p.writeFile(vm + "overcommit_kbytes", Array("4".utf8))
+        try p.writeFile(vm + "overcommit_memory", Array("2".utf8))
+        #expect(try p.readFile(vm + "overcommit_memory") == "2\n")
+        // Never overcommit, with a 4 kB limit: without an MMU do_mmap does not ask.
+        let a = try p.mmap(length: 1 << 20, protection: [.read, .write], flags: [.private, .anonymous])
+        try p.munmap(address: a.u, length: 1 << 20)
+        #expect(throws: Errno.noSuchFileOrDirectory) { _ = try p.open(vm + "overcommit_bytes") }
+        #expect(everythingBackViolation(s, [p]) == nil)
+    }
+
     @Test(
         "vm.nr_trim_pages parses as proc_dointvec_minmax: blanks, a sign, C's bases, one value, the rest left",
         arguments: [
