@@ -161,7 +161,9 @@ let package = Package(
             dependencies: ["CNommu", "NommuCABI"],
             path: "Oracle",
             exclude: ["guest", "golden", "kernel.config", "README.md", "divergences.md"],
-            sources: ["cases", "host"]
+            sources: ["cases", "host"],
+            // A helper started beside a case runs on a thread of its own (o_spawn_start).
+            cSettings: [.define("O_THREAD_LOCAL", to: "_Thread_local")]
         ),
         .testTarget(
             name: "CABITests", dependencies: ["nommu-abi-check", "nommu-abi-stress", "nommu-oracle-host"],

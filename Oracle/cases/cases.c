@@ -770,6 +770,56 @@ static void helper_map_same_shm(void) {
     o_ok("(other) munmap", o_munmap((void *)a, 2 * PAGE));
 }
 
+/* A futex between two processes: without an MMU the key is the address alone
+ * (get_futex_key leaves key.private.mm NULL), so a wake at an address wakes a waiter of
+ * another process at it, FUTEX_PRIVATE_FLAG or not. The waiter maps the same ramfs page (same
+ * address), marks that it is about to wait, waits, and leaves its outcome in the page. */
+static unsigned long shared_futex_page;
+
+static void futex_between_processes(const char *helper, int flag) {
+    o_u32 *w = (o_u32 *)shared_futex_page;
+    w[0] = 0, w[1] = 0, w[2] = 0;
+    char hex[24];
+    o_hex(hex, shared_futex_page);
+    long h = o_spawn_start(helper, hex);
+    o_ok("the waiter started", h);
+    long woke = 0;
+    for (int i = 0; i < 200000 && !o_is_error(h) && woke == 0; i++) {
+        woke = o_futex(w, O_FUTEX_WAKE | flag, 1, 0);
+        if (woke == 0) o_yield();
+    }
+    o_val("a wake at the address woke", woke);
+    if (!o_is_error(h)) o_ok("the waiter exited", o_spawn_wait(h));
+    o_val("the waiter saw its page", w[1]);
+    o_ok("its FUTEX_WAIT", w[2] == 1 ? 0 : -(long)(w[2] - 100));
+}
+
+static void case_futex_two_processes(void) {
+    long fd = o_open("/dev/shm/fx", O_RDWR_ | O_CREAT_, 0600);
+    o_ok("ftruncate 1 page", o_ftruncate((int)fd, PAGE));
+    long a = o_mmap(0, PAGE, RW, O_MAP_SHARED, (int)fd, 0);
+    o_addr("shared ramfs page", a);
+    if (o_is_error(a)) return;
+    shared_futex_page = (unsigned long)a;
+    futex_between_processes("futex_waiter", 0);
+    futex_between_processes("futex_waiter_private", O_FUTEX_PRIVATE_FLAG);
+}
+
+static void futex_waiter(int flag) {
+    long fd = o_open("/dev/shm/fx", O_RDWR_, 0);
+    long a = o_mmap(0, PAGE, RW, O_MAP_SHARED, (int)fd, 0);
+    if (o_is_error(a) || (unsigned long)a != o_unhex(o_arg)) return;
+    o_u32 *w = (o_u32 *)a;
+    w[1] = 1;
+    long r = o_futex(w, O_FUTEX_WAIT | flag, 0, 0);
+    w[2] = r == 0 ? 1 : (o_u32)(100 - r);
+    o_munmap((void *)a, PAGE);
+    o_close((int)fd);
+}
+
+static void helper_futex_waiter(void) { futex_waiter(0); }
+static void helper_futex_waiter_private(void) { futex_waiter(O_FUTEX_PRIVATE_FLAG); }
+
 /* /proc/<pid>/maps of another process, by uid (a spawned process keeps its parent's uid,
  * as exec does). */
 static void case_proc_maps_other_user(void) {
@@ -865,6 +915,7 @@ static void helper_read_maps_as_1000(void) { read_parent_maps(1000); }
     X(vfork_shares)                                                                                                    \
     X(region_shared_two_processes)                                                                                     \
     X(ramfs_shared_two_processes)                                                                                      \
+    X(futex_two_processes)                                                                                             \
     X(proc_maps_other_user)
 
 /* The helpers o_spawn runs in a process of their own (not cases themselves). */
@@ -872,7 +923,9 @@ static void helper_read_maps_as_1000(void) { read_parent_maps(1000); }
     X(map_same_file)                                                                                                   \
     X(map_same_shm)                                                                                                    \
     X(read_maps_as_1001)                                                                                               \
-    X(read_maps_as_1000)
+    X(read_maps_as_1000)                                                                                               \
+    X(futex_waiter)                                                                                                    \
+    X(futex_waiter_private)
 
 int o_run_helper(const char *name) {
 #define RUN_HELPER(n)                                                                                                  \

@@ -6,8 +6,8 @@
  * /proc maps lines without addresses, device or inode numbers, sorted). */
 #include "oracle.h"
 
-unsigned long o_base;
-const char *o_arg; /* (no initialiser: a pointer in data would need a relocation) */
+O_THREAD_LOCAL unsigned long o_base;
+O_THREAD_LOCAL const char *o_arg; /* (no initialiser: a pointer in data would need a relocation) */
 
 /* `v` in `base` (10 or 16, lower case) at `out`, not terminated; the number of digits. */
 static int format_unsigned(char *out, unsigned long v, int base) {

@@ -131,8 +131,21 @@ long o_vfork_run(void (*child)(void));
  * space of its own (the guest: vfork + execve of /init; the model: a new process), with
  * `arg` as o_arg, and waits until it exits; 0 or -errno. */
 long o_spawn(const char *helper, const char *arg);
+/* Starts a helper as o_spawn does but does not wait: it runs beside the caller (the guest:
+ * the vfork'd child has exec'd when this returns; the model: the helper's process runs on a
+ * thread of its own). A helper started so prints nothing. A handle (> 0) or -errno. */
+long o_spawn_start(const char *helper, const char *arg);
+/* Waits until the helper o_spawn_start started has exited; 0 or -errno. */
+long o_spawn_wait(long handle);
+/* Gives up the processor (sched_yield). */
+long o_yield(void);
+/* Per thread on the model, where a helper started by o_spawn_start runs on another thread
+ * (the guest has no threads, and no thread-local storage). */
+#ifndef O_THREAD_LOCAL
+#define O_THREAD_LOCAL
+#endif
 /* A helper's argument (o_spawn's `arg`). */
-extern const char *o_arg;
+extern O_THREAD_LOCAL const char *o_arg;
 /* Runs the helper called `name`; 0 if there is none. */
 int o_run_helper(const char *name);
 /* `what: NAME`/hex helpers for passing an address to a helper. */
@@ -169,7 +182,7 @@ o_size o_strlen(const char *s);
 int o_is_error(long r);
 
 /* The first address the case was given (0 until then); o_addr prints relative to it. */
-extern unsigned long o_base;
+extern O_THREAD_LOCAL unsigned long o_base;
 
 /* ---- The cases (cases.c) ----
  * Found by name through code, not a table of pointers: the guest program carries no

@@ -14,7 +14,7 @@ enum {
     NR_close = 57, NR_pipe2 = 59, NR_read = 63, NR_write = 64, NR_pread64 = 67, NR_pwrite64 = 68, NR_exit = 93,
     NR_futex = 98, NR_reboot = 142, NR_setuid = 146, NR_getpid = 172, NR_shmget = 194, NR_shmctl = 195,
     NR_shmat = 196, NR_shmdt = 197, NR_socket = 198, NR_brk = 214, NR_munmap = 215, NR_mremap = 216,
-    NR_rt_sigaction = 134, NR_clone = 220, NR_execve = 221, NR_mmap = 222, NR_mprotect = 226, NR_msync = 227, NR_mlock = 228,
+    NR_rt_sigaction = 134, NR_sched_yield = 124, NR_clone = 220, NR_execve = 221, NR_mmap = 222, NR_mprotect = 226, NR_msync = 227, NR_mlock = 228,
     NR_mincore = 232, NR_madvise = 233, NR_wait4 = 260,
 };
 #define AT_FDCWD -100
@@ -105,7 +105,7 @@ long o_vfork_run(void (*child)(void)) {
     return pid;
 }
 
-long o_spawn(const char *helper, const char *arg) {
+long o_spawn_start(const char *helper, const char *arg) {
     char *argv[] = {"/init", "helper", (char *)helper, (char *)arg, 0};
     static char *const env[] = {0};
     long pid = S(NR_clone, CLONE_VM | CLONE_VFORK | SIGCHLD, 0, 0, 0, 0, 0);
@@ -113,11 +113,21 @@ long o_spawn(const char *helper, const char *arg) {
         S(NR_execve, "/init", argv, env, 0, 0, 0);
         S(NR_exit, 127, 0, 0, 0, 0, 0);
     }
-    if (pid < 0) return pid;
-    int status = 0;
-    S(NR_wait4, pid, &status, 0, 0, 0, 0);
-    return 0;
+    return pid; /* (vfork: the child has exec'd or exited by now) */
 }
+
+long o_spawn_wait(long pid) {
+    int status = 0;
+    long r = S(NR_wait4, pid, &status, 0, 0, 0, 0);
+    return r < 0 ? r : 0;
+}
+
+long o_spawn(const char *helper, const char *arg) {
+    long pid = o_spawn_start(helper, arg);
+    return pid < 0 ? pid : o_spawn_wait(pid);
+}
+
+long o_yield(void) { return S(NR_sched_yield, 0, 0, 0, 0, 0, 0); }
 
 static void run_case(const char *name) {
     if (!o_run_case(name)) o_str("unknown case", name);

@@ -10,12 +10,14 @@
 #include "nommu.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
-static nommu_process *current;
+static O_THREAD_LOCAL nommu_process *current;
 
 /* A nommu.h result as the kernel's system call gives it: the value, or -errno. */
 static long sys(long result, int failed) { return failed ? -(long)errno : result; }
@@ -102,6 +104,46 @@ long o_spawn(const char *helper, const char *arg) {
     o_base = saved_base;
     return 0;
 }
+
+/* o_spawn_start: the helper's process runs on a thread of its own (one at a time). */
+struct started {
+    pthread_t thread;
+    nommu_process *process;
+    const char *helper, *arg;
+};
+static struct started started;
+
+static void *run_started(void *unused) {
+    (void)unused;
+    current = started.process;
+    o_arg = started.arg;
+    o_base = 0;
+    o_run_helper(started.helper);
+    return 0;
+}
+
+long o_spawn_start(const char *helper, const char *arg) {
+    nommu_process *c = nommu_process_create(system_now);
+    if (!c) return -(long)errno;
+    nommu_setuid(c, nommu_getuid(current));
+    started = (struct started){.process = c, .helper = helper, .arg = arg};
+    int e = pthread_create(&started.thread, 0, run_started, 0);
+    if (e) {
+        nommu_process_exit(c);
+        return -(long)e;
+    }
+    return 1;
+}
+
+long o_spawn_wait(long handle) {
+    if (handle != 1 || !started.process) return -ECHILD;
+    pthread_join(started.thread, 0);
+    nommu_process_exit(started.process);
+    started.process = 0;
+    return 0;
+}
+
+long o_yield(void) { return sched_yield(); }
 
 void o_emit(const char *text, o_size length) { fwrite(text, 1, length, stdout); }
 
