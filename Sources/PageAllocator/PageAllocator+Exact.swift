@@ -24,8 +24,41 @@ extension PageAllocator {
     ///
     /// Models the allocation and trim of `do_mmap_private()` in mm/nommu.c (v3.x shape:
     /// `alloc_pages(order)`, excess returned in aligned chunks).
+    @inline(__always)
     public func allocateExact(
         bytes: Int, _ initialization: Initialization = .zeroed, trimThreshold: Int? = nil
+    ) throws(Errno) -> PageRun {
+        // Fast path: a whole block of order ≤ 3 (no excess: nothing to trim or keep as slack)
+        // popped from this thread's list, as `allocate(order:)` pops one. Everything else
+        // (other sizes, refills, errors) is out of line.
+        if perCPU && trimThreshold == nil
+            && UInt(bitPattern: bytes &- 1) < UInt(bitPattern: pageSize &<< PerCPUPages.maxOrder)
+        {
+            let n = (bytes &+ pageSize &- 1) &>> zone.pageShift
+            let k = n.trailingZeroBitCount
+            if n & (n &- 1) == 0 && k <= maxOrder, let cache = cachedLocalCache(), let pfn = cache.popOwned(k, zone) {
+                serializedInCheckedBuilds { _ in
+                    zone.d[pfn].order = UInt8(truncatingIfNeeded: k)
+                    zone.d[pfn].runPages = UInt32(truncatingIfNeeded: n)
+                    zone.setState(pfn, .allocatedExact)
+                }
+                if initialization == .uninitialized {
+                    cache.add(PerCPUPages.exactUninitializedSlot, 1)
+                    cache.add(PerCPUPages.exactUninitializedBytesSlot, Int64(n &<< zone.pageShift))
+                    poisonUninitialized(pfn, bytes: n &<< zone.pageShift)
+                    _checkInvariants()
+                } else {
+                    clearPerCPU(cache, pfn, order: k)
+                }
+                return PageRun(_uncheckedStart: pfn, pages: n, order: k, keptPages: n, isExact: true)
+            }
+        }
+        return try allocateExactSlow(bytes: bytes, initialization, trimThreshold: trimThreshold)
+    }
+
+    @inline(never)
+    func allocateExactSlow(
+        bytes: Int, _ initialization: Initialization, trimThreshold: Int?
     ) throws(Errno) -> PageRun {
         guard bytes > 0 else { throw .invalidArgument }
         if let t = trimThreshold, t < 0 { throw .invalidArgument }
@@ -81,9 +114,26 @@ extension PageAllocator {
     /// - Returns: The pages given back (slack included).
     ///
     /// Models `free_pages_exact()` / `free_page_series()`.
-    @discardableResult
+    @discardableResult @inline(__always)
     public func freeExact(_ start: PageFrameNumber, pages: Int) throws(Errno) -> Int {
         let p = start.rawValue
+        // Fast path: a whole aligned block of order ≤ 3 with no slack goes onto this thread's
+        // list as `free(_:order:)` puts one. The caller owns the run, so its descriptor is
+        // stable; anything else reads differently and takes the checked path.
+        if perCPU && UInt(bitPattern: p) < UInt(totalPages) && UInt(bitPattern: pages &- 1) < 1 &<< PerCPUPages.maxOrder
+            && pages & (pages &- 1) == 0 && p & (pages &- 1) == 0
+            && zone.state(p) == PageState.allocatedExact.rawValue && Int(zone.d[p].runPages) == pages
+            && 1 &<< Int(zone.d[p].order) == pages,
+            let cache = cachedLocalCache()
+        {
+            pushPerCPU(cache, p, order: Int(zone.d[p].order))
+            return pages
+        }
+        return try freeExactSlow(p, pages: pages)
+    }
+
+    @inline(never)
+    func freeExactSlow(_ p: Int, pages: Int) throws(Errno) -> Int {
         guard p >= 0, p < totalPages, pages > 0 else { throw .invalidArgument }
         // A run of order ≤ 3 goes onto this thread's per-CPU lists. The caller owns the
         // run, so its descriptor is stable; anything else takes the locked path, which
