@@ -110,10 +110,12 @@ public func runBench(
         case .cabiMallocPair64x4:
             let c = try CSystem(s)
             var op = CMallocThreadsOperation(process: c.process, bytes: s.reportedBytes, threads: 4)
-            results.append(try run(&op, s, s.reportedBytes, "nommu_malloc + nommu_free, 4 threads", plan, progress))
+            results.append(
+                try run(&op, s, s.reportedBytes, "nommu_malloc + nommu_free, 4 threads", plan.forThreads(), progress))
         case .glibcMallocPair64x4:
             var op = CMallocThreadsOperation(process: nil, bytes: s.reportedBytes, threads: 4)
-            results.append(try run(&op, s, s.reportedBytes, "malloc + free (glibc), 4 threads", plan, progress))
+            results.append(
+                try run(&op, s, s.reportedBytes, "malloc + free (glibc), 4 threads", plan.forThreads(), progress))
         case .cabiAllocPagesPair:
             let c = try CSystem(s)
             var op = CAllocPagesPairOperation(system: c.system)
