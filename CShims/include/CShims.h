@@ -127,6 +127,21 @@ static inline void cshim_store_relaxed_i64(int64_t *p, int64_t v) {
     __atomic_store_n(p, v, __ATOMIC_RELAXED);
 }
 
+/* Parts of a 64-bit word that two threads write apart (the malloc's chunk word: one writes
+ * its flag byte, another its tag bytes): a byte and a half-word, relaxed, through types that
+ * may alias the word's (so the compiler never reorders them past the word's own accesses). */
+typedef uint8_t __attribute__((may_alias)) cshim_alias_u8;
+typedef uint16_t __attribute__((may_alias)) cshim_alias_u16;
+static inline uint8_t cshim_load_relaxed_byte(const void *p) {
+    return __atomic_load_n((const cshim_alias_u8 *)p, __ATOMIC_RELAXED);
+}
+static inline void cshim_store_relaxed_byte(void *p, uint8_t v) {
+    __atomic_store_n((cshim_alias_u8 *)p, v, __ATOMIC_RELAXED);
+}
+static inline void cshim_store_relaxed_half(void *p, uint16_t v) {
+    __atomic_store_n((cshim_alias_u16 *)p, v, __ATOMIC_RELAXED);
+}
+
 static inline int64_t cshim_load_acquire_i64(const int64_t *p) {
     return __atomic_load_n(p, __ATOMIC_ACQUIRE);
 }

@@ -2,22 +2,36 @@
 //
 // The `heap` policy: boundary-tag chunks inside mmapped areas.
 //
-// A chunk at address c (16-byte aligned, size a multiple of 16, at least 32):
-//   c+0         size | INUSE (bit 0) | PREV_INUSE (bit 1)
-//   c+8         in use: tag (16 bits) and requested size (48 bits);  free: next chunk in its bin
-//   c+16        in use: payload;                                     free: previous chunk in its bin
-//   c+size-8    free: the size again (the footer a following chunk coalesces through)
-// So a block costs 16 bytes of header, as glibc's does. An area [a, a + n) holds chunks from
-// a up to a 16-byte fence chunk at a + n − 16 that is always in use. Free chunks never
-// touch (they coalesce at once). Bins: exact 16-byte classes below 1 KiB, quarter-octaves
-// above; a bitmap of non-empty bins finds the first bin that must fit in O(1).
+// A chunk at address c (8 past a multiple of 16, so its payload is 16-byte aligned; size a
+// multiple of 16, at least 32):
+//   c+0         the size word: INUSE (bit 0), PREV_INUSE (bit 1), the size (bits 4-47); in
+//               use also the slack (bits 48-55: usable bytes less the bytes asked for) and
+//               the tag (bits 56-63: the heap's, or a thread cache's)
+//   c+8         in use: payload (to c+size);  free: next chunk in its bin
+//   c+16        free: previous chunk in its bin
+//   c+size-8    free: the size again (the footer a following chunk coalesces through; in use,
+//               the last 8 bytes of the payload)
+// So a block costs 8 bytes of header, as glibc's does (its prev_size overlaps the previous
+// chunk's payload as this footer does). An area [a, a + n) holds chunks from a + 8 up to an
+// 8-byte fence at a + n − 8 that is always in use. Free chunks never touch (they coalesce
+// at once). Bins: exact 16-byte classes below 1 KiB, quarter-octaves above; a bitmap of
+// non-empty bins finds the first bin that must fit in O(1).
 internal import CShims
 import NommuBase
 
+#if _endian(big)
+    #error("a chunk's tag bytes are written apart from its flag byte, little-endian")
+#endif
+
 /// A chunk, seen through its address.
 struct Chunk: Equatable {
-    static let overhead = 16
+    /// The header of an in-use chunk: its size word.
+    static let overhead = 8
     static let minimum = 32
+    /// The fence's size word says 16 (no chunk is that small); the fence is the word alone.
+    static let fenceSize = 16
+    static let sizeMask: UInt64 = 0x0000_FFFF_FFFF_FFF0
+    static let flagMask: UInt64 = 3
     static let inUseBit: UInt64 = 1
     static let prevInUseBit: UInt64 = 2
 
@@ -33,7 +47,24 @@ struct Chunk: Equatable {
             cshim_store_relaxed_i64(base.assumingMemoryBound(to: Int64.self), Int64(bitPattern: newValue))
         }
     }
-    var size: Int { Int(word & ~15) }
+    var size: Int { Int(word & Chunk.sizeMask) }
+    /// The tag of an in-use chunk (0 for a free one or one being freed).
+    var tag: UInt64 { word &>> 56 }
+    /// The bytes the program asked for, of a tagged chunk: the usable bytes less the slack.
+    var requested: Int { size &- Chunk.overhead &- Int((word &>> 48) & 0xFF) }
+
+    /// Tags an in-use chunk as a block of `requested` bytes: a store to the word's top two
+    /// bytes alone (little-endian), so that a neighbour's PREV_INUSE update under the lock is
+    /// never lost (see `setPrevInUse`). The slack is below 64 by construction (a chunk is
+    /// trimmed to within 31 bytes of its class).
+    func tag(_ tag: UInt64, requested: Int) {
+        let slack = size &- Chunk.overhead &- requested
+        assert(slack >= 0 && slack < 256, "slack \(slack)")
+        cshim_store_relaxed_half(base + 6, UInt16(truncatingIfNeeded: tag &<< 8 | UInt64(truncatingIfNeeded: slack)))
+    }
+
+    /// Clears the tag (and slack): a second free of the block is then refused.
+    func untag() { cshim_store_relaxed_half(base + 6, 0) }
     var inUse: Bool { word & Chunk.inUseBit != 0 }
     var prevInUse: Bool { word & Chunk.prevInUseBit != 0 }
     /// The previous chunk's size, from its footer (valid while that chunk is free).
@@ -55,8 +86,12 @@ struct Chunk: Equatable {
         word = UInt64(size) | (inUse ? Chunk.inUseBit : 0) | (prevInUse ? Chunk.prevInUseBit : 0)
     }
 
+    /// Sets or clears PREV_INUSE (lock held) with a store to the word's low byte alone: the
+    /// thread that owns this chunk may be writing its tag bytes at the same time, without the
+    /// lock (the two never touch the same byte; a whole-word write would undo the other's).
     func setPrevInUse(_ on: Bool) {
-        word = on ? word | Chunk.prevInUseBit : word & ~Chunk.prevInUseBit
+        let old = cshim_load_relaxed_byte(base)
+        cshim_store_relaxed_byte(base, on ? old | UInt8(Chunk.prevInUseBit) : old & ~UInt8(Chunk.prevInUseBit))
     }
 
     /// The chunk size that holds `bytes` of payload.
@@ -144,7 +179,7 @@ extension Malloc {
         }
         trim(chunk, to: Chunk.size(forPayload: size))
         let p = chunk.payload
-        p.storeBytes(of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
+        chunk.tag(BlockHeader.heapTag, requested: size)
         if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: size) }
         return p
     }
@@ -196,16 +231,17 @@ extension Malloc {
     /// Maps a new area holding at least `need` bytes; returns its one free chunk (in a bin).
     func growHeap(_ need: Int) throws(Errno) -> Chunk {
         let page = process.system.configuration.pageSize
-        let bytes = (max(configuration.extendSize, need + Chunk.overhead) + page - 1) / page * page
+        // The first chunk starts 8 bytes in (its payload 16-byte aligned); the fence is the last 8.
+        let bytes = (max(configuration.extendSize, need + 2 * Chunk.overhead) + page - 1) / page * page
         let base = try map(bytes, uninitialized: configuration.uninitialized)
         let start = UInt(bitPattern: base)
         let i = heap.areas.firstIndex { $0.start > start } ?? heap.areas.count
         heap.areas.insert((start, bytes), at: i)
         markArea(start, bytes: bytes, true)
         let fence = Chunk(base + bytes - Chunk.overhead)
-        fence.set(size: Chunk.overhead, inUse: true, prevInUse: false)
-        let c = Chunk(base)
-        c.set(size: bytes - Chunk.overhead, inUse: false, prevInUse: true)
+        fence.set(size: Chunk.fenceSize, inUse: true, prevInUse: false)
+        let c = Chunk(base + Chunk.overhead)
+        c.set(size: bytes - 2 * Chunk.overhead, inUse: false, prevInUse: true)
         c.writeFooter()
         heap.insert(c)
         return c
@@ -263,18 +299,19 @@ extension Malloc {
         c.next.setPrevInUse(false)
         // Wholly free (O(1): the chunk starts an area and the next one is its fence). One
         // such area is kept for reuse; another one at or above the unmap threshold is given back.
-        if isAreaStart(c.address), isFence(c.next) {
-            let bytes = size + Chunk.overhead
-            if mayUnmap, let spare = heap.spare, spare != c.address, isWhollyFree(spare),
+        let area = c.address &- UInt(Chunk.overhead)
+        if isAreaStart(area), isFence(c.next) {
+            let bytes = size + 2 * Chunk.overhead
+            if mayUnmap, let spare = heap.spare, spare != area, isWhollyFree(spare),
                 bytes >= configuration.unmapThreshold,
                 let i = heap.area(containing: c.address)
             {
                 heap.areas.remove(at: i)
-                markArea(c.address, bytes: bytes, false)
-                unmap(c.base, bytes)
+                markArea(area, bytes: bytes, false)
+                unmap(c.base - Chunk.overhead, bytes)
                 return
             }
-            heap.spare = c.address
+            heap.spare = area
         }
         heap.insert(c)
     }
@@ -282,16 +319,18 @@ extension Malloc {
     /// Whether the area starting at `start` is one free chunk.
     func isWhollyFree(_ start: UInt) -> Bool {
         guard isAreaStart(start) else { return false }
-        let c = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
+        let c = Chunk(UnsafeMutableRawPointer(bitPattern: start + UInt(Chunk.overhead))!)
         return !c.inUse && isFence(c.next)
     }
 
-    /// Whether `c` is an area's fence (the only in-use chunk of 16 bytes).
-    func isFence(_ c: Chunk) -> Bool { c.word & ~UInt64(Chunk.prevInUseBit) == UInt64(Chunk.overhead) | Chunk.inUseBit }
+    /// Whether `c` is an area's fence (the only in-use chunk whose size word says 16).
+    func isFence(_ c: Chunk) -> Bool {
+        c.word & ~UInt64(Chunk.prevInUseBit) == UInt64(Chunk.fenceSize) | Chunk.inUseBit
+    }
 
     func heapFree(_ p: UnsafeMutableRawPointer) throws(Errno) {
         let c = Chunk(p - Chunk.overhead)
-        p.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)  // the tag: a second free is refused
+        c.untag()  // a second free is refused
         freeChunk(c)
     }
 
@@ -307,7 +346,7 @@ extension Malloc {
             c.next.setPrevInUse(true)
         }
         trim(c, to: need)
-        p.storeBytes(of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
+        c.tag(BlockHeader.heapTag, requested: size)
         return p
     }
 }
@@ -323,7 +362,7 @@ extension Malloc {
             var freeInAreas: Set<UInt> = []
             var freeBytes = 0
             for (start, bytes) in heap.areas {
-                var c = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
+                var c = Chunk(UnsafeMutableRawPointer(bitPattern: start + UInt(Chunk.overhead))!)
                 var prevFree = false
                 let fence = start + UInt(bytes - Chunk.overhead)
                 guard c.prevInUse else { return "area \(start): first chunk without PREV_INUSE" }
@@ -342,7 +381,7 @@ extension Malloc {
                     prevFree = !c.inUse
                     c = c.next
                 }
-                guard c.address == fence, c.inUse, c.size == Chunk.overhead else { return "area \(start): fence" }
+                guard c.address == fence, c.inUse, c.size == Chunk.fenceSize else { return "area \(start): fence" }
                 guard c.prevInUse == !prevFree else { return "area \(start): fence PREV_INUSE" }
             }
             var inBins: Set<UInt> = []

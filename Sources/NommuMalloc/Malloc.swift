@@ -251,7 +251,7 @@ public final class Malloc: @unchecked Sendable {
     @inline(__always)
     private func handOut(_ c: Chunk, _ size: Int, _ tc: ThreadCache) -> UnsafeMutableRawPointer {
         let p = c.payload
-        p.storeBytes(of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
+        c.tag(BlockHeader.heapTag, requested: size)
         tc.add(ThreadCache.callsSlot, 1)
         tc.add(ThreadCache.liveBlocksSlot, 1)
         let live = tc.load(ThreadCache.liveBytesSlot) &+ Int64(size)
@@ -307,7 +307,7 @@ public final class Malloc: @unchecked Sendable {
             freeChunk(c, mayUnmap: false)
             return nil
         }
-        c.payload.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
+        c.tag(BlockHeader.cachedTag, requested: c.size - Chunk.overhead)
         return cache.push(c, need >> 4) ? c : nil
     }
 
@@ -342,8 +342,7 @@ public final class Malloc: @unchecked Sendable {
         {
             let need = Chunk.size(forPayload: size)
             if need == c.size {
-                pointer.storeBytes(
-                    of: BlockHeader.tagWord(BlockHeader.heapTag, size), toByteOffset: -8, as: UInt64.self)
+                c.tag(BlockHeader.heapTag, requested: size)
                 tc.add(ThreadCache.callsSlot, 1)
                 tc.add(ThreadCache.liveBytesSlot, Int64(size - old))
                 oldSize = old
@@ -352,7 +351,7 @@ public final class Malloc: @unchecked Sendable {
             if tc.hasRoom(c.size >> 4), let n = tc.pop(need >> 4) {
                 let q = handOut(n, size, tc)
                 q.copyMemory(from: pointer, byteCount: min(size, c.size - Chunk.overhead))
-                pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
+                c.tag(BlockHeader.cachedTag, requested: c.size - Chunk.overhead)
                 _ = tc.push(c, c.size >> 4)
                 // handOut counted this call and the new block; the old block goes.
                 tc.add(ThreadCache.liveBlocksSlot, -1)
@@ -421,7 +420,7 @@ public final class Malloc: @unchecked Sendable {
         guard let (c, requested) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
         let size = c.size
         if size <= ThreadCache.largestChunk, let tc = cachedThreadCache() {
-            pointer.storeBytes(of: BlockHeader.cachedTag << 48, toByteOffset: -8, as: UInt64.self)
+            c.tag(BlockHeader.cachedTag, requested: size &- Chunk.overhead)
             if tc.push(c, size &>> 4) || (size <= ThreadCache.largestSmallChunk && flushOlder(tc, size &>> 4, then: c))
             {
                 tc.add(ThreadCache.callsSlot, 1)
@@ -442,7 +441,7 @@ public final class Malloc: @unchecked Sendable {
         lock.withLock { _ in
             while true {
                 let next = ThreadCache.next(older)
-                older.payload.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)
+                older.untag()
                 freeChunk(older)
                 guard let next else { break }
                 older = Chunk(next)
@@ -456,7 +455,7 @@ public final class Malloc: @unchecked Sendable {
     private func freeChunkSlow(_ c: Chunk, _ requested: Int) {
         lock.withLock { _ in
             counters.calls += 1
-            c.payload.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)  // a second free is refused
+            c.untag()  // a second free is refused
             freeChunk(c)
             counters.liveBytes -= requested
             counters.liveBlocks -= 1
@@ -748,7 +747,7 @@ public final class Malloc: @unchecked Sendable {
             arena.pageFrame(containing: p - Chunk.overhead) != nil
         else { throw .invalidArgument }
         let word = p.load(fromByteOffset: -8, as: UInt64.self)
-        switch word >> 48 {
+        switch word >> 56 {
         case BlockHeader.mappedTag:
             guard arena.pageFrame(containing: p - BlockHeader.size) != nil else { throw .invalidArgument }
             let h = header(p)
@@ -780,11 +779,11 @@ public final class Malloc: @unchecked Sendable {
         let off = a &- arenaBase &- UInt(Chunk.overhead)
         guard a & 15 == 0, off < arenaBytes, isAreaPage(Int(off &>> UInt(pageShift))) else { return nil }
         let word = p.load(fromByteOffset: -8, as: UInt64.self)
-        guard word &>> 48 == BlockHeader.heapTag else { return nil }
+        guard word &>> 56 == BlockHeader.heapTag else { return nil }
         let c = Chunk(p - Chunk.overhead)
-        let size = UInt(c.word & ~15)
+        let size = UInt(word & Chunk.sizeMask)
         guard c.inUse, size >= UInt(Chunk.minimum), size < arenaBytes &- off, c.next.prevInUse else { return nil }
-        return (c, Int(word & BlockHeader.sizeMask))
+        return (c, c.requested)
     }
 
     // MARK: Area bitmaps
@@ -824,21 +823,22 @@ struct HeaderView {
     var requested: UInt64
 }
 
-/// The header words before a payload. Both kinds keep a tag word at -8: the kind's tag in
-/// the top 16 bits, the requested size in the low 48. Mapped blocks add [mapping start]
-/// [mapping length] at -32 and -24; heap chunks keep their size word at -16 (see `Chunk`).
+/// The header words before a payload. Both kinds keep their kind's tag in the top 8 bits of
+/// the word at -8. A heap chunk's is its size word (with the slack that gives the size asked
+/// for: see `Chunk`); a mapped block's holds the size asked for in the low 48 bits, after
+/// [mapping start] [mapping length] at -32 and -24.
 struct BlockHeader {
     static let size = 32
-    static let mappedTag: UInt64 = 0xB10C
-    static let heapTag: UInt64 = 0xA11C
+    static let mappedTag: UInt64 = 0xB1
+    static let heapTag: UInt64 = 0xA1
     /// A heap chunk sitting in a thread cache (free to the program, in use to the heap).
-    static let cachedTag: UInt64 = 0xCAC4
+    static let cachedTag: UInt64 = 0xCA
     static let sizeMask: UInt64 = (1 << 48) - 1
     let base: UnsafeMutableRawPointer
 
     init(_ base: UnsafeMutableRawPointer) { self.base = base }
 
-    static func tagWord(_ tag: UInt64, _ requested: Int) -> UInt64 { tag << 48 | (UInt64(requested) & sizeMask) }
+    static func tagWord(_ tag: UInt64, _ requested: Int) -> UInt64 { tag << 56 | (UInt64(requested) & sizeMask) }
 
     var mappingStart: UInt64 {
         get { base.load(as: UInt64.self) }
@@ -853,8 +853,8 @@ struct BlockHeader {
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 24, as: UInt64.self) }
     }
     var tag: UInt64 {
-        get { word >> 48 }
-        nonmutating set { word = newValue << 48 | (word & BlockHeader.sizeMask) }
+        get { word >> 56 }
+        nonmutating set { word = newValue << 56 | (word & BlockHeader.sizeMask) }
     }
     var requested: UInt64 {
         get { word & BlockHeader.sizeMask }

@@ -28,7 +28,7 @@ import PageAllocator
 /// with relaxed stores and read by anyone with relaxed loads.
 struct ThreadCache {
     /// The largest chunk cached (a page of payload), and the largest payload whose chunk it is.
-    static let largestChunk = 4096 + Chunk.overhead
+    static let largestChunk = (4096 + Chunk.overhead + 15) & ~15
     static let largestPayload = largestChunk - Chunk.overhead
     /// Bins: chunk size / 16, for sizes 32…`largestChunk`.
     static let binCount = largestChunk / 16 + 1
@@ -255,7 +255,7 @@ extension Malloc {
     func flushLocked(_ cache: ThreadCache, keepAreas: Bool = false) {
         for i in 0..<ThreadCache.binCount {
             while let c = cache.pop(i) {
-                c.payload.storeBytes(of: 0, toByteOffset: -8, as: UInt64.self)
+                c.untag()
                 freeChunk(c, mayUnmap: !keepAreas)
             }
         }

@@ -100,6 +100,28 @@ struct MallocContractTests {
         }
     }
 
+    @Test("heap: a block costs 8 bytes of header, as glibc's (the footer slot is payload while in use)")
+    func eightByteHeader() throws {
+        let s = try system()
+        let p = s.createProcess()
+        let m = try Malloc(process: p, .init(policy: .heap))
+        // Chunk = max(32, request + 8 rounded up to 16); usable = chunk - 8.
+        for (request, usable) in [(1, 24), (24, 24), (25, 40), (40, 40), (56, 56), (100, 104), (4096, 4104)] {
+            let b = try m.malloc(request)
+            #expect(try m.usableSize(b) == usable, "malloc(\(request))")
+            b.initializeMemory(as: UInt8.self, repeating: 0x5A, count: usable)  // all of it is the program's
+            try m.free(b)
+        }
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<10_000 { blocks.append(try m.malloc(40)) }
+        // 48 bytes a block (16-byte headers made it 64: 640,000 bytes), plus one area's rounding.
+        #expect(m.statistics.heldBytes <= 10_000 * 48 + (64 << 10), "\(m.statistics)")
+        #expect(m.heapViolation() == nil)
+        for b in blocks { try m.free(b) }
+        #expect(m.heapViolation() == nil)
+        #expect(allBack(s, [p]) == nil)
+    }
+
     @Test("heap: small blocks share areas; large ones are mapped; free areas go back")
     func heapShape() throws {
         let s = try system()
