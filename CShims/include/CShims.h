@@ -132,6 +132,7 @@ static inline void cshim_store_relaxed_i64(int64_t *p, int64_t v) {
  * may alias the word's (so the compiler never reorders them past the word's own accesses). */
 typedef uint8_t __attribute__((may_alias)) cshim_alias_u8;
 typedef uint16_t __attribute__((may_alias)) cshim_alias_u16;
+typedef uint32_t __attribute__((may_alias)) cshim_alias_u32;
 static inline uint8_t cshim_load_relaxed_byte(const void *p) {
     return __atomic_load_n((const cshim_alias_u8 *)p, __ATOMIC_RELAXED);
 }
@@ -140,6 +141,12 @@ static inline void cshim_store_relaxed_byte(void *p, uint8_t v) {
 }
 static inline void cshim_store_relaxed_half(void *p, uint16_t v) {
     __atomic_store_n((cshim_alias_u16 *)p, v, __ATOMIC_RELAXED);
+}
+static inline uint16_t cshim_load_relaxed_half(const void *p) {
+    return __atomic_load_n((const cshim_alias_u16 *)p, __ATOMIC_RELAXED);
+}
+static inline uint32_t cshim_load_relaxed_word32(const void *p) {
+    return __atomic_load_n((const cshim_alias_u32 *)p, __ATOMIC_RELAXED);
 }
 
 static inline int64_t cshim_load_acquire_i64(const int64_t *p) {

@@ -251,7 +251,8 @@ public final class Malloc: @unchecked Sendable {
     @inline(__always)
     private func handOut(_ c: Chunk, _ size: Int, _ tc: ThreadCache) -> UnsafeMutableRawPointer {
         let p = c.payload
-        c.tag(BlockHeader.heapTag, requested: size)
+        // (The chunk is of this size's class, popped from its bin.)
+        c.tag(BlockHeader.heapTag, slack: Chunk.size(forPayload: size) &- Chunk.overhead &- size)
         tc.add(ThreadCache.callsSlot, 1)
         tc.add(ThreadCache.liveBlocksSlot, 1)
         let live = tc.load(ThreadCache.liveBytesSlot) &+ Int64(size)
@@ -338,21 +339,21 @@ public final class Malloc: @unchecked Sendable {
         // Small to small on the thread's cache, without the lock: the same chunk size keeps
         // its chunk; another moves to a cached chunk of the new size (when there is one).
         if UInt(bitPattern: size) <= UInt(bitPattern: smallLimit), let tc = cachedThreadCache(),
-            let (c, old) = ownedHeapChunk(pointer), c.size <= ThreadCache.largestChunk
+            let (c, old, chunkSize) = ownedHeapChunk(pointer), chunkSize <= ThreadCache.largestChunk
         {
             let need = Chunk.size(forPayload: size)
-            if need == c.size {
-                c.tag(BlockHeader.heapTag, requested: size)
+            if need == chunkSize {
+                c.tag(BlockHeader.heapTag, slack: chunkSize &- Chunk.overhead &- size)
                 tc.add(ThreadCache.callsSlot, 1)
                 tc.add(ThreadCache.liveBytesSlot, Int64(size - old))
                 oldSize = old
                 return pointer
             }
-            if tc.hasRoom(c.size >> 4), let n = tc.pop(need >> 4) {
+            if tc.hasRoom(chunkSize >> 4), let n = tc.pop(need >> 4) {
                 let q = handOut(n, size, tc)
-                q.copyMemory(from: pointer, byteCount: min(size, c.size - Chunk.overhead))
-                c.tag(BlockHeader.cachedTag, requested: c.size - Chunk.overhead)
-                _ = tc.push(c, c.size >> 4)
+                q.copyMemory(from: pointer, byteCount: min(size, chunkSize - Chunk.overhead))
+                c.tag(BlockHeader.cachedTag, slack: 0)
+                _ = tc.push(c, chunkSize >> 4)
                 // handOut counted this call and the new block; the old block goes.
                 tc.add(ThreadCache.liveBlocksSlot, -1)
                 tc.add(ThreadCache.liveBytesSlot, -Int64(old))
@@ -417,10 +418,9 @@ public final class Malloc: @unchecked Sendable {
     /// a pointer that is not a live block.
     @inline(__always)
     public func freeReturningSize(_ pointer: UnsafeMutableRawPointer) throws(Errno) -> Int {
-        guard let (c, requested) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
-        let size = c.size
+        guard let (c, requested, size) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
         if size <= ThreadCache.largestChunk, let tc = cachedThreadCache() {
-            c.tag(BlockHeader.cachedTag, requested: size &- Chunk.overhead)
+            c.tag(BlockHeader.cachedTag, slack: 0)
             if tc.push(c, size &>> 4) || (size <= ThreadCache.largestSmallChunk && flushOlder(tc, size &>> 4, then: c))
             {
                 tc.add(ThreadCache.callsSlot, 1)
@@ -760,8 +760,8 @@ public final class Malloc: @unchecked Sendable {
                 isMapped: true, usable: Int(h.mappingStart + h.mappingLength) - Int(bitPattern: p),
                 requested: h.requested)
         case BlockHeader.heapTag:
-            guard let (c, requested) = ownedHeapChunk(p) else { throw .invalidArgument }
-            return HeaderView(isMapped: false, usable: c.size - Chunk.overhead, requested: UInt64(requested))
+            guard let (_, requested, size) = ownedHeapChunk(p) else { throw .invalidArgument }
+            return HeaderView(isMapped: false, usable: size - Chunk.overhead, requested: UInt64(requested))
         default:
             throw .invalidArgument
         }
@@ -774,16 +774,18 @@ public final class Malloc: @unchecked Sendable {
     /// malloc's areas, the tag is the heap's, the chunk and its neighbour's PREV_INUSE agree,
     /// and nothing is read outside the arena).
     @inline(__always)
-    func ownedHeapChunk(_ p: UnsafeMutableRawPointer) -> (Chunk, Int)? {
+    func ownedHeapChunk(_ p: UnsafeMutableRawPointer) -> (chunk: Chunk, requested: Int, size: Int)? {
         let a = UInt(bitPattern: p)
         let off = a &- arenaBase &- UInt(Chunk.overhead)
         guard a & 15 == 0, off < arenaBytes, isAreaPage(Int(off &>> UInt(pageShift))) else { return nil }
-        let word = p.load(fromByteOffset: -8, as: UInt64.self)
-        guard word &>> 56 == BlockHeader.heapTag else { return nil }
         let c = Chunk(p - Chunk.overhead)
-        let size = UInt(word & Chunk.sizeMask)
-        guard c.inUse, size >= UInt(Chunk.minimum), size < arenaBytes &- off, c.next.prevInUse else { return nil }
-        return (c, c.requested)
+        let (low, sizeHigh, tagSlack) = c.parts
+        guard UInt64(tagSlack &>> 8) == BlockHeader.heapTag else { return nil }
+        let size = UInt(low & ~15) | UInt(sizeHigh) &<< 32
+        guard low & UInt32(Chunk.inUseBit) != 0, size >= UInt(Chunk.minimum), size < arenaBytes &- off,
+            Chunk(c.base + Int(size)).prevInUseByte
+        else { return nil }
+        return (c, Int(size) &- Chunk.overhead &- Int(tagSlack & 0xFF), Int(size))
     }
 
     // MARK: Area bitmaps
