@@ -174,32 +174,36 @@ static void case_trim_sysctl(void) {
     set_trim("1");
 }
 
+/* Prints the text of the sysctl /proc/sys/vm/NAME as `what`. */
+static void show_vm(const char *what, const char *name) {
+    static char path[64], text[64];
+    const char *dir = "/proc/sys/vm/";
+    o_size n = o_strlen(dir), m = o_strlen(name);
+    for (o_size i = 0; i < n; i++) path[i] = dir[i];
+    for (o_size i = 0; i <= m && n + i < sizeof path; i++) path[n + i] = name[i];
+    text[0] = 0;
+    o_read_file(path, text, sizeof text);
+    o_str(what, text);
+}
+
 /* vm.overcommit_*: the handlers' rules; without an MMU no mapping consults them. */
 static void case_overcommit_sysctls(void) {
-    static char text[64];
-    o_read_file("/proc/sys/vm/overcommit_memory", text, sizeof text);
-    o_str("overcommit_memory reads", text);
-    o_read_file("/proc/sys/vm/overcommit_ratio", text, sizeof text);
-    o_str("overcommit_ratio reads", text);
-    o_read_file("/proc/sys/vm/overcommit_kbytes", text, sizeof text);
-    o_str("overcommit_kbytes reads", text);
+    show_vm("overcommit_memory reads", "overcommit_memory");
+    show_vm("overcommit_ratio reads", "overcommit_ratio");
+    show_vm("overcommit_kbytes reads", "overcommit_kbytes");
     o_val("overcommit_memory write 3", write_text("/proc/sys/vm/overcommit_memory", "3"));
     o_val("overcommit_memory write -1", write_text("/proc/sys/vm/overcommit_memory", "-1"));
     o_val("overcommit_kbytes write 4", write_text("/proc/sys/vm/overcommit_kbytes", "4"));
-    o_read_file("/proc/sys/vm/overcommit_ratio", text, sizeof text);
-    o_str("then overcommit_ratio reads", text);
+    show_vm("then overcommit_ratio reads", "overcommit_ratio");
     o_val("overcommit_kbytes write -4", write_text("/proc/sys/vm/overcommit_kbytes", "-4"));
     o_val("overcommit_ratio write -7", write_text("/proc/sys/vm/overcommit_ratio", "-7"));
-    o_read_file("/proc/sys/vm/overcommit_kbytes", text, sizeof text);
-    o_str("then overcommit_kbytes reads", text);
+    show_vm("then overcommit_kbytes reads", "overcommit_kbytes");
     o_val("overcommit_kbytes write 18446744073709551615",
           write_text("/proc/sys/vm/overcommit_kbytes", "18446744073709551615"));
-    o_read_file("/proc/sys/vm/overcommit_kbytes", text, sizeof text);
-    o_str("then overcommit_kbytes reads", text);
+    show_vm("then overcommit_kbytes reads", "overcommit_kbytes");
     o_val("overcommit_kbytes write 4", write_text("/proc/sys/vm/overcommit_kbytes", "4"));
     o_val("overcommit_memory write 2 (never)", write_text("/proc/sys/vm/overcommit_memory", "2"));
-    o_read_file("/proc/sys/vm/overcommit_memory", text, sizeof text);
-    o_str("then overcommit_memory reads", text);
+    show_vm("then overcommit_memory reads", "overcommit_memory");
     long a = anon(1UL << 20);
     o_addr("1 MiB anon under a 4 kB commit limit", a);
     o_bool("zeroed", !o_is_error(a) && o_all((void *)a, 0, 1UL << 20));
