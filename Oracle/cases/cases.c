@@ -177,10 +177,7 @@ static void case_trim_sysctl(void) {
 /* Prints the text of the sysctl /proc/sys/vm/NAME as `what`. */
 static void show_vm(const char *what, const char *name) {
     static char path[64], text[64];
-    const char *dir = "/proc/sys/vm/";
-    o_size n = o_strlen(dir), m = o_strlen(name);
-    for (o_size i = 0; i < n; i++) path[i] = dir[i];
-    for (o_size i = 0; i <= m && n + i < sizeof path; i++) path[n + i] = name[i];
+    o_cat(o_cat(path, "/proc/sys/vm/"), name);
     text[0] = 0;
     o_read_file(path, text, sizeof text);
     o_str(what, text);
@@ -835,18 +832,8 @@ static void case_proc_maps_other_user(void) {
 }
 
 static void read_parent_maps(unsigned int uid) {
-    static char path[48] = "/proc/", text[4096];
-    unsigned long pid = o_unhex(o_arg);
-    char digits[24];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + pid % 10);
-        pid /= 10;
-    } while (pid);
-    for (int i = 0; i < n; i++) path[6 + i] = digits[n - 1 - i];
-    const char *tail = "/maps";
-    for (int i = 0; tail[i]; i++) path[6 + n + i] = tail[i];
-    path[6 + n + 5] = 0;
+    static char path[48], text[4096];
+    o_cat(o_dec(o_cat(path, "/proc/"), o_unhex(o_arg)), "/maps");
     o_ok("(other) setuid", o_setuid(uid));
     o_ok("(other) read the first's maps", o_read_file(path, text, sizeof text));
 }

@@ -24,6 +24,17 @@ static int format_unsigned(char *out, unsigned long v, int base) {
 
 void o_hex(char *out, unsigned long v) { out[format_unsigned(out, v, 16)] = 0; }
 
+char *o_dec(char *out, unsigned long v) {
+    char *end = out + format_unsigned(out, v, 10);
+    *end = 0;
+    return end;
+}
+
+char *o_cat(char *out, const char *s) {
+    while ((*out = *s++)) out++;
+    return out;
+}
+
 unsigned long o_unhex(const char *s) {
     unsigned long v = 0;
     for (; *s; s++) v = v * 16 + (unsigned long)(*s >= 'a' ? *s - 'a' + 10 : *s - '0');

@@ -151,6 +151,10 @@ int o_run_helper(const char *name);
 /* `what: NAME`/hex helpers for passing an address to a helper. */
 void o_hex(char *out, unsigned long v);
 unsigned long o_unhex(const char *s);
+/* `v` in decimal at `out`, terminated; the end (for building paths such as /proc/PID/maps). */
+char *o_dec(char *out, unsigned long v);
+/* Copies `s` (terminated) to `out`; the end, where the next part goes. */
+char *o_cat(char *out, const char *s);
 long o_getpid(void);
 long o_setuid(unsigned int uid);
 

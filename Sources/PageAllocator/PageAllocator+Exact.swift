@@ -120,10 +120,10 @@ extension PageAllocator {
         // Fast path: a whole aligned block of order ≤ 3 with no slack goes onto this thread's
         // list as `free(_:order:)` puts one. The caller owns the run, so its descriptor is
         // stable; anything else reads differently and takes the checked path.
-        if perCPU && UInt(bitPattern: p) < UInt(totalPages) && UInt(bitPattern: pages &- 1) < 1 &<< PerCPUPages.maxOrder
-            && pages & (pages &- 1) == 0 && p & (pages &- 1) == 0
-            && zone.state(p) == PageState.allocatedExact.rawValue && Int(zone.d[p].runPages) == pages
-            && 1 &<< Int(zone.d[p].order) == pages,
+        // (A head whose block order is ≤ 3 and whose block is its run: 2^order == pages.)
+        if perCPU && UInt(bitPattern: p) < UInt(totalPages)
+            && zone.state(p) == PageState.allocatedExact.rawValue && zone.d[p].order <= PerCPUPages.maxOrder
+            && 1 &<< Int(zone.d[p].order) == pages && Int(zone.d[p].runPages) == pages && p & (pages &- 1) == 0,
             let cache = cachedLocalCache()
         {
             pushPerCPU(cache, p, order: Int(zone.d[p].order))
