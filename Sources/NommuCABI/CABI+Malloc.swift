@@ -49,20 +49,32 @@ public func nommu_malloc_config_init(_ config: UnsafeMutablePointer<nommu_malloc
     let d = Malloc.Configuration()
     config.pointee = nommu_malloc_config(
         size: MemoryLayout<nommu_malloc_config>.size, policy: CInt(NOMMU_MALLOC_HEAP.rawValue), uninitialized: 0,
-        extend_size: d.extendSize, mmap_threshold: d.mmapThreshold, unmap_threshold: d.unmapThreshold)
+        extend_size: d.extendSize, mmap_threshold: d.mmapThreshold, unmap_threshold: d.unmapThreshold,
+        heaps: d.heaps)
 }
 
 @_cdecl("nommu_malloc_configure")
 public func nommu_malloc_configure(_ handle: OpaquePointer?, _ config: UnsafePointer<nommu_malloc_config>?) -> CInt {
     guard let p = process(handle), let config else { return failing(.invalidArgument, -1) }
-    let c = config.pointee
-    guard c.size >= MemoryLayout<nommu_malloc_config>.size,
+    // A config of the size before `heaps` was added is read as far as it goes (no further:
+    // the caller's struct ends there), the rest taken from the defaults.
+    let withoutHeaps = MemoryLayout<nommu_malloc_config>.offset(of: \nommu_malloc_config.heaps)!
+    let given = config.withMemoryRebound(to: Int.self, capacity: 1) { $0.pointee }
+    guard given >= withoutHeaps else { return failing(.invalidArgument, -1) }
+    var c = nommu_malloc_config()
+    nommu_malloc_config_init(&c)
+    withUnsafeMutableBytes(of: &c) {
+        $0.copyMemory(from: UnsafeRawBufferPointer(start: config, count: min(given, $0.count)))
+    }
+    guard
         c.policy == CInt(NOMMU_MALLOC_HEAP.rawValue) || c.policy == CInt(NOMMU_MALLOC_SIMPLE.rawValue),
-        c.extend_size <= UInt(Int.max), c.mmap_threshold <= UInt(Int.max), c.unmap_threshold <= UInt(Int.max)
+        c.extend_size <= UInt(Int.max), c.mmap_threshold <= UInt(Int.max), c.unmap_threshold <= UInt(Int.max),
+        c.heaps <= Malloc.Configuration.maxHeaps
     else { return failing(.invalidArgument, -1) }
     let configuration = Malloc.Configuration(
         policy: c.policy == CInt(NOMMU_MALLOC_SIMPLE.rawValue) ? .simple : .heap, uninitialized: c.uninitialized != 0,
-        extendSize: Int(c.extend_size), mmapThreshold: Int(c.mmap_threshold), unmapThreshold: Int(c.unmap_threshold))
+        extendSize: Int(c.extend_size), mmapThreshold: Int(c.mmap_threshold), unmapThreshold: Int(c.unmap_threshold),
+        heaps: Int(c.heaps))
     let m: Malloc
     do throws(Errno) { m = try Malloc(process: p, configuration) } catch { return failing(error, -1) }
     let mine = UInt(bitPattern: Unmanaged.passRetained(m).toOpaque())

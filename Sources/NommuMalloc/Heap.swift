@@ -187,14 +187,16 @@ struct HeapState {
 }
 
 extension Malloc {
-    func heapAllocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    func heapAllocate(_ a: HeapArena, _ size: Int, alignment: Int, zeroed: Bool, grow: Bool = true) throws(Errno)
+        -> UnsafeMutableRawPointer
+    {
         let need = Chunk.size(forPayload: size + (alignment > 16 ? alignment + Chunk.minimum : 0))
-        let c = try takeChunk(need)
+        let c = try takeChunk(a, need, grow: grow)
         var chunk = c
         if alignment > 16 {
-            chunk = align(c, to: alignment)
+            chunk = align(a, c, to: alignment)
         }
-        trim(chunk, to: Chunk.size(forPayload: size))
+        trim(a, chunk, to: Chunk.size(forPayload: size))
         let p = chunk.payload
         chunk.tag(BlockHeader.heapTag, requested: size)
         if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: size) }
@@ -203,14 +205,14 @@ extension Malloc {
 
     /// A free chunk of at least `need` bytes already in the bins, unlinked and marked in use;
     /// nil when none fits.
-    func takeFreeChunk(_ need: Int) -> Chunk? {
+    func takeFreeChunk(_ a: HeapArena, _ need: Int) -> Chunk? {
         var i = HeapState.bin(for: need)
-        if i >= 64, var p = heap.bins[i] {
+        if i >= 64, var p = a.heap.bins[i] {
             var looked = 0
             while looked < 8 {
                 let c = Chunk(p)
                 if c.size >= need {
-                    markTaken(c)
+                    markTaken(a, c)
                     return c
                 }
                 guard let n = c.nextFree else { break }
@@ -218,70 +220,72 @@ extension Malloc {
                 looked += 1
             }
             i += 1
-        } else if i < 64, heap.bins[i] == nil {
+        } else if i < 64, a.heap.bins[i] == nil {
             i += 1
         }
-        if let j = heap.firstBin(from: i), let p = heap.bins[j] {
+        if let j = a.heap.firstBin(from: i), let p = a.heap.bins[j] {
             let c = Chunk(p)
             if c.size >= need {
-                markTaken(c)
+                markTaken(a, c)
                 return c
             }
         }
         return nil
     }
 
-    /// A free chunk of at least `need` bytes, unlinked and marked in use (a new area when none fits).
-    func takeChunk(_ need: Int) throws(Errno) -> Chunk {
-        if let c = takeFreeChunk(need) { return c }
-        let c = try growHeap(need)
-        markTaken(c)
+    /// A free chunk of at least `need` bytes, unlinked and marked in use (a new area when none
+    /// fits and `grow` allows; ENOMEM when it does not).
+    func takeChunk(_ a: HeapArena, _ need: Int, grow: Bool = true) throws(Errno) -> Chunk {
+        if let c = takeFreeChunk(a, need) { return c }
+        guard grow else { throw .noMemory }
+        let c = try growHeap(a, need)
+        markTaken(a, c)
         return c
     }
 
-    private func markTaken(_ c: Chunk) {
-        heap.unlink(c)
+    private func markTaken(_ a: HeapArena, _ c: Chunk) {
+        a.heap.unlink(c)
         c.set(size: c.size, inUse: true, prevInUse: c.prevInUse)
         c.next.setPrevInUse(true)
     }
 
     /// Maps a new area holding at least `need` bytes; returns its one free chunk (in a bin).
-    func growHeap(_ need: Int) throws(Errno) -> Chunk {
+    func growHeap(_ a: HeapArena, _ need: Int) throws(Errno) -> Chunk {
         let page = process.system.configuration.pageSize
         // The first chunk starts 8 bytes in (its payload 16-byte aligned); the fence is the last 8.
         let bytes = (max(configuration.extendSize, need + 2 * Chunk.overhead) + page - 1) / page * page
-        let base = try map(bytes, uninitialized: configuration.uninitialized)
+        let base = try map(a, bytes, uninitialized: configuration.uninitialized)
         let start = UInt(bitPattern: base)
-        let i = heap.areas.firstIndex { $0.start > start } ?? heap.areas.count
-        heap.areas.insert((start, bytes), at: i)
-        markArea(start, bytes: bytes, true)
+        let i = a.heap.areas.firstIndex { $0.start > start } ?? a.heap.areas.count
+        a.heap.areas.insert((start, bytes), at: i)
+        markArea(start, bytes: bytes, heap: a.index)
         let fence = Chunk(base + bytes - Chunk.overhead)
         fence.set(size: Chunk.fenceSize, inUse: true, prevInUse: false)
         let c = Chunk(base + Chunk.overhead)
         c.set(size: bytes - 2 * Chunk.overhead, inUse: false, prevInUse: true)
         c.writeFooter()
-        heap.insert(c)
+        a.heap.insert(c)
         return c
     }
 
     /// Splits off the tail of an in-use chunk beyond `size` as a free chunk when it is big enough.
-    func trim(_ c: Chunk, to size: Int) {
+    func trim(_ a: HeapArena, _ c: Chunk, to size: Int) {
         let excess = c.size - size
         guard excess >= Chunk.minimum else { return }
         c.set(size: size, inUse: true, prevInUse: c.prevInUse)
         let rest = Chunk(c.base + size)
         rest.set(size: excess, inUse: true, prevInUse: true)
-        freeChunk(rest)
+        freeChunk(a, rest)
     }
 
     /// Gives the leading part of `c` back so that the payload is aligned; returns the aligned chunk.
-    func align(_ c: Chunk, to alignment: Int) -> Chunk {
-        let a = UInt(alignment)
-        var payload = (c.address + UInt(Chunk.overhead) + a - 1) & ~(a - 1)
+    func align(_ a: HeapArena, _ c: Chunk, to alignment: Int) -> Chunk {
+        let step = UInt(alignment)
+        var payload = (c.address + UInt(Chunk.overhead) + step - 1) & ~(step - 1)
         if payload - UInt(Chunk.overhead) != c.address
             && payload - UInt(Chunk.overhead) - c.address < UInt(Chunk.minimum)
         {
-            payload += a
+            payload += step
         }
         let start = payload - UInt(Chunk.overhead)
         guard start != c.address else { return c }
@@ -289,26 +293,26 @@ extension Malloc {
         let aligned = Chunk(UnsafeMutableRawPointer(bitPattern: start)!)
         aligned.set(size: c.size - lead, inUse: true, prevInUse: true)
         c.set(size: lead, inUse: true, prevInUse: c.prevInUse)
-        freeChunk(c)
+        freeChunk(a, c)
         return aligned
     }
 
     /// Frees an in-use chunk: coalesce, bin, and (unless `mayUnmap` is false) give back a
     /// wholly free area.
-    func freeChunk(_ chunk: Chunk, mayUnmap: Bool = true) {
+    func freeChunk(_ a: HeapArena, _ chunk: Chunk, mayUnmap: Bool = true) {
         var c = chunk
         var size = c.size
         var prevInUse = c.prevInUse
         if !prevInUse {
             let prev = Chunk(c.base - c.prevSize)
-            heap.unlink(prev)
+            a.heap.unlink(prev)
             size += prev.size
             prevInUse = prev.prevInUse
             c = prev
         }
         let next = Chunk(c.base + size)
         if !next.inUse {
-            heap.unlink(next)
+            a.heap.unlink(next)
             size += next.size
         }
         c.set(size: size, inUse: false, prevInUse: prevInUse)
@@ -319,18 +323,18 @@ extension Malloc {
         let area = c.address &- UInt(Chunk.overhead)
         if isAreaStart(area), isFence(c.next) {
             let bytes = size + 2 * Chunk.overhead
-            if mayUnmap, let spare = heap.spare, spare != area, isWhollyFree(spare),
+            if mayUnmap, let spare = a.heap.spare, spare != area, isWhollyFree(spare),
                 bytes >= configuration.unmapThreshold,
-                let i = heap.area(containing: c.address)
+                let i = a.heap.area(containing: c.address)
             {
-                heap.areas.remove(at: i)
-                markArea(area, bytes: bytes, false)
+                a.heap.areas.remove(at: i)
+                markArea(area, bytes: bytes, heap: nil)
                 unmap(c.base - Chunk.overhead, bytes)
                 return
             }
-            heap.spare = area
+            a.heap.spare = area
         }
-        heap.insert(c)
+        a.heap.insert(c)
     }
 
     /// Whether the area starting at `start` is one free chunk.
@@ -345,84 +349,103 @@ extension Malloc {
         c.word & ~UInt64(Chunk.prevInUseBit) == UInt64(Chunk.fenceSize) | Chunk.inUseBit
     }
 
-    func heapFree(_ p: UnsafeMutableRawPointer) throws(Errno) {
+    func heapFree(_ a: HeapArena, _ p: UnsafeMutableRawPointer) {
         let c = Chunk(p - Chunk.overhead)
         c.untag()  // a second free is refused
-        freeChunk(c)
+        freeChunk(a, c)
     }
 
     /// Grows or shrinks a heap block where it is; nil when it must move.
-    func heapResizeInPlace(_ p: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
+    func heapResizeInPlace(_ a: HeapArena, _ p: UnsafeMutableRawPointer, _ size: Int) -> UnsafeMutableRawPointer? {
         let c = Chunk(p - Chunk.overhead)
         let need = Chunk.size(forPayload: size)
         if need > c.size {
             let n = c.next
             guard !n.inUse, c.size + n.size >= need else { return nil }
-            heap.unlink(n)
+            a.heap.unlink(n)
             c.set(size: c.size + n.size, inUse: true, prevInUse: c.prevInUse)
             c.next.setPrevInUse(true)
         }
-        trim(c, to: need)
+        trim(a, c, to: need)
         c.tag(BlockHeader.heapTag, requested: size)
         return p
     }
 }
 
 extension Malloc {
-    /// The first broken heap invariant, or nil: every area is tiled exactly by chunks ending
-    /// in its fence; sizes are aligned and at least the minimum; no two free chunks touch;
-    /// every free chunk's footer and its neighbour's PREV_INUSE bit agree; the bins hold
-    /// exactly the free chunks, each in its own bin, with the bitmap and the free byte
-    /// count matching.
+    /// The first broken heap invariant, or nil, in any of the malloc's heaps: every area is
+    /// tiled exactly by chunks ending in its fence, and the page map gives every page of it to
+    /// its heap (the first page marked as the area's start); sizes are aligned and at least
+    /// the minimum; no two free chunks touch; every free chunk's footer and its neighbour's
+    /// PREV_INUSE bit agree; the bins hold exactly the free chunks, each in its own bin, with
+    /// the bitmap and the free byte count matching.
     package func heapViolation() -> String? {
-        lock.withLock { _ -> String? in
-            var freeInAreas: Set<UInt> = []
-            var freeBytes = 0
-            for (start, bytes) in heap.areas {
-                var c = Chunk(UnsafeMutableRawPointer(bitPattern: start + UInt(Chunk.overhead))!)
-                var prevFree = false
-                let fence = start + UInt(bytes - Chunk.overhead)
-                guard c.prevInUse else { return "area \(start): first chunk without PREV_INUSE" }
-                while c.address < fence {
-                    let size = c.size
-                    guard size >= Chunk.minimum, size & 15 == 0, c.address + UInt(size) <= fence else {
-                        return "chunk \(c.address): bad size \(size)"
-                    }
-                    guard c.prevInUse == !prevFree else { return "chunk \(c.address): PREV_INUSE disagrees" }
-                    if !c.inUse {
-                        guard !prevFree else { return "chunk \(c.address): two free chunks touch" }
-                        guard c.next.prevSize == size else { return "chunk \(c.address): footer \(c.next.prevSize)" }
-                        freeInAreas.insert(c.address)
-                        freeBytes += size
-                    }
-                    prevFree = !c.inUse
-                    c = c.next
-                }
-                guard c.address == fence, c.inUse, c.size == Chunk.fenceSize else { return "area \(start): fence" }
-                guard c.prevInUse == !prevFree else { return "area \(start): fence PREV_INUSE" }
-            }
-            var inBins: Set<UInt> = []
-            for i in 0..<HeapState.binCount {
-                var p = heap.bins[i]
-                var prev: UnsafeMutableRawPointer? = nil
-                let bit = i < 64 ? (heap.binMap.0 >> UInt64(i)) & 1 : (heap.binMap.1 >> UInt64(i - 64)) & 1
-                guard (p != nil) == (bit == 1) else { return "bin \(i): bitmap disagrees" }
-                while let q = p {
-                    let c = Chunk(q)
-                    guard HeapState.bin(for: c.size) == i else {
-                        return "chunk \(c.address) of size \(c.size) in bin \(i)"
-                    }
-                    guard c.prevFree == prev else { return "bin \(i): back link of \(c.address)" }
-                    guard inBins.insert(c.address).inserted else { return "chunk \(c.address) twice in the bins" }
-                    prev = q
-                    p = c.nextFree
-                }
-            }
-            guard inBins == freeInAreas else {
-                return "bins hold \(inBins.count) chunks, areas \(freeInAreas.count) free"
-            }
-            guard freeBytes == heap.freeBytes else { return "free bytes \(heap.freeBytes), counted \(freeBytes)" }
-            return nil
+        var areaPagesSeen = 0
+        for h in 0..<heapCount {
+            let a = heaps[h]
+            if let v = a.withLock({ heapViolation(a, areaPages: &areaPagesSeen) }) { return "heap \(h): \(v)" }
         }
+        var mapped = 0
+        for page in 0..<(Int(arenaBytes) >> pageShift) where pageOwner(page) != nil { mapped += 1 }
+        guard mapped == areaPagesSeen else {
+            return "page map gives \(mapped) pages to heaps, areas hold \(areaPagesSeen)"
+        }
+        return nil
+    }
+
+    private func heapViolation(_ a: HeapArena, areaPages: inout Int) -> String? {
+        var freeInAreas: Set<UInt> = []
+        var freeBytes = 0
+        for (start, bytes) in a.heap.areas {
+            let first = Int((start - arenaBase) >> UInt(pageShift))
+            guard isAreaStart(start) else { return "area \(start): not marked as an area's start" }
+            for page in first..<(first + bytes >> pageShift) where pageOwner(page) != a.index {
+                return "area \(start): page \(page) given to heap \(pageOwner(page).map(String.init) ?? "none")"
+            }
+            areaPages += bytes >> pageShift
+            var c = Chunk(UnsafeMutableRawPointer(bitPattern: start + UInt(Chunk.overhead))!)
+            var prevFree = false
+            let fence = start + UInt(bytes - Chunk.overhead)
+            guard c.prevInUse else { return "area \(start): first chunk without PREV_INUSE" }
+            while c.address < fence {
+                let size = c.size
+                guard size >= Chunk.minimum, size & 15 == 0, c.address + UInt(size) <= fence else {
+                    return "chunk \(c.address): bad size \(size)"
+                }
+                guard c.prevInUse == !prevFree else { return "chunk \(c.address): PREV_INUSE disagrees" }
+                if !c.inUse {
+                    guard !prevFree else { return "chunk \(c.address): two free chunks touch" }
+                    guard c.next.prevSize == size else { return "chunk \(c.address): footer \(c.next.prevSize)" }
+                    freeInAreas.insert(c.address)
+                    freeBytes += size
+                }
+                prevFree = !c.inUse
+                c = c.next
+            }
+            guard c.address == fence, c.inUse, c.size == Chunk.fenceSize else { return "area \(start): fence" }
+            guard c.prevInUse == !prevFree else { return "area \(start): fence PREV_INUSE" }
+        }
+        var inBins: Set<UInt> = []
+        for i in 0..<HeapState.binCount {
+            var p = a.heap.bins[i]
+            var prev: UnsafeMutableRawPointer? = nil
+            let bit = i < 64 ? (a.heap.binMap.0 >> UInt64(i)) & 1 : (a.heap.binMap.1 >> UInt64(i - 64)) & 1
+            guard (p != nil) == (bit == 1) else { return "bin \(i): bitmap disagrees" }
+            while let q = p {
+                let c = Chunk(q)
+                guard HeapState.bin(for: c.size) == i else {
+                    return "chunk \(c.address) of size \(c.size) in bin \(i)"
+                }
+                guard c.prevFree == prev else { return "bin \(i): back link of \(c.address)" }
+                guard inBins.insert(c.address).inserted else { return "chunk \(c.address) twice in the bins" }
+                prev = q
+                p = c.nextFree
+            }
+        }
+        guard inBins == freeInAreas else {
+            return "bins hold \(inBins.count) chunks, areas \(freeInAreas.count) free"
+        }
+        guard freeBytes == a.heap.freeBytes else { return "free bytes \(a.heap.freeBytes), counted \(freeBytes)" }
+        return nil
     }
 }

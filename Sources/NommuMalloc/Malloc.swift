@@ -14,15 +14,15 @@
 //   bitmap), allocations above a threshold mapped directly, and wholly free areas given
 //   back above an unmap threshold.
 //
-// All metadata of a block lives in the mapped memory itself (as a real malloc's does); the
+// All metadata of a block lives in the mapped memory itself (as a real malloc's does); a
 // heap's own state is a fixed set of bin heads. Small heap chunks are cached per thread
-// (ThreadCache.swift): the common pair takes no lock. Everything else takes the heap's
-// pthread mutex.
+// (ThreadCache.swift): the common pair takes no lock. Everything else takes the pthread
+// mutex of one heap: threads are spread over `Configuration.heaps` heaps (HeapArena.swift).
 //
-// A pointer is validated once, without the lock: it must lie in a page of one of this
-// malloc's areas (a bitmap over the arena's pages, the kernel's page-owner answer rather than
-// a search), carry the heap's tag and be an in-use chunk; the chunk found is what the free
-// path works on.
+// A pointer is validated once, without a lock: it must lie in a page of one of this
+// malloc's areas (a byte per arena page names the heap that owns it, the kernel's
+// page-owner answer rather than a search), carry the heap's tag and be an in-use chunk; the
+// chunk found, and its heap, are what the free path works on.
 internal import CShims
 public import NommuBase
 public import NommuMM
@@ -51,33 +51,44 @@ public final class Malloc: @unchecked Sendable {
         /// `heap`: a wholly free area of this many bytes or more is given back (one wholly
         /// free area is kept for reuse).
         public var unmapThreshold: Int
+        /// Heaps threads are spread over (glibc's arenas: each has its own lock, bins and
+        /// areas). 1 is uClibc's single heap; more lets threads whose caches miss run side by
+        /// side, at the cost of an area per heap in use.
+        public var heaps: Int
 
         /// The largest size, threshold or alignment anything is asked for (2^56 bytes: more
         /// than any machine maps; a configuration above it is `EINVAL`, a request `ENOMEM`).
         public static let maxBytes = 1 << 56
+        /// The most heaps a malloc has (a page's owner is a byte of the page map).
+        public static let maxHeaps = 64
+        /// Heaps by default: glibc's arena limit on a 64-bit machine with one CPU.
+        public static let defaultHeaps = 8
 
         public init(
             policy: Policy = .heap, uninitialized: Bool = false, extendSize: Int = 64 << 10,
-            mmapThreshold: Int = 128 << 10, unmapThreshold: Int = 64 << 10
+            mmapThreshold: Int = 128 << 10, unmapThreshold: Int = 64 << 10, heaps: Int = defaultHeaps
         ) {
             self.policy = policy
             self.uninitialized = uninitialized
             self.extendSize = extendSize
             self.mmapThreshold = mmapThreshold
             self.unmapThreshold = unmapThreshold
+            self.heaps = heaps
         }
     }
 
     public let process: Process
     public let configuration: Configuration
-    // (Not HostMutex<Void>: the thread sanitizer faults on inout access to a zero-sized value.)
-    let lock = HostMutex<Int>(0)
-    // The mutable state sits behind pointers, reached through addressors: a class's stored
-    // `var`s would pay dynamic exclusivity checks on every access.
-    private let heapStorage: UnsafeMutablePointer<HeapState>
-    private let counterStorage: UnsafeMutablePointer<Counters>
-    /// Bytes of the `mmap` that failed in the call in progress (0: none did), for `firstFailure`.
-    private let failedMapStorage: UnsafeMutablePointer<Int>
+    /// The heaps (`heapCount` of them; the simple policy uses theirs only for counting).
+    let heaps: UnsafeMutablePointer<HeapArena>
+    let heapCount: Int
+    /// Guards the thread caches' registry (making, reusing, retiring a cache) and the next
+    /// heap to give a thread.
+    let cacheLock = HostMutex<Int>(0)
+    /// Guards the counts of mappings (`mmaps`, `munmaps`, bytes held and their peak) and of
+    /// failures; taken inside a heap's lock, never around one.
+    let statsLock = HostMutex<Int>(0)
+    private let mapCountStorage: UnsafeMutablePointer<Counters>
 
     /// This malloc's never-reused id (its thread caches' TLS slots name it).
     let id: UInt64
@@ -85,22 +96,26 @@ public final class Malloc: @unchecked Sendable {
     let cachesSmallChunks: Bool
     /// The largest request the thread caches serve (0 when they do not).
     let smallLimit: Int
-    /// The thread caches made for this malloc and not yet handed back (under `lock`).
-    let threadCaches: UnsafeMutablePointer<CacheList>
-    /// `counters.liveBytes`, stored (relaxed) under the lock for the caches' peak checks.
+    /// The first of the thread caches made for this malloc (a list through the caches, never
+    /// shortened while the malloc lives: a retired cache waits for a new thread; read with
+    /// acquire loads, without a lock).
+    let cacheHead: UnsafeMutablePointer<Int64>
+    /// Bytes live in all the heaps (requested sizes, the thread caches' not included): each
+    /// heap adds its changes (relaxed atomic), for the peak checks.
     let liveBytesMirror: UnsafeMutablePointer<Int64>
     /// The arena: first address, bytes, page shift.
     let arenaBase: UInt
     let arenaBytes: UInt
     let pageShift: Int
-    /// One bit per arena page: in one of this malloc's heap areas; and: first page of an area.
-    /// Written under the lock, read by anyone (relaxed atomic words).
-    let areaPages: UnsafeMutablePointer<Int64>
-    let areaStarts: UnsafeMutablePointer<Int64>
+    /// One byte per arena page: 0, or the heap whose area holds the page, plus one, with
+    /// `areaStartBit` on the area's first page. Written under the owning heap's lock (a byte
+    /// store: pages of different areas never share one), read by anyone (relaxed).
+    let pageMap: UnsafeMutablePointer<UInt8>
+    static let areaStartBit: UInt8 = 0x80
 
-    var heap: HeapState {
-        unsafeAddress { UnsafePointer(heapStorage) }
-        unsafeMutableAddress { heapStorage }
+    var mapCounts: Counters {
+        unsafeAddress { UnsafePointer(mapCountStorage) }
+        unsafeMutableAddress { mapCountStorage }
     }
 
     /// Counters, for reports.
@@ -138,36 +153,28 @@ public final class Malloc: @unchecked Sendable {
         public var largestFreeBlockBytes: Int
     }
 
-    var counters: Counters {
-        unsafeAddress { UnsafePointer(counterStorage) }
-        unsafeMutableAddress { counterStorage }
-    }
-
     /// A malloc for `process`. - Throws: `EINVAL` for thresholds or an extend size that are
-    /// not positive.
+    /// not positive, or a heap count outside 1...`Configuration.maxHeaps`.
     public init(process: Process, _ configuration: Configuration = Configuration()) throws(Errno) {
         for v in [configuration.extendSize, configuration.mmapThreshold, configuration.unmapThreshold] {
             guard v > 0, v <= Configuration.maxBytes else { throw .invalidArgument }
         }
+        guard configuration.heaps >= 1, configuration.heaps <= Configuration.maxHeaps else { throw .invalidArgument }
         self.process = process
         self.configuration = configuration
-        heapStorage = .allocate(capacity: 1)
-        heapStorage.initialize(to: HeapState())
-        counterStorage = .allocate(capacity: 1)
-        counterStorage.initialize(to: Counters())
-        failedMapStorage = .allocate(capacity: 1)
-        failedMapStorage.initialize(to: 0)
+        heapCount = configuration.heaps
+        heaps = .allocate(capacity: heapCount)
+        for i in 0..<heapCount { (heaps + i).initialize(to: HeapArena.allocate(index: i)) }
+        mapCountStorage = .allocate(capacity: 1)
+        mapCountStorage.initialize(to: Counters())
         let allocator = process.system.allocator
         arenaBase = UInt(bitPattern: allocator.baseAddress)
         arenaBytes = UInt(allocator.totalPages) << UInt(allocator.pageSize.trailingZeroBitCount)
         pageShift = allocator.pageSize.trailingZeroBitCount
-        let words = (allocator.totalPages + 63) / 64
-        areaPages = .allocate(capacity: words)
-        areaPages.initialize(repeating: 0, count: words)
-        areaStarts = .allocate(capacity: words)
-        areaStarts.initialize(repeating: 0, count: words)
-        threadCaches = .allocate(capacity: 1)
-        threadCaches.initialize(to: CacheList())
+        pageMap = .allocate(capacity: allocator.totalPages)
+        pageMap.initialize(repeating: 0, count: allocator.totalPages)
+        cacheHead = .allocate(capacity: 1)
+        cacheHead.initialize(to: 0)
         liveBytesMirror = .allocate(capacity: 1)
         liveBytesMirror.initialize(to: 0)
         cachesSmallChunks = configuration.policy == .heap
@@ -180,41 +187,59 @@ public final class Malloc: @unchecked Sendable {
 
     deinit {
         MallocRegistry.forget(id)
-        for i in 0..<threadCaches.pointee.count { ThreadCache(threadCaches.pointee[i]).deallocate() }
-        threadCaches.pointee.deallocate()
-        threadCaches.deinitialize(count: 1)
-        threadCaches.deallocate()
+        var next = cshim_load_acquire_i64(cacheHead)
+        while next != 0 {
+            let c = ThreadCache(UnsafeMutableRawPointer(bitPattern: Int(next))!)
+            next = c.load(ThreadCache.nextCacheSlot)
+            c.deallocate()
+        }
+        cacheHead.deallocate()
         liveBytesMirror.deallocate()
-        areaPages.deallocate()
-        areaStarts.deallocate()
-        heapStorage.deinitialize(count: 1)
-        heapStorage.deallocate()
-        counterStorage.deinitialize(count: 1)
-        counterStorage.deallocate()
-        failedMapStorage.deallocate()
+        pageMap.deallocate()
+        for i in 0..<heapCount { heaps[i].deallocate() }
+        heaps.deallocate()
+        mapCountStorage.deinitialize(count: 1)
+        mapCountStorage.deallocate()
     }
 
-    /// The counters now (the heap's and every thread cache's).
+    /// The counters now: the heaps', every thread cache's and the mapping counts. (Exact when
+    /// no other thread is in a call; otherwise each heap's figures are of a moment of their own.)
     public var statistics: Counters {
-        lock.withLock { _ in
-            var c = counters
-            let t = cacheTotalsLocked()
-            c.calls += t.calls
-            c.liveBytes += t.liveBytes
-            c.liveBlocks += t.liveBlocks
-            c.peakLiveBytes = max(c.peakLiveBytes, t.peak, c.liveBytes)
-            return c
+        var c = statsLock.withLock { _ in mapCounts }
+        var peak = 0
+        for i in 0..<heapCount {
+            let a = heaps[i]
+            a.withLock {
+                c.calls += a.load(HeapArena.callsSlot)
+                c.liveBytes += a.load(HeapArena.liveBytesSlot)
+                c.liveBlocks += a.load(HeapArena.liveBlocksSlot)
+                peak = max(peak, a.load(HeapArena.peakSlot))
+            }
         }
+        let t = cacheTotals()
+        c.calls += t.calls
+        c.liveBytes += t.liveBytes
+        c.liveBlocks += t.liveBlocks
+        c.peakLiveBytes = max(peak, t.peak, c.liveBytes)
+        return c
     }
+
+    /// Bytes the malloc's mappings hold now, read without a lock: for a caller that makes
+    /// the malloc's calls itself, on one thread (the replay, after every event).
+    package var heldBytesNow: Int { mapCounts.heldBytes }
 
     /// Bytes live now (requested sizes), the thread caches' included.
-    package var liveBytesNow: Int { lock.withLock { _ in counters.liveBytes + cacheTotalsLocked().liveBytes } }
+    package var liveBytesNow: Int {
+        var n = 0
+        for i in 0..<heapCount { n += heaps[i].withLock { heaps[i].load(HeapArena.liveBytesSlot) } }
+        return n + cacheTotals().liveBytes
+    }
 
-    /// Called (under the malloc's lock) each time the bytes held reach a new peak; set it
-    /// before the first call.
+    /// Called (under the malloc's counting lock, inside the call that mapped) each time the
+    /// bytes held reach a new peak; set it before the first call.
     public nonisolated(unsafe) var onNewPeak: (() -> Void)? = nil
 
-    /// Called (under the malloc's lock, inside the failing call) when the first ENOMEM is
+    /// Called (under the counting lock, inside the failing call) when the first ENOMEM is
     /// noted in `firstFailure`; set it before the first call. (`nommu run` records the call
     /// stack here: the one of the call that failed first, whatever other threads do.)
     public nonisolated(unsafe) var onFirstFailure: (() -> Void)? = nil
@@ -262,50 +287,69 @@ public final class Malloc: @unchecked Sendable {
         return p
     }
 
-    /// `malloc`/`calloc` under the lock (a cache miss, a large request, the simple policy).
+    /// The heap the calling thread allocates in: its cache's; heap 0 for a thread that has
+    /// no cache (one that could not be armed).
+    @inline(__always)
+    func threadHeap(_ cache: ThreadCache?) -> HeapArena {
+        heaps[cache.map { Int($0.load(ThreadCache.heapSlot)) } ?? 0]
+    }
+
+    /// `malloc`/`calloc` under the thread's heap's lock (a cache miss, a large request, the
+    /// simple policy).
     @inline(never)
     private func allocateSlow(_ size: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
-        // The thread's cache is made on its first small request, so that its frees find it.
-        let cache = UInt(bitPattern: size) <= UInt(bitPattern: smallLimit) ? threadCache() : nil
+        // The thread's cache is made on its first call here, so that its frees find it and
+        // it has a heap.
+        let cache = threadCache()
+        let a = threadHeap(cache)
         // A block with a mapping of its own is mapped (and cleared) outside the lock and
         // counted under it; when the mapping fails, the locked path below tries again and
         // records the failure.
-        if cache == nil, mapsItsOwn(size, alignment: 16),
-            let (p, held) = try? mapBlockUncounted(size, zeroed: zeroed)
+        if mapsItsOwn(size, alignment: 16), let (p, held) = try? mapBlockUncounted(size, zeroed: zeroed, heap: a.index)
         {
-            lock.withLock { _ in
-                counters.calls += 1
-                countMapped(held: held)
-                note(allocated: size)
+            countMapped(held: held)
+            a.withLock {
+                a.add(HeapArena.callsSlot, 1)
+                note(a, allocated: size)
             }
             return p
         }
-        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            counters.calls += 1
-            // A cache miss: one chunk before the block and two after it go into the cache too,
-            // carved together, so the block handed out (and most likely freed and taken again)
-            // shares no cache line with another thread's chunks.
-            let before = size <= ThreadCache.largestSmallPayload ? cache.flatMap { refillOne($0, size) } : nil
-            let p = try counted(size) { () throws(Errno) in try allocate(size, alignment: 16, zeroed: zeroed) }
-            if let cache, before != nil {
-                _ = refillOne(cache, size)
-                _ = refillOne(cache, size)
+        var failedMap = 0
+        do {
+            return try a.withLock { () throws(Errno) -> UnsafeMutableRawPointer in
+                a.add(HeapArena.callsSlot, 1)
+                // A cache miss: one chunk before the block and two after it go into the cache
+                // too, carved together, so the block handed out (and most likely freed and
+                // taken again) shares no cache line with another thread's chunks.
+                let refill =
+                    UInt(bitPattern: size) <= UInt(bitPattern: min(smallLimit, ThreadCache.largestSmallPayload))
+                    ? cache : nil
+                let before = refill.flatMap { refillOne(a, $0, size) }
+                let p = try retrying(a, &failedMap) { () throws(Errno) in
+                    try allocate(a, size, alignment: 16, zeroed: zeroed)
+                }
+                if let refill, before != nil {
+                    _ = refillOne(a, refill, size)
+                    _ = refillOne(a, refill, size)
+                }
+                note(a, allocated: size)
+                return p
             }
-            note(allocated: size)
-            return p
+        } catch {
+            return try elsewhere(error, size, alignment: 16, zeroed: zeroed, besides: a, failedMap: failedMap)
         }
     }
 
-    /// Carves one chunk for a request of `size` from the heap's free chunks (never a new
+    /// Carves one chunk for a request of `size` from heap `a`'s free chunks (never a new
     /// area) into `cache`; nil when none fits or the bin is full. Lock held.
-    private func refillOne(_ cache: ThreadCache, _ size: Int) -> Chunk? {
+    private func refillOne(_ a: HeapArena, _ cache: ThreadCache, _ size: Int) -> Chunk? {
         let need = Chunk.size(forPayload: size)
-        guard cache.hasRoom(need >> 4), let c = takeFreeChunk(need)
+        guard cache.hasRoom(need >> 4), let c = takeFreeChunk(a, need)
         else { return nil }
-        trim(c, to: need)
+        trim(a, c, to: need)
         guard c.size == need else {
             // A free chunk just too big to split: not one of this bin's; back it goes.
-            freeChunk(c, mayUnmap: false)
+            freeChunk(a, c, mayUnmap: false)
             return nil
         }
         c.tag(BlockHeader.cachedTag, requested: c.size - Chunk.overhead)
@@ -336,10 +380,10 @@ public final class Malloc: @unchecked Sendable {
             oldSize = try freeReturningSize(pointer)
             return nil
         }
-        // Small to small on the thread's cache, without the lock: the same chunk size keeps
+        // Small to small on the thread's cache, without a lock: the same chunk size keeps
         // its chunk; another moves to a cached chunk of the new size (when there is one).
         if UInt(bitPattern: size) <= UInt(bitPattern: smallLimit), let tc = cachedThreadCache(),
-            let (c, old, chunkSize) = ownedHeapChunk(pointer), chunkSize <= ThreadCache.largestChunk
+            let (c, old, chunkSize, _) = ownedHeapChunk(pointer), chunkSize <= ThreadCache.largestChunk
         {
             let need = Chunk.size(forPayload: size)
             if need == chunkSize {
@@ -361,30 +405,64 @@ public final class Malloc: @unchecked Sendable {
                 return q
             }
         }
+        return try reallocSlow(pointer, size, oldSize: &oldSize)
+    }
+
+    /// `realloc` in the heap that holds the block (glibc's `_int_realloc` in the chunk's
+    /// arena), and when that heap has no room, into another heap's free chunk.
+    @inline(never)
+    private func reallocSlow(_ pointer: UnsafeMutableRawPointer, _ size: Int, oldSize: inout Int) throws(Errno)
+        -> UnsafeMutableRawPointer
+    {
+        let a = heap(holding: pointer) ?? threadHeap(threadCache())
         // A block that moves to a mapping of its own gets it (cleared) before the lock is
         // taken; when the call does not use it (in place after all, or refused), it goes.
-        let fresh = premapped(for: pointer, size)
+        let fresh = premapped(for: pointer, size, heap: a.index)
         var used = false
         defer { if let fresh, !used { discardUncounted(fresh.block) } }
-        let (q, old) = try lock.withLock { (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int) in
-            counters.calls += 1
-            let h = try header(of: pointer)
-            let old = Int(h.requested)
-            let q = try counted(size) { () throws(Errno) in
-                try reallocate(pointer, h, size, fresh: fresh, used: &used)
+        var failedMap = 0
+        do {
+            let (q, old) = try a.withLock { () throws(Errno) -> (UnsafeMutableRawPointer, Int) in
+                a.add(HeapArena.callsSlot, 1)
+                let h = try header(of: pointer, in: a)
+                let old = Int(h.requested)
+                let q = try retrying(a, &failedMap) { () throws(Errno) in
+                    try reallocate(a, pointer, h, size, fresh: fresh, used: &used)
+                }
+                addLive(a, size - old, blocks: 0)
+                notePeak(a)
+                return (q, old)
             }
-            counters.liveBytes += size - old
-            notePeak()
-            return (q, old)
+            oldSize = old
+            return q
+        } catch {
+            guard error == .noMemory, let q = allocateInOtherHeaps(size, alignment: 16, zeroed: false, besides: a)
+            else {
+                if error == .noMemory { noteFailure(size, mmapBytes: failedMap) }
+                throw error
+            }
+            // The new block is counted in its heap; the old one goes from its own.
+            do {
+                oldSize = try a.withLock { () throws(Errno) -> Int in
+                    let h = try header(of: pointer, in: a)
+                    q.copyMemory(from: pointer, byteCount: min(size, h.usable))
+                    if h.isMapped { unmapBlock(pointer) } else { heapFree(a, pointer) }
+                    addLive(a, -Int(h.requested), blocks: -1)
+                    return Int(h.requested)
+                }
+                return q
+            } catch {
+                // The block was freed meanwhile by another thread (a program's race).
+                try? free(q)
+                throw error
+            }
         }
-        oldSize = old
-        return q
     }
 
     /// A mapping of its own for `realloc(pointer, size)`, made without the lock, when the
     /// block will have to move to one: `size` gets one, and the block is a heap chunk or a
     /// mapped block too small for it (looked at without the lock; the locked call checks).
-    private func premapped(for pointer: UnsafeMutableRawPointer, _ size: Int) -> (
+    private func premapped(for pointer: UnsafeMutableRawPointer, _ size: Int, heap: Int) -> (
         block: UnsafeMutableRawPointer, held: Int
     )? {
         guard mapsItsOwn(size, alignment: 16) else { return nil }
@@ -397,7 +475,7 @@ public final class Malloc: @unchecked Sendable {
                 h.mappingStart &+ h.mappingLength < UInt64(a) &+ UInt64(size)
             else { return nil }
         }
-        guard let (block, held) = try? mapBlockUncounted(size, zeroed: false) else { return nil }
+        guard let (block, held) = try? mapBlockUncounted(size, zeroed: false, heap: heap) else { return nil }
         return (block, held)
     }
 
@@ -418,7 +496,7 @@ public final class Malloc: @unchecked Sendable {
     /// a pointer that is not a live block.
     @inline(__always)
     public func freeReturningSize(_ pointer: UnsafeMutableRawPointer) throws(Errno) -> Int {
-        guard let (c, requested, size) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
+        guard let (c, requested, size, owner) = ownedHeapChunk(pointer) else { return try freeMapped(pointer) }
         if size <= ThreadCache.largestChunk, let tc = cachedThreadCache() {
             c.tag(BlockHeader.cachedTag, slack: 0)
             if tc.push(c, size &>> 4) || (size <= ThreadCache.largestSmallChunk && flushOlder(tc, size &>> 4, then: c))
@@ -429,37 +507,38 @@ public final class Malloc: @unchecked Sendable {
                 return requested
             }
         }
-        freeChunkSlow(c, requested)
+        freeChunkSlow(heaps[owner], c, requested)
         return requested
     }
 
-    /// A free into a full small bin: the bin's older chunks go back to the heap together,
-    /// under one taking of the lock (jemalloc's tcache flushes so), and `c` goes onto it.
+    /// A free into a full small bin: the bin's older chunks go back to their heaps together,
+    /// each heap's lock taken once for a run of its chunks (jemalloc's tcache flushes so),
+    /// and `c` goes onto it.
     @inline(never)
     private func flushOlder(_ tc: ThreadCache, _ bin: Int, then c: Chunk) -> Bool {
         guard var older = tc.cutOlder(bin, keep: Int(ThreadCache.perBin) / 2) else { return false }
-        lock.withLock { _ in
-            while true {
-                let next = ThreadCache.next(older)
-                older.untag()
-                freeChunk(older)
-                guard let next else { break }
-                older = Chunk(next)
-            }
+        var holder = HeapLockHolder()
+        while true {
+            let next = ThreadCache.next(older)
+            let a = heap(of: older)
+            holder.hold(a)
+            older.untag()
+            freeChunk(a, older)
+            guard let next else { break }
+            older = Chunk(next)
         }
+        holder.release()
         return tc.push(c, bin)
     }
 
-    /// A validated heap chunk back to the heap, under the lock.
+    /// A validated heap chunk back to its heap, under that heap's lock.
     @inline(never)
-    private func freeChunkSlow(_ c: Chunk, _ requested: Int) {
-        lock.withLock { _ in
-            counters.calls += 1
+    private func freeChunkSlow(_ a: HeapArena, _ c: Chunk, _ requested: Int) {
+        a.withLock {
+            a.add(HeapArena.callsSlot, 1)
             c.untag()  // a second free is refused
-            freeChunk(c)
-            counters.liveBytes -= requested
-            counters.liveBlocks -= 1
-            publishLiveBytes()
+            freeChunk(a, c)
+            addLive(a, -requested, blocks: -1)
         }
     }
 
@@ -467,17 +546,16 @@ public final class Malloc: @unchecked Sendable {
     /// or an invalid pointer (EINVAL, nothing changes).
     @inline(never)
     private func freeMapped(_ pointer: UnsafeMutableRawPointer) throws(Errno) -> Int {
-        // Validated and counted under the lock (a second free then finds no tag), unmapped
-        // after it.
-        let (start, length, requested) = try lock.withLock {
-            (_: inout Int) throws(Errno) -> (UnsafeMutableRawPointer, Int, Int) in
-            counters.calls += 1
-            let h = try header(of: pointer)
+        // Validated and counted under its heap's lock (a second free then finds no tag),
+        // unmapped after it.
+        let a = heap(holding: pointer) ?? threadHeap(cachedThreadCache())
+        let (start, length, requested) = try a.withLock {
+            () throws(Errno) -> (UnsafeMutableRawPointer, Int, Int) in
+            a.add(HeapArena.callsSlot, 1)
+            let h = try header(of: pointer, in: a)
             guard h.isMapped else { throw .invalidArgument }
             let (start, length) = detachBlock(pointer)
-            counters.liveBytes -= Int(h.requested)
-            counters.liveBlocks -= 1
-            publishLiveBytes()
+            addLive(a, -Int(h.requested), blocks: -1)
             return (start, length, Int(h.requested))
         }
         unmapUncounted(start, length)
@@ -490,13 +568,20 @@ public final class Malloc: @unchecked Sendable {
         guard alignment >= MemoryLayout<UnsafeRawPointer>.size, alignment & (alignment - 1) == 0 else {
             throw .invalidArgument
         }
-        return try lock.withLock { (_: inout Int) throws(Errno) -> UnsafeMutableRawPointer in
-            counters.calls += 1
-            let p = try counted(size) { () throws(Errno) in
-                try allocate(size, alignment: max(16, alignment), zeroed: false)
+        let a = threadHeap(threadCache())
+        var failedMap = 0
+        do {
+            return try a.withLock { () throws(Errno) -> UnsafeMutableRawPointer in
+                a.add(HeapArena.callsSlot, 1)
+                let p = try retrying(a, &failedMap) { () throws(Errno) in
+                    try allocate(a, size, alignment: max(16, alignment), zeroed: false)
+                }
+                note(a, allocated: size)
+                return p
             }
-            note(allocated: size)
-            return p
+        } catch {
+            return try elsewhere(
+                error, size, alignment: max(16, alignment), zeroed: false, besides: a, failedMap: failedMap)
         }
     }
 
@@ -504,80 +589,152 @@ public final class Malloc: @unchecked Sendable {
     /// - Throws: `EINVAL` for a pointer that is not a live block.
     public func usableSize(_ pointer: UnsafeMutableRawPointer?) throws(Errno) -> Int {
         guard let pointer else { return 0 }
-        return try lock.withLock { (_: inout Int) throws(Errno) -> Int in try usable(pointer) }
+        guard let a = heap(holding: pointer) else { throw .invalidArgument }
+        return try a.withLock { () throws(Errno) -> Int in try header(of: pointer, in: a).usable }
     }
 
-    /// Runs an allocation of `size` bytes, counting an ENOMEM and noting the first. Before
-    /// failing, the calling thread's cached chunks go back to the heap (where they may
-    /// coalesce into room) and the allocation is tried once more. Lock held.
+    // MARK: Failures
+
+    /// Runs an allocation on heap `a` (its lock held). Before it fails with ENOMEM, the
+    /// calling thread's cached chunks of this heap go back to it (where they may coalesce
+    /// into room) and it is tried once more; `failedMap` gets the bytes of the `mmap` that
+    /// failed, if one did.
     @inline(__always)
-    private func counted<T>(_ size: Int, _ body: () throws(Errno) -> T) throws(Errno) -> T {
-        failedMapStorage.pointee = 0
+    private func retrying<T>(_ a: HeapArena, _ failedMap: inout Int, _ body: () throws(Errno) -> T) throws(Errno)
+        -> T
+    {
+        a.store(HeapArena.failedMapSlot, 0)
         do {
             return try body()
         } catch {
             if error == .noMemory, let tc = existingThreadCache(), tc.chunks > 0 {
-                flushLocked(tc, keepAreas: true)
-                failedMapStorage.pointee = 0
+                flush(tc, only: a, keepAreas: true)
+                a.store(HeapArena.failedMapSlot, 0)
                 do throws(Errno) { return try body() } catch {}
             }
-            if error == .noMemory {
-                counters.failures += 1
-                if counters.firstFailure == nil {
-                    counters.firstFailure = Failure(
-                        call: counters.calls + cacheTotalsLocked().calls, size: size,
-                        mmapBytes: failedMapStorage.pointee,
-                        largestFreeBlockBytes: process.system.allocator.statistics().largestFreeBlockBytes)
-                    onFirstFailure?()
-                }
-            }
+            failedMap = a.load(HeapArena.failedMapSlot)
             throw error
         }
+    }
+
+    /// After an allocation failed in heap `a` (its lock released): an ENOMEM for a heap chunk
+    /// is tried on the other heaps' free chunks; when none has room the failure is counted,
+    /// and noted when it is the first.
+    private func elsewhere(
+        _ error: Errno, _ size: Int, alignment: Int, zeroed: Bool, besides a: HeapArena, failedMap: Int
+    ) throws(Errno) -> UnsafeMutableRawPointer {
+        guard error == .noMemory else { throw error }
+        if let p = allocateInOtherHeaps(size, alignment: alignment, zeroed: zeroed, besides: a) { return p }
+        noteFailure(size, mmapBytes: failedMap)
+        throw error
+    }
+
+    /// A heap chunk for `size` from the free chunks of a heap other than `a`, each heap under
+    /// its own lock, as glibc's `arena_get_retry` tries another arena: no new area (`a` could
+    /// not map one, and a failed call maps nothing). Counted in the heap that serves it.
+    private func allocateInOtherHeaps(_ size: Int, alignment: Int, zeroed: Bool, besides a: HeapArena)
+        -> UnsafeMutableRawPointer?
+    {
+        guard heapCount > 1, configuration.policy == .heap, size >= 0, size <= Configuration.maxBytes,
+            alignment <= Configuration.maxBytes, !mapsItsOwn(size, alignment: alignment)
+        else { return nil }
+        for i in 0..<heapCount where i != a.index {
+            let b = heaps[i]
+            let p = b.withLock { () -> UnsafeMutableRawPointer? in
+                guard let p = try? heapAllocate(b, size, alignment: alignment, zeroed: zeroed, grow: false) else {
+                    return nil
+                }
+                note(b, allocated: size)
+                return p
+            }
+            if let p { return p }
+        }
+        return nil
+    }
+
+    /// Counts a call that failed with ENOMEM, and notes it in `firstFailure` when it is the first.
+    private func noteFailure(_ size: Int, mmapBytes: Int) {
+        statsLock.withLock { _ in
+            mapCounts.failures += 1
+            guard mapCounts.firstFailure == nil else { return }
+            mapCounts.firstFailure = Failure(
+                call: callsSoFar(), size: size, mmapBytes: mmapBytes,
+                largestFreeBlockBytes: process.system.allocator.statistics().largestFreeBlockBytes)
+            onFirstFailure?()
+        }
+    }
+
+    /// Calls made so far in every heap and thread cache (relaxed reads: exact for the calling
+    /// thread's own calls, and for all of them while no other thread is in one).
+    private func callsSoFar() -> Int {
+        var n = cacheTotals().calls
+        for i in 0..<heapCount { n += heaps[i].load(HeapArena.callsSlot) }
+        return n
     }
 
     /// Starts the call counts again (calls, failures, mmaps, munmaps, the first failure),
     /// keeping the blocks and what they hold: for a process forked from this one, whose
     /// counts are its own from the fork on.
     package func restartCallCounts() {
-        lock.withLock { _ in
-            // The caches' counters fold into the heap's first (their threads are gone).
-            let t = cacheTotalsLocked()
-            for i in 0..<threadCaches.pointee.count {
-                let c = ThreadCache(threadCaches.pointee[i])
+        // The caches' counters fold into their heaps' first (their threads are gone).
+        cacheLock.withLock { _ in
+            forEachCache { c in
+                let a = heaps[Int(c.load(ThreadCache.heapSlot))]
+                let live = Int(c.load(ThreadCache.liveBytesSlot))
+                let blocks = Int(c.load(ThreadCache.liveBlocksSlot))
                 c.store(ThreadCache.callsSlot, 0)
                 c.store(ThreadCache.liveBytesSlot, 0)
                 c.store(ThreadCache.liveBlocksSlot, 0)
                 c.store(ThreadCache.peakSlot, 0)
+                a.withLock { addLive(a, live, blocks: blocks) }
             }
-            counters.liveBytes += t.liveBytes
-            counters.liveBlocks += t.liveBlocks
-            publishLiveBytes()
-            counters.calls = 0
-            counters.failures = 0
-            counters.mmaps = 0
-            counters.munmaps = 0
-            counters.firstFailure = nil
-            counters.peakLiveBytes = counters.liveBytes
-            counters.peakHeldBytes = counters.heldBytes
+        }
+        var live = 0
+        for i in 0..<heapCount {
+            let a = heaps[i]
+            a.withLock {
+                a.store(HeapArena.callsSlot, 0)
+                a.store(HeapArena.peakSlot, 0)
+                live += a.load(HeapArena.liveBytesSlot)
+            }
+        }
+        heaps[0].withLock { heaps[0].store(HeapArena.peakSlot, live) }
+        statsLock.withLock { _ in
+            mapCounts.failures = 0
+            mapCounts.mmaps = 0
+            mapCounts.munmaps = 0
+            mapCounts.firstFailure = nil
+            mapCounts.peakHeldBytes = mapCounts.heldBytes
         }
     }
 
-    private func note(allocated size: Int) {
-        counters.liveBytes += size
-        counters.liveBlocks += 1
-        notePeak()
+    // MARK: Counting
+
+    /// Counts a block allocated in heap `a` (its lock held).
+    private func note(_ a: HeapArena, allocated size: Int) {
+        addLive(a, size, blocks: 1)
+        notePeak(a)
     }
 
-    /// Publishes the heap's live bytes and takes the peak of everything live (lock held).
-    private func notePeak() {
-        publishLiveBytes()
-        let all = counters.liveBytes + (threadCaches.pointee.count == 0 ? 0 : cacheTotalsLocked().liveBytes)
-        counters.peakLiveBytes = max(counters.peakLiveBytes, all)
+    /// Adds to heap `a`'s live bytes and blocks (its lock held), and to the malloc's sum.
+    @inline(__always)
+    private func addLive(_ a: HeapArena, _ bytes: Int, blocks: Int) {
+        a.add(HeapArena.liveBytesSlot, bytes)
+        a.add(HeapArena.liveBlocksSlot, blocks)
+        cshim_add_relaxed_i64(liveBytesMirror, Int64(bytes))
+    }
+
+    /// Takes the peak of everything live (heap `a`'s lock held): every heap's bytes and
+    /// every thread cache's.
+    private func notePeak(_ a: HeapArena) {
+        let caches = cshim_load_relaxed_i64(cacheHead) == 0 ? 0 : cacheTotals().liveBytes
+        let all = Int(cshim_load_relaxed_i64(liveBytesMirror)) + caches
+        if all > a.load(HeapArena.peakSlot) { a.store(HeapArena.peakSlot, all) }
     }
 
     // MARK: Dispatch
 
-    func allocate(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    func allocate(_ a: HeapArena, _ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         // No mapping is this big: and below these bounds the sums of sizes, alignments and
         // headers that follow cannot overflow.
         guard size >= 0, size <= Configuration.maxBytes, alignment <= Configuration.maxBytes else {
@@ -585,24 +742,24 @@ public final class Malloc: @unchecked Sendable {
         }
         switch configuration.policy {
         case .simple:
-            return try mapBlock(size, alignment: alignment, zeroed: zeroed)
+            return try mapBlock(a, size, alignment: alignment, zeroed: zeroed)
         case .heap:
             if size + alignment >= configuration.mmapThreshold {
-                return try mapBlock(size, alignment: alignment, zeroed: zeroed)
+                return try mapBlock(a, size, alignment: alignment, zeroed: zeroed)
             }
-            return try heapAllocate(size, alignment: alignment, zeroed: zeroed)
+            return try heapAllocate(a, size, alignment: alignment, zeroed: zeroed)
         }
     }
 
-    /// Moves or resizes a live block (lock held). `fresh`, when given, is a block of its own
-    /// for `size` mapped beforehand: used (and counted) instead of a new allocation when the
-    /// block has to move, and `used` says so.
+    /// Moves or resizes a live block of heap `a` (its lock held). `fresh`, when given, is a
+    /// block of its own for `size` mapped beforehand: used (and counted) instead of a new
+    /// allocation when the block has to move, and `used` says so.
     func reallocate(
-        _ p: UnsafeMutableRawPointer, _ h: HeaderView, _ size: Int,
+        _ a: HeapArena, _ p: UnsafeMutableRawPointer, _ h: HeaderView, _ size: Int,
         fresh: (block: UnsafeMutableRawPointer, held: Int)? = nil, used: inout Bool
     ) throws(Errno) -> UnsafeMutableRawPointer {
         guard size <= Configuration.maxBytes else { throw .noMemory }
-        if !h.isMapped, let q = heapResizeInPlace(p, size) { return q }
+        if !h.isMapped, let q = heapResizeInPlace(a, p, size) { return q }
         if h.isMapped && size <= h.usable && size + 16 > h.usable / 2 {
             header(p).requested = UInt64(size)
             return p
@@ -613,41 +770,36 @@ public final class Malloc: @unchecked Sendable {
             used = true
             q = fresh.block
         } else {
-            q = try allocate(size, alignment: 16, zeroed: false)
+            q = try allocate(a, size, alignment: 16, zeroed: false)
         }
         q.copyMemory(from: p, byteCount: min(size, h.usable))
         if h.isMapped {
-            try unmapBlock(p)
+            unmapBlock(p)
         } else {
-            try heapFree(p)
+            heapFree(a, p)
         }
         return q
     }
 
-    func requestedSize(of p: UnsafeMutableRawPointer) throws(Errno) -> Int {
-        Int(try header(of: p).requested)
-    }
-
-    func usable(_ p: UnsafeMutableRawPointer) throws(Errno) -> Int { try header(of: p).usable }
-
     // MARK: mmap
 
-    /// One anonymous private mapping, uninitialised when asked and allowed (lock held).
-    func map(_ bytes: Int, uninitialized: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    /// One anonymous private mapping, uninitialised when asked and allowed (heap `a`'s lock
+    /// held: a failure's size is noted there).
+    func map(_ a: HeapArena, _ bytes: Int, uninitialized: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         do {
             let (p, held) = try mapUncounted(bytes, uninitialized: uninitialized)
             countMapped(held: held)
             return p
         } catch {
-            failedMapStorage.pointee = bytes
+            a.store(HeapArena.failedMapSlot, bytes)
             throw error
         }
     }
 
     /// One anonymous private mapping and the bytes its region holds, counting nothing: it
     /// needs no lock (mapping a block of its own is the model's work, clearing included,
-    /// and runs outside the heap's lock). - Throws: `ENOMEM`, whatever mmap says (EINVAL for
-    /// absurd lengths included), as a malloc does.
+    /// and runs outside the heaps' locks). - Throws: `ENOMEM`, whatever mmap says (EINVAL
+    /// for absurd lengths included), as a malloc does.
     func mapUncounted(_ bytes: Int, uninitialized: Bool) throws(Errno) -> (UnsafeMutableRawPointer, held: Int) {
         var flags: MapFlags = [.private, .anonymous]
         if uninitialized { flags.insert(.uninitialized) }
@@ -658,13 +810,15 @@ public final class Malloc: @unchecked Sendable {
         return (a.pointer!, held)
     }
 
-    /// Counts a mapping made (lock held).
+    /// Counts a mapping made.
     func countMapped(held: Int) {
-        counters.mmaps += 1
-        counters.heldBytes += held
-        if counters.heldBytes > counters.peakHeldBytes {
-            counters.peakHeldBytes = counters.heldBytes
-            onNewPeak?()
+        statsLock.withLock { _ in
+            mapCounts.mmaps += 1
+            mapCounts.heldBytes += held
+            if mapCounts.heldBytes > mapCounts.peakHeldBytes {
+                mapCounts.peakHeldBytes = mapCounts.heldBytes
+                onNewPeak?()
+            }
         }
     }
 
@@ -673,10 +827,13 @@ public final class Malloc: @unchecked Sendable {
         unmapUncounted(p, bytes)
     }
 
-    /// Counts a mapping about to go (lock held).
+    /// Counts a mapping about to go.
     func countUnmapped(_ p: UnsafeMutableRawPointer) {
-        counters.heldBytes -= process.regionExtent(ofMappingAt: UInt(bitPattern: p)).map { Int($0.top - $0.start) } ?? 0
-        counters.munmaps += 1
+        let held = process.regionExtent(ofMappingAt: UInt(bitPattern: p)).map { Int($0.top - $0.start) } ?? 0
+        statsLock.withLock { _ in
+            mapCounts.heldBytes -= held
+            mapCounts.munmaps += 1
+        }
     }
 
     func unmapUncounted(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
@@ -694,21 +851,22 @@ public final class Malloc: @unchecked Sendable {
         return configuration.policy == .simple || size + alignment >= configuration.mmapThreshold
     }
 
-    /// A block with its own mapping: [mapping start … | header | payload] (lock held).
-    func mapBlock(_ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
+    /// A block with its own mapping, of heap `a` (its lock held):
+    /// [mapping start … | header | payload].
+    func mapBlock(_ a: HeapArena, _ size: Int, alignment: Int, zeroed: Bool) throws(Errno) -> UnsafeMutableRawPointer {
         do {
-            let (p, held) = try mapBlockUncounted(size, alignment: alignment, zeroed: zeroed)
+            let (p, held) = try mapBlockUncounted(size, alignment: alignment, zeroed: zeroed, heap: a.index)
             countMapped(held: held)
             return p
         } catch {
-            failedMapStorage.pointee = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
+            a.store(HeapArena.failedMapSlot, size + BlockHeader.size + (alignment > 16 ? alignment : 0))
             throw error
         }
     }
 
-    /// `mapBlock` without the lock: the block and the bytes its mapping holds, to be counted
-    /// (`countMapped`) under the lock.
-    func mapBlockUncounted(_ size: Int, alignment: Int = 16, zeroed: Bool) throws(Errno) -> (
+    /// `mapBlock` without a lock: the block (freed under the lock of heap `heap`) and the
+    /// bytes its mapping holds, to be counted (`countMapped`).
+    func mapBlockUncounted(_ size: Int, alignment: Int = 16, zeroed: Bool, heap: Int) throws(Errno) -> (
         UnsafeMutableRawPointer, held: Int
     ) {
         let length = size + BlockHeader.size + (alignment > 16 ? alignment : 0)
@@ -719,24 +877,57 @@ public final class Malloc: @unchecked Sendable {
         let h = header(p)
         h.mappingStart = UInt64(UInt(bitPattern: base))
         h.mappingLength = UInt64(length)
+        h.heap = UInt64(heap)
         h.requested = UInt64(size)
         h.tag = BlockHeader.mappedTag
         return (p, held)
     }
 
-    func unmapBlock(_ p: UnsafeMutableRawPointer) throws(Errno) {
+    func unmapBlock(_ p: UnsafeMutableRawPointer) {
         let (start, length) = detachBlock(p)
         unmapUncounted(start, length)
     }
 
-    /// Takes a block of its own out of the malloc (lock held): its tag (a second free is then
-    /// refused) and its mapping's count. - Returns: the mapping, to be unmapped.
+    /// Takes a block of its own out of the malloc (its heap's lock held): its tag (a second
+    /// free is then refused) and its mapping's count. - Returns: the mapping, to be unmapped.
     func detachBlock(_ p: UnsafeMutableRawPointer) -> (UnsafeMutableRawPointer, Int) {
         let h = header(p)
         let start = UnsafeMutableRawPointer(bitPattern: UInt(h.mappingStart))!
         h.tag = 0
         countUnmapped(start)
         return (start, Int(h.mappingLength))
+    }
+
+    /// The heap that holds the block at `p`, found without a lock (the caller checks it
+    /// again under that heap's lock, `header(of:in:)`): the owner of a heap chunk's page, or
+    /// the heap a mapped block's header names; nil for anything else.
+    func heap(holding p: UnsafeMutableRawPointer) -> HeapArena? {
+        let a = UInt(bitPattern: p)
+        let off = a &- arenaBase &- UInt(Chunk.overhead)
+        guard a & 15 == 0, off < arenaBytes else { return nil }
+        if let h = pageOwner(Int(off &>> UInt(pageShift))) { return heaps[h] }
+        guard a &- arenaBase &- UInt(BlockHeader.size) < arenaBytes else { return nil }
+        let h = header(p)
+        guard h.tag == BlockHeader.mappedTag, h.heap < UInt64(heapCount) else { return nil }
+        return heaps[Int(h.heap)]
+    }
+
+    /// The heap a cached or in-use chunk's area belongs to.
+    @inline(__always)
+    func heap(of c: Chunk) -> HeapArena {
+        heaps[pageOwner(Int((c.address &- arenaBase) &>> UInt(pageShift))) ?? 0]
+    }
+
+    /// The header of a live block of heap `a` (its lock held). - Throws: `EINVAL` when `p`
+    /// is not one (a block of another heap included).
+    func header(of p: UnsafeMutableRawPointer, in a: HeapArena) throws(Errno) -> HeaderView {
+        let h = try header(of: p)
+        if h.isMapped {
+            guard header(p).heap == UInt64(a.index) else { throw .invalidArgument }
+        } else {
+            guard heap(of: Chunk(p - Chunk.overhead)).index == a.index else { throw .invalidArgument }
+        }
+        return h
     }
 
     /// The header of a live block. - Throws: `EINVAL` when `p` is not one.
@@ -760,7 +951,7 @@ public final class Malloc: @unchecked Sendable {
                 isMapped: true, usable: Int(h.mappingStart + h.mappingLength) - Int(bitPattern: p),
                 requested: h.requested)
         case BlockHeader.heapTag:
-            guard let (_, requested, size) = ownedHeapChunk(p) else { throw .invalidArgument }
+            guard let (_, requested, size, _) = ownedHeapChunk(p) else { throw .invalidArgument }
             return HeaderView(isMapped: false, usable: size - Chunk.overhead, requested: UInt64(requested))
         default:
             throw .invalidArgument
@@ -774,10 +965,10 @@ public final class Malloc: @unchecked Sendable {
     /// malloc's areas, the tag is the heap's, the chunk and its neighbour's PREV_INUSE agree,
     /// and nothing is read outside the arena).
     @inline(__always)
-    func ownedHeapChunk(_ p: UnsafeMutableRawPointer) -> (chunk: Chunk, requested: Int, size: Int)? {
+    func ownedHeapChunk(_ p: UnsafeMutableRawPointer) -> (chunk: Chunk, requested: Int, size: Int, heap: Int)? {
         let a = UInt(bitPattern: p)
         let off = a &- arenaBase &- UInt(Chunk.overhead)
-        guard a & 15 == 0, off < arenaBytes, isAreaPage(Int(off &>> UInt(pageShift))) else { return nil }
+        guard a & 15 == 0, off < arenaBytes, let owner = pageOwner(Int(off &>> UInt(pageShift))) else { return nil }
         let c = Chunk(p - Chunk.overhead)
         let (low, sizeHigh, tagSlack) = c.parts
         guard UInt64(tagSlack &>> 8) == BlockHeader.heapTag else { return nil }
@@ -785,36 +976,32 @@ public final class Malloc: @unchecked Sendable {
         guard low & UInt32(Chunk.inUseBit) != 0, size >= UInt(Chunk.minimum), size < arenaBytes &- off,
             Chunk(c.base + Int(size)).prevInUseByte
         else { return nil }
-        return (c, Int(size) &- Chunk.overhead &- Int(tagSlack & 0xFF), Int(size))
+        return (c, Int(size) &- Chunk.overhead &- Int(tagSlack & 0xFF), Int(size), owner)
     }
 
-    // MARK: Area bitmaps
+    // MARK: The page map
 
+    /// The heap whose area holds arena page `page`, or nil.
     @inline(__always)
-    func isAreaPage(_ page: Int) -> Bool {
-        (cshim_load_relaxed_i64(areaPages + (page &>> 6)) &>> Int64(page & 63)) & 1 != 0
+    func pageOwner(_ page: Int) -> Int? {
+        let b = cshim_load_relaxed_byte(pageMap + page) & ~Malloc.areaStartBit
+        return b == 0 ? nil : Int(b &- 1)
     }
 
     func isAreaStart(_ address: UInt) -> Bool {
         let off = address &- arenaBase
         guard off < arenaBytes, off & ((1 << UInt(pageShift)) - 1) == 0 else { return false }
-        let page = Int(off >> UInt(pageShift))
-        return (cshim_load_relaxed_i64(areaStarts + (page >> 6)) >> Int64(page & 63)) & 1 != 0
+        return cshim_load_relaxed_byte(pageMap + Int(off >> UInt(pageShift))) & Malloc.areaStartBit != 0
     }
 
-    /// Marks (or clears) the pages of the area [start, start + bytes) (lock held).
-    func markArea(_ start: UInt, bytes: Int, _ on: Bool) {
+    /// Gives the pages of the area [start, start + bytes) to heap `heap`, or (nil) takes
+    /// them back (that heap's lock held).
+    func markArea(_ start: UInt, bytes: Int, heap: Int?) {
         let first = Int((start - arenaBase) >> UInt(pageShift))
-        let count = bytes >> pageShift
-        setBit(areaStarts, first, on)
-        for page in first..<(first + count) { setBit(areaPages, page, on) }
-    }
-
-    private func setBit(_ words: UnsafeMutablePointer<Int64>, _ page: Int, _ on: Bool) {
-        let w = words + (page >> 6)
-        let bit = Int64(1) << Int64(page & 63)
-        let old = cshim_load_relaxed_i64(w)
-        cshim_store_relaxed_i64(w, on ? old | bit : old & ~bit)
+        let owner = heap.map { UInt8($0 + 1) } ?? 0
+        for page in first..<(first + bytes >> pageShift) {
+            cshim_store_relaxed_byte(pageMap + page, page == first && heap != nil ? owner | Malloc.areaStartBit : owner)
+        }
     }
 }
 
@@ -828,7 +1015,7 @@ struct HeaderView {
 /// The header words before a payload. Both kinds keep their kind's tag in the top 8 bits of
 /// the word at -8. A heap chunk's is its size word (with the slack that gives the size asked
 /// for: see `Chunk`); a mapped block's holds the size asked for in the low 48 bits, after
-/// [mapping start] [mapping length] at -32 and -24.
+/// [mapping start] [mapping length] [heap] at -32, -24 and -16.
 struct BlockHeader {
     static let size = 32
     static let mappedTag: UInt64 = 0xB1
@@ -849,6 +1036,11 @@ struct BlockHeader {
     var mappingLength: UInt64 {
         get { base.load(fromByteOffset: 8, as: UInt64.self) }
         nonmutating set { base.storeBytes(of: newValue, toByteOffset: 8, as: UInt64.self) }
+    }
+    /// The heap whose lock guards the block (the one that mapped it).
+    var heap: UInt64 {
+        get { base.load(fromByteOffset: 16, as: UInt64.self) }
+        nonmutating set { base.storeBytes(of: newValue, toByteOffset: 16, as: UInt64.self) }
     }
     private var word: UInt64 {
         get { base.load(fromByteOffset: 24, as: UInt64.self) }

@@ -240,9 +240,9 @@ public enum Replay {
             while k < active.count {
                 let r = active[k]
                 let more = runs[r].step(touch: options.touch, pageSize: page)
-                runs[r].peakHeld = max(runs[r].peakHeld, runs[r].malloc.counters.heldBytes)
+                runs[r].peakHeld = max(runs[r].peakHeld, runs[r].malloc.heldBytesNow)
                 // Peak bookkeeping: integer compares; a snapshot only when the held total grows.
-                let held = runs.reduce(0) { $0 + $1.malloc.counters.heldBytes }
+                let held = runs.reduce(0) { $0 + $1.malloc.heldBytesNow }
                 stepped += 1
                 if stepped % every == 0 {
                     taken.append(
@@ -270,7 +270,7 @@ public enum Replay {
         let trimmed = Int(system.allocator.statistics().pagesTrimmed - trimmed0)
         var reports: [ReplayReport] = []
         for run in runs {
-            let c = run.malloc.counters
+            let c = run.malloc.statistics
             reports.append(
                 ReplayReport(
                     trace: run.trace.name, policy: options.policy, events: run.done,

@@ -23,6 +23,8 @@ public struct RunSettings: Sendable, Hashable {
     public var allowUninitialized = false
     /// NOMMU_RUN_SITES: allocation sites reported per process; 0 turns site tracking off.
     public var sites = 10
+    /// NOMMU_RUN_HEAPS: heaps the malloc spreads threads over (1: uClibc's one heap).
+    public var heaps = Malloc.Configuration.defaultHeaps
     /// The host directory behind /data (never used by a heap; no process makes one of its own).
     public var hostDirectory = "/tmp"
 
@@ -51,6 +53,12 @@ public struct RunSettings: Sendable, Hashable {
         }
         if let n = try count("NOMMU_RUN_TRIM", minimum: 0) { s.trim = n }
         if let n = try count("NOMMU_RUN_SITES", minimum: 0) { s.sites = n }
+        if let n = try count("NOMMU_RUN_HEAPS", minimum: 1) {
+            guard n <= Malloc.Configuration.maxHeaps else {
+                throw Invalid(description: "NOMMU_RUN_HEAPS=\(n) is more than \(Malloc.Configuration.maxHeaps)")
+            }
+            s.heaps = n
+        }
         s.uninitialized = environment("NOMMU_RUN_UNINITIALIZED") == "1"
         s.allowUninitialized = environment("NOMMU_RUN_ALLOW_UNINITIALIZED") == "1"
         s.hostDirectory = environment("TMPDIR") ?? "/tmp"
@@ -68,6 +76,7 @@ public struct RunSettings: Sendable, Hashable {
             "NOMMU_RUN_ARENA": String(arenaBytes), "NOMMU_RUN_MALLOC": policy.rawValue, "NOMMU_RUN_TRIM": String(trim),
             "NOMMU_RUN_UNINITIALIZED": uninitialized ? "1" : "0",
             "NOMMU_RUN_ALLOW_UNINITIALIZED": allowUninitialized ? "1" : "0", "NOMMU_RUN_SITES": String(sites),
+            "NOMMU_RUN_HEAPS": String(heaps),
         ]
     }
 
@@ -75,7 +84,7 @@ public struct RunSettings: Sendable, Hashable {
     public var json: String {
         "{\"malloc\": \(jsonString(policy.rawValue)), \"arena_bytes\": \(arenaBytes), \"trim\": \(trim), "
             + "\"uninitialized\": \(uninitialized), \"allow_uninitialized\": \(allowUninitialized), "
-            + "\"sites\": \(sites)}"
+            + "\"sites\": \(sites), \"heaps\": \(heaps)}"
     }
 
     /// `base` with `library` (libnommu-run.so) first in LD_PRELOAD, these settings, and the
@@ -96,7 +105,7 @@ public struct RunSettings: Sendable, Hashable {
             hostDirectory: hostDirectory, flashBytes: 4096, framebufferBytes: 0)
     }
 
-    public var malloc: Malloc.Configuration { .init(policy: policy, uninitialized: uninitialized) }
+    public var malloc: Malloc.Configuration { .init(policy: policy, uninitialized: uninitialized, heaps: heaps) }
 
     /// The least arena in which the malloc's first mapping fits: heap maps an area at a
     /// time, simple a page at least.

@@ -49,7 +49,12 @@ struct ThreadCache {
     static let liveBlocksSlot = callsSlot + 2
     static let peakSlot = callsSlot + 3
     static let largeBytesSlot = callsSlot + 4
-    static let words = callsSlot + 5
+    /// The heap the cache's thread allocates in; the next cache of the malloc's registry
+    /// (set before the cache is published, never changed); 1 while a thread uses the cache.
+    static let heapSlot = callsSlot + 5
+    static let nextCacheSlot = callsSlot + 6
+    static let inUseSlot = callsSlot + 7
+    static let words = callsSlot + 8
 
     let raw: UnsafeMutablePointer<Int64>
 
@@ -128,42 +133,6 @@ struct ThreadCache {
     }
 }
 
-/// The thread caches of one malloc: a plain array of pointers (iterating it retains nothing,
-/// as iterating a `Set` would). Guarded by the malloc's lock.
-struct CacheList {
-    private(set) var items: UnsafeMutablePointer<UnsafeMutableRawPointer>
-    private(set) var count = 0
-    private var capacity = 4
-
-    init() { items = .allocate(capacity: 4) }
-
-    mutating func insert(_ p: UnsafeMutableRawPointer) {
-        if count == capacity {
-            let bigger = UnsafeMutablePointer<UnsafeMutableRawPointer>.allocate(capacity: capacity * 2)
-            bigger.moveInitialize(from: items, count: count)
-            items.deallocate()
-            items = bigger
-            capacity *= 2
-        }
-        (items + count).initialize(to: p)
-        count += 1
-    }
-
-    /// Removes `p`; false when it is not in the list.
-    mutating func remove(_ p: UnsafeMutableRawPointer) -> Bool {
-        for i in 0..<count where items[i] == p {
-            count -= 1
-            items[i] = items[count]
-            return true
-        }
-        return false
-    }
-
-    subscript(i: Int) -> UnsafeMutableRawPointer { items[i] }
-
-    func deallocate() { items.deallocate() }
-}
-
 /// Which mallocs are alive, by id, so that a thread's exit hook hands its caches back only
 /// to mallocs that still exist. The registry holds no reference (a weak one would give every
 /// malloc a side table, and every retain of it the slow path): a malloc leaves it first thing
@@ -220,54 +189,114 @@ extension Malloc {
 
     @inline(never)
     func threadCacheSlow() -> ThreadCache? {
-        guard cachesSmallChunks else { return nil }
         let slots = cshim_malloc_tls_slots()!
         if let c = cshim_tls_promote(slots, id) { return ThreadCache(c) }
         guard cshim_malloc_tls_arm(MallocRegistry.exitHook) == 0 else { return nil }
-        let cache = ThreadCache.allocate()
-        lock.withLock { _ in threadCaches.pointee.insert(cache.rawPointer) }
+        // A retired cache is taken again (the registry never shrinks while the malloc lives,
+        // so that it is read without a lock); heaps go round, the first thread's heap 0.
+        let cache = cacheLock.withLock { (nextHeap: inout Int) -> ThreadCache in
+            var found: ThreadCache? = nil
+            forEachCache { c in if found == nil, c.load(ThreadCache.inUseSlot) == 0 { found = c } }
+            let c = found ?? newCache()
+            c.store(ThreadCache.heapSlot, Int64(nextHeap % heapCount))
+            c.store(ThreadCache.inUseSlot, 1)
+            nextHeap &+= 1
+            return c
+        }
         let evicted = cshim_tls_push_front(slots, id, cache.rawPointer)
         if evicted.owner != 0, let c = evicted.cache { MallocRegistry.retire(owner: evicted.owner, cache: c) }
         return cache
     }
 
-    /// Hands a cache back (its thread is exiting or evicting it): its chunks go to the heap,
-    /// its counters into the malloc's. No area is unmapped here: a thread's exit hook runs
-    /// outside any call into the model (under `nommu run`, a munmap's own allocations would
-    /// come back into this malloc, whose lock is held); the next free in an area that is
-    /// wholly free gives it back.
-    func retire(_ cache: ThreadCache) {
-        lock.withLock { _ in
-            guard threadCaches.pointee.remove(cache.rawPointer) else { return }
-            flushLocked(cache, keepAreas: true)
-            counters.calls += Int(cache.load(ThreadCache.callsSlot))
-            counters.liveBytes += Int(cache.load(ThreadCache.liveBytesSlot))
-            counters.liveBlocks += Int(cache.load(ThreadCache.liveBlocksSlot))
-            counters.peakLiveBytes = max(counters.peakLiveBytes, Int(cache.load(ThreadCache.peakSlot)))
-            publishLiveBytes()
-            cache.deallocate()
+    /// A new cache at the head of the registry (`cacheLock` held).
+    private func newCache() -> ThreadCache {
+        let c = ThreadCache.allocate()
+        c.store(ThreadCache.nextCacheSlot, cshim_load_relaxed_i64(cacheHead))
+        cshim_store_release_i64(cacheHead, Int64(Int(bitPattern: c.rawPointer)))
+        return c
+    }
+
+    /// Calls `body` on every cache of the registry, retired ones included (no lock needed).
+    @inline(__always)
+    func forEachCache(_ body: (ThreadCache) -> Void) {
+        var next = cshim_load_acquire_i64(cacheHead)
+        while next != 0 {
+            let c = ThreadCache(UnsafeMutableRawPointer(bitPattern: Int(next)).unsafelyUnwrapped)
+            body(c)
+            next = c.load(ThreadCache.nextCacheSlot)
         }
     }
 
-    /// Gives every chunk of `cache` back to the heap (lock held; called by its owner, or for
-    /// a thread that is gone). With `keepAreas` no area is unmapped (a call about to fail
-    /// flushes its cache to find room, and a failed call changes no mapping).
-    func flushLocked(_ cache: ThreadCache, keepAreas: Bool = false) {
+    /// Hands a cache back (its thread is exiting or evicting it): its chunks go to their
+    /// heaps, its counters into its heap's, and the cache waits for a new thread. No area is
+    /// unmapped here: a thread's exit hook runs outside any call into the model (under
+    /// `nommu run`, a munmap's own allocations would come back into this malloc, whose lock
+    /// is held); the next free in an area that is wholly free gives it back.
+    func retire(_ cache: ThreadCache) {
+        cacheLock.withLock { _ in
+            guard cache.load(ThreadCache.inUseSlot) == 1 else { return }
+            flush(cache, keepAreas: true)
+            let a = heaps[Int(cache.load(ThreadCache.heapSlot))]
+            let calls = Int(cache.load(ThreadCache.callsSlot))
+            let live = Int(cache.load(ThreadCache.liveBytesSlot))
+            let blocks = Int(cache.load(ThreadCache.liveBlocksSlot))
+            let peak = Int(cache.load(ThreadCache.peakSlot))
+            // Zeroed before they are added to the heap's: a peak check in between sees too
+            // little for a moment, never the same bytes twice.
+            cache.store(ThreadCache.callsSlot, 0)
+            cache.store(ThreadCache.liveBytesSlot, 0)
+            cache.store(ThreadCache.liveBlocksSlot, 0)
+            cache.store(ThreadCache.peakSlot, 0)
+            a.withLock {
+                a.add(HeapArena.callsSlot, calls)
+                a.add(HeapArena.liveBytesSlot, live)
+                a.add(HeapArena.liveBlocksSlot, blocks)
+                cshim_add_relaxed_i64(liveBytesMirror, Int64(live))
+                a.store(HeapArena.peakSlot, max(a.load(HeapArena.peakSlot), peak))
+            }
+            cache.store(ThreadCache.inUseSlot, 0)
+        }
+    }
+
+    /// Gives `cache`'s chunks back to their heaps (called by its owner, or for a thread that
+    /// is gone), each heap's lock taken for a run of its chunks; with `only` (whose lock the
+    /// caller holds), only that heap's chunks, the others staying cached. With `keepAreas`
+    /// no area is unmapped (a call about to fail flushes its cache to find room, and a
+    /// failed call changes no mapping).
+    func flush(_ cache: ThreadCache, only: HeapArena? = nil, keepAreas: Bool = false) {
+        var holder = HeapLockHolder()
         for i in 0..<ThreadCache.binCount {
+            var kept: UnsafeMutableRawPointer? = nil
             while let c = cache.pop(i) {
+                let a = heap(of: c)
+                if let only {
+                    guard a.index == only.index else {
+                        c.payload.storeBytes(of: Int64(Int(bitPattern: kept)), as: Int64.self)
+                        kept = c.base
+                        continue
+                    }
+                } else {
+                    holder.hold(a)
+                }
                 c.untag()
-                freeChunk(c, mayUnmap: !keepAreas)
+                freeChunk(a, c, mayUnmap: !keepAreas)
+            }
+            while let k = kept {
+                let c = Chunk(k)
+                kept = ThreadCache.next(c)
+                _ = cache.push(c, i)
             }
         }
+        holder.release()
     }
 
-    /// Hands the calling thread's cached chunks back to the heap, where they coalesce and
+    /// Hands the calling thread's cached chunks back to their heaps, where they coalesce and
     /// wholly free areas are given back (as when the thread exits). Cached chunks are free
     /// to the program but in use to the heap: up to `ThreadCache.perBin` of each size per
     /// thread, they keep their areas mapped until then.
     public func releaseThreadCache() {
         guard let cache = cachedThreadCache() ?? existingThreadCache() else { return }
-        lock.withLock { _ in flushLocked(cache) }
+        flush(cache)
     }
 
     /// The calling thread's cache if it has one (never makes it).
@@ -279,21 +308,16 @@ extension Malloc {
         return nil
     }
 
-    /// Sums of every live cache's counters (lock held).
-    func cacheTotalsLocked() -> (calls: Int, liveBytes: Int, liveBlocks: Int, peak: Int) {
+    /// Sums of every cache's counters (no lock: relaxed reads of counters their threads
+    /// write as they go).
+    func cacheTotals() -> (calls: Int, liveBytes: Int, liveBlocks: Int, peak: Int) {
         var t = (calls: 0, liveBytes: 0, liveBlocks: 0, peak: 0)
-        for i in 0..<threadCaches.pointee.count {
-            let c = ThreadCache(threadCaches.pointee[i])
+        forEachCache { c in
             t.calls += Int(c.load(ThreadCache.callsSlot))
             t.liveBytes += Int(c.load(ThreadCache.liveBytesSlot))
             t.liveBlocks += Int(c.load(ThreadCache.liveBlocksSlot))
             t.peak = max(t.peak, Int(c.load(ThreadCache.peakSlot)))
         }
         return t
-    }
-
-    /// Publishes the heap's live bytes (lock held) for the caches' peak checks.
-    func publishLiveBytes() {
-        cshim_store_relaxed_i64(liveBytesMirror, Int64(counters.liveBytes))
     }
 }

@@ -45,6 +45,13 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Allocation sites shown per process (0: sites are not tracked, which saves time).")
     var sites: Int = 10
 
+    @Option(
+        help: """
+            heap: heaps the malloc spreads threads over, each with its own lock (glibc's arenas; \
+            1 is uClibc's one heap, whose free memory every thread shares).
+            """)
+    var heaps: Int = Malloc.Configuration.defaultHeaps
+
     @Option(help: "Also write the reports, with the settings, as JSON to this file.")
     var report: String?
 
@@ -62,6 +69,9 @@ struct RunCommand: ParsableCommand {
         guard Malloc.Policy(rawValue: policy) != nil else { throw ValidationError("--malloc is simple or heap") }
         guard trim >= 0 else { throw ValidationError("--trim must be at least 0") }
         guard sites >= 0 else { throw ValidationError("--sites must be at least 0") }
+        guard heaps >= 1, heaps <= Malloc.Configuration.maxHeaps else {
+            throw ValidationError("--heaps must be from 1 to \(Malloc.Configuration.maxHeaps)")
+        }
         do { _ = try parseSize(arena) } catch { throw ValidationError("--arena: \(error)") }
     }
 
@@ -84,6 +94,7 @@ struct RunCommand: ParsableCommand {
         s.uninitialized = uninitialized
         s.allowUninitialized = allowUninitialized
         s.sites = sites
+        s.heaps = heaps
         s.hostDirectory = NSTemporaryDirectory()
         return s
     }
@@ -113,7 +124,9 @@ struct RunCommand: ParsableCommand {
         let wallMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
 
         var (reports, malformed) = Self.read(gathered)
-        Symbolizer.fill(&reports)
+        // Names for the sites and the failure's frames only where something prints them (the
+        // symbolizer is a process per module: 0.1 s each here).
+        if !quiet || report != nil { Symbolizer.fill(&reports) }
         let program = URL(fileURLWithPath: argv[0]).lastPathComponent
         var out = ""
         if !quiet && !reports.isEmpty { out += RunReport.text(reports, total: combine, sites: sites) + "\n" }

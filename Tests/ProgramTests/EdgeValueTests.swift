@@ -31,6 +31,7 @@ struct EdgeValueTests {
                 ["run", "--arena", v, "--", "/bin/true"],
                 ["run", "--trim", v, "--", "/bin/true"],
                 ["run", "--sites", v, "-q", "--", "/bin/true"],
+                ["run", "--heaps", v, "-q", "--", "/bin/true"],
                 ["bench", "--quick", "--series", "alloc_uninit", "--sizes", v],
                 ["exec-map", "--instances", v, "/bin/true"],
                 ["exec-map", "--arena-mi-b", v, "/bin/true"],
@@ -44,7 +45,7 @@ struct EdgeValueTests {
                 #expect(!trapped(o), "nommu \(c.joined(separator: " ")): \(o)")
             }
         }
-        #expect(ran == edgeValues.count * 12)
+        #expect(ran == edgeValues.count * 13)
     }
 
     @Test("nommu replay with every edge value in every field of every event kind")

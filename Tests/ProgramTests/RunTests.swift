@@ -193,6 +193,27 @@ struct RunProgramTests {
         }
     }
 
+    @Test("--heaps: threads spread over that many heaps, 1 is one shared heap; outside 1...64 is refused")
+    func heapsOption() throws {
+        let dir = Scratch("run-heaps")
+        defer { dir.remove() }
+        var mmaps: [Int: Int] = [:]
+        for heaps in [1, 8] {
+            let (o, doc) = try run([Bin.workload, "threads", "4", "2000"], ["--heaps", String(heaps)], in: dir)
+            #expect(o.status == 0, "\(o)")
+            let r = try #require(doc?.results.first, "\(o)")
+            #expect(r.failures == 0)
+            mmaps[heaps] = r.mmaps
+            #expect(doc?.settings.heaps == heaps, "the report's settings name the heaps")
+        }
+        // Four threads in four heaps map an area each at least; in one heap they share.
+        #expect(mmaps[8]! > mmaps[1]!, "\(mmaps)")
+        for bad in ["0", "65"] {
+            let o = try nommu(["run", "--heaps", bad, "--", "/bin/true"], in: dir.path)
+            #expect(o.status == 64 && o.stderr.contains("--heaps must be from 1 to 64"), "\(o)")
+        }
+    }
+
     @Test("sites hold what their blocks hold: kept blocks count at the end, freed ones do not")
     func siteAccounting() throws {
         let dir = Scratch("run-sites")

@@ -100,8 +100,12 @@ struct RunDocument: Decodable {
         var status: Int?
         var signal: Int?
     }
+    struct Settings: Decodable {
+        var heaps: Int
+    }
     var tool: String
     var command: [String]
+    var settings: Settings
     var exit: Exit
     var results: [RunReport]
     var total: RunReport?

@@ -232,6 +232,9 @@ struct nommu_malloc_config {
     size_t extend_size;     /* heap: bytes mapped per new area (default 64 KiB) */
     size_t mmap_threshold;  /* heap: blocks this big get their own mapping (default 128 KiB) */
     size_t unmap_threshold; /* heap: wholly free areas this big go back, one kept (default 64 KiB) */
+    size_t heaps;           /* heaps threads are spread over, 1..64 (default 8, glibc's arenas; 1: one
+                             * heap and one lock, uClibc's). A config without this field (an older
+                             * size) gets the default. */
 };
 
 void nommu_malloc_config_init(struct nommu_malloc_config *config);

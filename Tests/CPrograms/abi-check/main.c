@@ -7,6 +7,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -523,6 +524,23 @@ static void extreme_rows(void) {
         mc.unmap_threshold = huge[i];
         EXPECT_ERRNO(nommu_malloc_configure(q, &mc), -1, EINVAL, "malloc_configure(unmap_threshold huge)");
     }
+    /* heaps: 1..64; a config of the size before the field was added gets the default. */
+    size_t bad_heaps[] = {0, 65, SIZE_MAX};
+    for (size_t i = 0; i < sizeof bad_heaps / sizeof bad_heaps[0]; i++) {
+        nommu_malloc_config_init(&mc);
+        mc.heaps = bad_heaps[i];
+        EXPECT_ERRNO(nommu_malloc_configure(q, &mc), -1, EINVAL, "malloc_configure(heaps out of 1..64)");
+    }
+    nommu_malloc_config_init(&mc);
+    CHECK(mc.heaps == 8, "malloc_config_init: 8 heaps");
+    mc.size = offsetof(struct nommu_malloc_config, heaps) - 1;
+    EXPECT_ERRNO(nommu_malloc_configure(q, &mc), -1, EINVAL, "malloc_configure(a size cut inside the old fields)");
+    mc.size = offsetof(struct nommu_malloc_config, heaps);
+    mc.heaps = 0; /* not read: past the size */
+    CHECK(nommu_malloc_configure(q, &mc) == 0, "malloc_configure(the size before heaps)");
+    nommu_malloc_config_init(&mc);
+    mc.heaps = 1;
+    CHECK(nommu_malloc_configure(q, &mc) == 0, "malloc_configure(one heap)");
     nommu_malloc_config_init(&mc);
     CHECK(nommu_malloc_configure(q, &mc) == 0, "malloc_configure(defaults) after the refusals");
     void *m = nommu_malloc(q, 1);
