@@ -26,7 +26,7 @@ extension System {
                 let file = r.backing.inode.flatMap { s.inodes[$0] }
                 out += mapsLine(
                     start: r.start, end: r.end, flags: r.flags, offset: r.pgoff << UInt(pageShift), file: file,
-                    name: file?.path ?? r.backing.procPath)
+                    name: file?.path ?? s.procPath(of: r.backing))
             }
             return out
         }
@@ -44,7 +44,7 @@ extension System {
                     out += mapsLine(
                         start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: file,
                         name: file.path)
-                } else if let path = backing.procPath {
+                } else if let path = s.procPath(of: backing) {
                     out += mapsLine(
                         start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: nil,
                         name: path)

@@ -182,7 +182,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
                     start: VirtualAddress(m.start), end: VirtualAddress(m.end), regionStart: VirtualAddress(r.start),
                     regionEnd: VirtualAddress(r.end), regionTop: VirtualAddress(r.top), regionUsage: r.usage)
                 info.ownsPages = r.run != nil
-                info.path = r.backing.inode.flatMap { s.inodes[$0]?.path } ?? r.backing.procPath
+                info.path = r.backing.inode.flatMap { s.inodes[$0]?.path } ?? s.procPath(of: r.backing)
                 return info
             }
         }

@@ -9,8 +9,10 @@ enum Backing: Hashable {
     /// `VM_MAPPED_COPY`, else the backing memory mapped in place.
     case file(Int)
     /// A private copy of a procfs file's text (`/proc/meminfo` and the other `proc_create`
-    /// files), by path: a file mapping to munmap and mremap, with no inode in the model.
-    case procCopy(String)
+    /// files), by its path's number in `ModelState.procPaths`: a file mapping to munmap and
+    /// mremap, with no inode in the model. (A number, not the path: a region holds no
+    /// reference, so storing and dropping one on every mmap and munmap is a plain copy.)
+    case procCopy(Int)
 
     var inode: Int? {
         if case .file(let i) = self { return i }
@@ -19,12 +21,6 @@ enum Backing: Hashable {
 
     /// Whether a file is behind it (munmap takes such a mapping only whole).
     var isFile: Bool { self != .anonymous }
-
-    /// The path `/proc/*/maps` prints for a copy of a procfs file.
-    var procPath: String? {
-        if case .procCopy(let path) = self { return path }
-        return nil
-    }
 }
 
 /// The kernel's `vm_region`: one contiguous run of memory that one or more mappings use.

@@ -37,6 +37,17 @@ struct Slab<Value> {
         }
     }
 
+    /// Takes the live value out of `slot` and frees the slot (as setting nil does, without
+    /// the subscript's generic before-and-after checks).
+    @inline(__always)
+    mutating func remove(_ slot: Int) -> Value {
+        precondition(slot >= 0 && slot < items.count, "slab slot \(slot) out of range")
+        guard let v = items[slot].take() else { preconditionFailure("slab slot \(slot) is empty") }
+        count -= 1
+        freeSlots.append(slot)
+        return v
+    }
+
     /// Runs `body` on the live value in `slot`, in place.
     @inline(__always)
     mutating func update<R>(_ slot: Int, _ body: (inout Value) -> R) -> R {

@@ -75,18 +75,18 @@ extension System {
     }
 
     /// Puts a run the process now owns into the region tree and its address space, as one
-    /// region (anonymous, or a procfs file's copy) and one mapping. - Throws: `ESRCH` when
-    /// the process exited meanwhile (the run goes back: nothing stays).
+    /// region (anonymous, or the copy of the procfs file at `procPath`) and one mapping.
+    /// - Throws: `ESRCH` when the process exited meanwhile (the run goes back: nothing stays).
     func insertPrivateRegion(
-        _ pid: Int32, _ run: PageRun, rounded: UInt, flags vmFlags: VMFlags, pgoff: UInt,
-        backing: Backing = .anonymous
+        _ pid: Int32, _ run: PageRun, rounded: UInt, flags vmFlags: VMFlags, pgoff: UInt, procPath: String? = nil
     ) throws(Errno) -> VirtualAddress {
         let start = UInt(bitPattern: allocator.address(of: run.start))
-        let region = Region(
+        var region = Region(
             start: start, end: start + rounded, top: start + UInt(run.keptPages) << UInt(pageShift), pgoff: pgoff,
-            flags: vmFlags, usage: 1, backing: backing, run: run)
+            flags: vmFlags, usage: 1, backing: .anonymous, run: run)
         let inserted = state.withLock { s -> Bool in
             guard let mm = s.processes[pid] else { return false }
+            if let procPath { region.backing = .procCopy(s.procPathNumber(procPath)) }
             let id = s.addRegion(region)
             let m = Mapping(start: start, end: start + rounded, region: id, flags: vmFlags, pgoff: pgoff)
             s.spaces.update(mm) { space in
@@ -144,7 +144,7 @@ extension System {
             }
         }
         return try insertPrivateRegion(
-            pid, run, rounded: rounded, flags: vmFlags, pgoff: pgoff, backing: .procCopy(text.path))
+            pid, run, rounded: rounded, flags: vmFlags, pgoff: pgoff, procPath: text.path)
     }
 
     /// Frees a run the model owns; failure would be a model bug.

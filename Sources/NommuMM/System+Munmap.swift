@@ -16,22 +16,21 @@ extension System {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.processes[pid] else { throw .noSuchProcess }
             // 2. The first VMA that intersects [start, end) (v6.1+ vma_find).
-            // (Without overlapping mappings, a bisection; no array is built on this path.)
-            let i: Int
-            if s.spaces[mm]!.hasOverlaps {
-                guard let k = s.spaces[mm]!.indices(intersecting: start, end).first else { throw .invalidArgument }
-                i = k
-            } else {
-                let k = s.spaces[mm]!.firstIndex(endingAbove: start)
-                guard k < s.spaces[mm]!.mappings.count, s.spaces[mm]!.mappings[k].start < end else {
-                    throw .invalidArgument
+            // (Without overlapping mappings, a bisection; no array is built on this path, and
+            // the address space is read in place, not copied out of its slot.)
+            let found = s.spaces.update(mm) { space -> (index: Int, vma: Mapping)? in
+                if space.hasOverlaps {
+                    guard let k = space.indices(intersecting: start, end).first else { return nil }
+                    return (k, space.mappings[k])
                 }
-                i = k
+                let k = space.firstIndex(endingAbove: start)
+                guard k < space.mappings.count, space.mappings[k].start < end else { return nil }
+                return (k, space.mappings[k])
             }
-            let vma = s.spaces[mm]!.mappings[i]
+            guard let (i, vma) = found else { throw .invalidArgument }
             // 3. File mappings are never split: only a VMA starting at or after `start` and
             // ending exactly at `end` goes, whole.
-            if s.regions[vma.region]!.backing.isFile {
+            if s.regions.update(vma.region, { $0.backing.isFile }) {
                 // (Where mappings overlap, which only device and shareable file mappings do,
                 // one that starts below `start` is passed over rather than refused.)
                 let overlapping = s.spaces[mm]!.hasOverlaps
@@ -78,12 +77,12 @@ extension System {
 
     /// Drops one use of a region; the last use frees a private copy's pages.
     func putRegion(_ id: Int, in s: inout ModelState) {
-        let r = s.regions.update(id) { r in
+        let usage = s.regions.update(id) { r in
             r.usage -= 1
-            return r
+            return r.usage
         }
-        guard r.usage == 0 else { return }
-        s.removeRegion(id)
+        guard usage == 0 else { return }
+        let r = s.removeRegion(id)
         if r.flags.contains(.mappedCopy), let run = r.run {
             s.mmapPagesAllocated -= run.keptPages
             releaseOrTrap(run)

@@ -263,7 +263,24 @@ struct ModelState {
 
     mutating func addRegion(_ r: Region) -> Int { regions.insert(r) }
 
-    mutating func removeRegion(_ id: Int) {
-        regions[id] = nil
+    /// The paths of procfs files that private copies were made of (`Backing.procCopy`
+    /// numbers them; a path is entered once and kept: there are few of them).
+    var procPaths: [String] = []
+
+    /// The number of `path` in `procPaths`, entered when new.
+    mutating func procPathNumber(_ path: String) -> Int {
+        if let i = procPaths.firstIndex(of: path) { return i }
+        procPaths.append(path)
+        return procPaths.count - 1
+    }
+
+    /// The path `/proc/*/maps` prints for a copy of a procfs file; nil for other backings.
+    func procPath(of backing: Backing) -> String? {
+        if case .procCopy(let i) = backing { return procPaths[i] }
+        return nil
+    }
+
+    mutating func removeRegion(_ id: Int) -> Region {
+        regions.remove(id)
     }
 }
