@@ -680,13 +680,8 @@ public final class Malloc: @unchecked Sendable {
         cacheLock.withLock { _ in
             forEachCache { c in
                 let a = heaps[Int(c.load(ThreadCache.heapSlot))]
-                let live = Int(c.load(ThreadCache.liveBytesSlot))
-                let blocks = Int(c.load(ThreadCache.liveBlocksSlot))
-                c.store(ThreadCache.callsSlot, 0)
-                c.store(ThreadCache.liveBytesSlot, 0)
-                c.store(ThreadCache.liveBlocksSlot, 0)
-                c.store(ThreadCache.peakSlot, 0)
-                a.withLock { addLive(a, live, blocks: blocks) }
+                let t = c.takeCounters()
+                a.withLock { addLive(a, t.liveBytes, blocks: t.liveBlocks) }
             }
         }
         var live = 0
@@ -718,7 +713,7 @@ public final class Malloc: @unchecked Sendable {
 
     /// Adds to heap `a`'s live bytes and blocks (its lock held), and to the malloc's sum.
     @inline(__always)
-    private func addLive(_ a: HeapArena, _ bytes: Int, blocks: Int) {
+    func addLive(_ a: HeapArena, _ bytes: Int, blocks: Int) {
         a.add(HeapArena.liveBytesSlot, bytes)
         a.add(HeapArena.liveBlocksSlot, blocks)
         cshim_add_relaxed_i64(liveBytesMirror, Int64(bytes))

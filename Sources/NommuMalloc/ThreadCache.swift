@@ -10,14 +10,17 @@
 // more than a few pages of them. To the heap a cached chunk is in use: it does not coalesce, and its tag word
 // says "cached" (`BlockHeader.cachedTag`) so a second free of it is refused. `free` of a
 // small chunk of this malloc pushes it onto the calling thread's cache when there is room;
-// `malloc` of a small size pops from it; everything else takes the heap lock. A thread's
-// cache goes back to the heap when the thread exits, when the thread's slots evict it, and
-// when an allocation of that thread is about to fail with ENOMEM. (Other threads' cached
-// chunks are not reclaimed for a failing call, as in glibc.)
+// `malloc` of a small size pops from it; everything else takes the lock of a heap (the
+// thread's, or the one holding the block). A cache also names the heap its thread allocates
+// in. A thread's cache goes back to the heaps when the thread exits, when the thread's slots
+// evict it, and (its chunks of the failing heap) when an allocation of that thread is about to
+// fail with ENOMEM. (Other threads' cached chunks are not reclaimed for a failing call, as in
+// glibc.) The malloc keeps its caches in a list read without a lock: a cache is never freed
+// while the malloc lives, and a retired one waits for the next new thread.
 //
 // Counters: each cache counts the calls it served and the live bytes and blocks they
 // moved; `Malloc.statistics` adds them up. The peak of live bytes is exact while one thread
-// allocates (its cache compares the heap's live bytes plus its own with its peak on every
+// allocates (its cache compares the heaps' live bytes plus its own with its peak on every
 // allocation) and, with several threads, exact at every locked call and a lower bound between.
 internal import CShims
 import NommuBase
@@ -123,6 +126,21 @@ struct ThreadCache {
     @inline(__always)
     static func next(_ c: Chunk) -> UnsafeMutableRawPointer? {
         UnsafeMutableRawPointer(bitPattern: Int(truncatingIfNeeded: c.payload.load(as: Int64.self)))
+    }
+
+    /// The cache's counters, zeroed as they are read (its thread is gone, or handing it back):
+    /// zeroed before the caller adds them to a heap's, so that a peak check in between sees
+    /// too little for a moment, never the same bytes twice.
+    func takeCounters() -> (calls: Int, liveBytes: Int, liveBlocks: Int, peak: Int) {
+        let t = (
+            calls: Int(load(ThreadCache.callsSlot)), liveBytes: Int(load(ThreadCache.liveBytesSlot)),
+            liveBlocks: Int(load(ThreadCache.liveBlocksSlot)), peak: Int(load(ThreadCache.peakSlot))
+        )
+        store(ThreadCache.callsSlot, 0)
+        store(ThreadCache.liveBytesSlot, 0)
+        store(ThreadCache.liveBlocksSlot, 0)
+        store(ThreadCache.peakSlot, 0)
+        return t
     }
 
     /// Chunks cached.
@@ -237,22 +255,11 @@ extension Malloc {
             guard cache.load(ThreadCache.inUseSlot) == 1 else { return }
             flush(cache, keepAreas: true)
             let a = heaps[Int(cache.load(ThreadCache.heapSlot))]
-            let calls = Int(cache.load(ThreadCache.callsSlot))
-            let live = Int(cache.load(ThreadCache.liveBytesSlot))
-            let blocks = Int(cache.load(ThreadCache.liveBlocksSlot))
-            let peak = Int(cache.load(ThreadCache.peakSlot))
-            // Zeroed before they are added to the heap's: a peak check in between sees too
-            // little for a moment, never the same bytes twice.
-            cache.store(ThreadCache.callsSlot, 0)
-            cache.store(ThreadCache.liveBytesSlot, 0)
-            cache.store(ThreadCache.liveBlocksSlot, 0)
-            cache.store(ThreadCache.peakSlot, 0)
+            let t = cache.takeCounters()
             a.withLock {
-                a.add(HeapArena.callsSlot, calls)
-                a.add(HeapArena.liveBytesSlot, live)
-                a.add(HeapArena.liveBlocksSlot, blocks)
-                cshim_add_relaxed_i64(liveBytesMirror, Int64(live))
-                a.store(HeapArena.peakSlot, max(a.load(HeapArena.peakSlot), peak))
+                a.add(HeapArena.callsSlot, t.calls)
+                addLive(a, t.liveBytes, blocks: t.liveBlocks)
+                a.store(HeapArena.peakSlot, max(a.load(HeapArena.peakSlot), t.peak))
             }
             cache.store(ThreadCache.inUseSlot, 0)
         }
