@@ -37,15 +37,14 @@ struct Slab<Value> {
         }
     }
 
-    /// Takes the live value out of `slot` and frees the slot (as setting nil does, without
-    /// the subscript's generic before-and-after checks).
+    /// Frees the live value's slot (as setting nil through the subscript does, without its
+    /// generic before-and-after checks and without copying the value out).
     @inline(__always)
-    mutating func remove(_ slot: Int) -> Value {
-        precondition(slot >= 0 && slot < items.count, "slab slot \(slot) out of range")
-        guard let v = items[slot].take() else { preconditionFailure("slab slot \(slot) is empty") }
+    mutating func free(_ slot: Int) {
+        precondition(slot >= 0 && slot < items.count && items[slot] != nil, "slab slot \(slot) is empty")
+        items[slot] = nil
         count -= 1
         freeSlots.append(slot)
-        return v
     }
 
     /// Runs `body` on the live value in `slot`, in place.

@@ -77,17 +77,18 @@ extension System {
 
     /// Drops one use of a region; the last use frees a private copy's pages.
     func putRegion(_ id: Int, in s: inout ModelState) {
-        let usage = s.regions.update(id) { r in
+        // (What the last use needs is read in the slot: the region is not copied out.)
+        let (last, run, inode) = s.regions.update(id) { r in
             r.usage -= 1
-            return r.usage
+            return (r.usage == 0, r.flags.contains(.mappedCopy) ? r.run : nil, r.backing.inode)
         }
-        guard usage == 0 else { return }
-        let r = s.removeRegion(id)
-        if r.flags.contains(.mappedCopy), let run = r.run {
+        guard last else { return }
+        s.removeRegion(id)
+        if let run {
             s.mmapPagesAllocated -= run.keptPages
             releaseOrTrap(run)
         }
-        if let inode = r.backing.inode {
+        if let inode {
             s.inodes.update(inode) { $0.regions -= 1 }
             releaseIfUnused(inode, in: &s)
         }

@@ -280,7 +280,7 @@ struct ModelState {
         return nil
     }
 
-    mutating func removeRegion(_ id: Int) -> Region {
-        regions.remove(id)
+    mutating func removeRegion(_ id: Int) {
+        regions.free(id)
     }
 }
