@@ -68,7 +68,7 @@ struct PIDTable {
     private(set) var count = 0
 
     subscript(pid: Int32) -> Int? {
-        get {
+        @inline(__always) get {
             let i = Int(pid)
             return i > 0 && i < slots.count && slots[i] >= 0 ? slots[i] : nil
         }

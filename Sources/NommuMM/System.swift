@@ -111,7 +111,7 @@ public final class System: @unchecked Sendable {
 
     let pageSize: UInt
     let pageShift: Int
-    let state: HostMutex<ModelState>
+    let state: ModelLock
     let futexes = FutexTable()
     #if NOMMU_INTERNAL_CHECKS
         /// Calls of `_checkInvariants`, for sampling the walk in large states.
@@ -152,7 +152,7 @@ public final class System: @unchecked Sendable {
         }
         var initial = ModelState()
         initial.createDeviceNodes()
-        state = HostMutex(initial)
+        state = ModelLock(initial)
     }
 
     deinit {
@@ -282,5 +282,37 @@ struct ModelState {
 
     mutating func removeRegion(_ id: Int) {
         regions.free(id)
+    }
+}
+
+/// The model lock: `ModelState` behind a pthread mutex (the kernel's `nommu_region_sem` and
+/// every `mmap_lock` in one). The page allocator's `HostMutex` in shape, kept in this module
+/// so that each `withLock` is specialised and inlined where it is called: through the other
+/// module's generic it was a call per entry with the body behind a closure thunk.
+final class ModelLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let value: UnsafeMutablePointer<ModelState>
+
+    init(_ value: ModelState) {
+        self.value = .allocate(capacity: 1)
+        self.value.initialize(to: value)
+        mutex = .allocate(capacity: 1)
+        let rc = pthread_mutex_init(mutex, nil)
+        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        value.deinitialize(count: 1)
+        value.deallocate()
+    }
+
+    /// Runs `body` on the state with the mutex held.
+    @inline(__always)
+    func withLock<R, E: Error>(_ body: (inout ModelState) throws(E) -> R) throws(E) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&value.pointee)
     }
 }
