@@ -7,7 +7,7 @@ import NommuMM
     import Glibc
 #endif
 
-@_cdecl("nommu_open_fixed_args")
+@c(nommu_open_fixed_args)
 public func nommu_open_fixed_args(
     _ p: OpaquePointer?, _ path: UnsafePointer<CChar>?, _ flags: CInt, _ mode: CUnsignedInt
 ) -> CInt {
@@ -16,7 +16,7 @@ public func nommu_open_fixed_args(
     do { return try p.open(bytes: bytes, OpenFlags(rawValue: flags)) } catch { return failing(error, -1) }
 }
 
-@_cdecl("nommu_close")
+@c(nommu_close)
 public func nommu_close(_ p: OpaquePointer?, _ fd: CInt) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     do {
@@ -27,7 +27,7 @@ public func nommu_close(_ p: OpaquePointer?, _ fd: CInt) -> CInt {
     }
 }
 
-@_cdecl("nommu_read")
+@c(nommu_read)
 public func nommu_read(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int) -> Int {
     readInto(p, buf, count) { (p, n) throws(Errno) in try p.read(fd, count: n) }
 }
@@ -89,7 +89,7 @@ func endsPastLargestOffset(_ offset: off_t, _ count: Int) -> Bool {
 /// `MAX_RW_COUNT`: INT_MAX rounded down to a page, the most one read or write moves.
 let maxRWCount = Int(Int32.max) & ~4095
 
-@_cdecl("nommu_write")
+@c(nommu_write)
 public func nommu_write(_ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int) -> Int {
     writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.write(fd, bytes) }
 }
@@ -110,7 +110,7 @@ func status(_ body: () throws(Errno) -> Void) -> CInt {
     }
 }
 
-@_cdecl("nommu_pread")
+@c(nommu_pread)
 public func nommu_pread(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeMutableRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
@@ -118,7 +118,7 @@ public func nommu_pread(
     return readInto(p, buf, count) { (p, n) throws(Errno) in try p.pread(fd, count: n, offset: Int64(offset)) }
 }
 
-@_cdecl("nommu_pwrite")
+@c(nommu_pwrite)
 public func nommu_pwrite(
     _ p: OpaquePointer?, _ fd: CInt, _ buf: UnsafeRawPointer?, _ count: Int, _ offset: off_t
 ) -> Int {
@@ -126,20 +126,20 @@ public func nommu_pwrite(
     return writeFrom(p, buf, count) { (p, bytes) throws(Errno) in try p.pwrite(fd, bytes, offset: Int64(offset)) }
 }
 
-@_cdecl("nommu_ftruncate")
+@c(nommu_ftruncate)
 public func nommu_ftruncate(_ p: OpaquePointer?, _ fd: CInt, _ length: off_t) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     return status { () throws(Errno) in try p.ftruncate(fd, length: Int64(length)) }
 }
 
-@_cdecl("nommu_unlink")
+@c(nommu_unlink)
 public func nommu_unlink(_ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let s = path(pathname) else { return failing(.badAddress, -1) }
     return status { () throws(Errno) in try p.unlink(bytes: s) }
 }
 
-@_cdecl("nommu_pipe")
+@c(nommu_pipe)
 public func nommu_pipe(_ p: OpaquePointer?, _ fds: UnsafeMutablePointer<CInt>?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let fds else { return failing(.badAddress, -1) }
@@ -153,26 +153,26 @@ public func nommu_pipe(_ p: OpaquePointer?, _ fds: UnsafeMutablePointer<CInt>?) 
     }
 }
 
-@_cdecl("nommu_mkfifo")
+@c(nommu_mkfifo)
 public func nommu_mkfifo(_ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ mode: mode_t) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let s = path(pathname) else { return failing(.badAddress, -1) }
     return status { () throws(Errno) in try p.mkfifo(bytes: s, mode: CInt(bitPattern: mode)) }
 }
 
-@_cdecl("nommu_socket")
+@c(nommu_socket)
 public func nommu_socket(_ p: OpaquePointer?, _ domain: CInt, _ type: CInt, _ proto: CInt) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     do { return try p.socket(domain: domain, type: type, protocol: proto) } catch { return failing(error, -1) }
 }
 
-@_cdecl("nommu_set_append_only")
+@c(nommu_set_append_only)
 public func nommu_set_append_only(_ p: OpaquePointer?, _ fd: CInt, _ on: CInt) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     return status { () throws(Errno) in try p.setAppendOnly(fd, on != 0) }
 }
 
-@_cdecl("nommu_romfs_add")
+@c(nommu_romfs_add)
 public func nommu_romfs_add(
     _ system: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ data: UnsafeRawPointer?, _ len: Int
 ) -> CInt {
@@ -182,7 +182,7 @@ public func nommu_romfs_add(
     }
 }
 
-@_cdecl("nommu_flash_set_mode")
+@c(nommu_flash_set_mode)
 public func nommu_flash_set_mode(_ system: OpaquePointer?, _ device: UnsafePointer<CChar>?, _ mode: CInt) -> CInt {
     guard let h = systemHandle(system) else { return failing(.invalidArgument, -1) }
     guard let d = path(device).map({ String(decoding: $0, as: UTF8.self) }) else { return failing(.badAddress, -1) }
@@ -190,14 +190,14 @@ public func nommu_flash_set_mode(_ system: OpaquePointer?, _ device: UnsafePoint
     return status { () throws(Errno) in try h.system.setFlashMode(device: d, m) }
 }
 
-@_cdecl("nommu_shmget")
+@c(nommu_shmget)
 public func nommu_shmget(_ p: OpaquePointer?, _ key: key_t, _ size: Int, _ flags: CInt) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard size >= 0 else { return failing(.invalidArgument, -1) }
     do { return try p.shmget(key: key, size: size, flags: flags) } catch { return failing(error, -1) }
 }
 
-@_cdecl("nommu_shmat")
+@c(nommu_shmat)
 public func nommu_shmat(
     _ p: OpaquePointer?, _ shmid: CInt, _ addr: UnsafeRawPointer?, _ flags: CInt
 ) -> UnsafeMutableRawPointer? {
@@ -207,13 +207,13 @@ public func nommu_shmat(
     }
 }
 
-@_cdecl("nommu_shmdt")
+@c(nommu_shmdt)
 public func nommu_shmdt(_ p: OpaquePointer?, _ addr: UnsafeRawPointer?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     return status { () throws(Errno) in try p.shmdt(address(addr)) }
 }
 
-@_cdecl("nommu_shmctl")
+@c(nommu_shmctl)
 public func nommu_shmctl(
     _ p: OpaquePointer?, _ shmid: CInt, _ cmd: CInt, _ buf: UnsafeMutablePointer<shmid_ds>?
 ) -> CInt {
@@ -246,21 +246,21 @@ public func nommu_shmctl(
     }
 }
 
-@_cdecl("nommu_shm_open")
+@c(nommu_shm_open)
 public func nommu_shm_open(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?, _ oflag: CInt, _ mode: mode_t) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let n = path(name) else { return failing(.badAddress, -1) }
     do { return try p.shmOpen(bytes: n, OpenFlags(rawValue: oflag)) } catch { return failing(error, -1) }
 }
 
-@_cdecl("nommu_shm_unlink")
+@c(nommu_shm_unlink)
 public func nommu_shm_unlink(_ p: OpaquePointer?, _ name: UnsafePointer<CChar>?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     guard let n = path(name) else { return failing(.badAddress, -1) }
     return status { () throws(Errno) in try p.shmUnlink(bytes: n) }
 }
 
-@_cdecl("nommu_exec_elf")
+@c(nommu_exec_elf)
 public func nommu_exec_elf(
     _ p: OpaquePointer?, _ pathname: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<nommu_image>?
 ) -> CInt {
@@ -304,7 +304,7 @@ public func nommu_exec_elf(
     }
 }
 
-@_cdecl("nommu_brk")
+@c(nommu_brk)
 public func nommu_brk(_ p: OpaquePointer?, _ newBrk: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
     guard let p = process(p) else { return failing(.invalidArgument, nil) }
     do { return try p.brk(UInt(bitPattern: newBrk)).pointer } catch { return failing(error, nil) }

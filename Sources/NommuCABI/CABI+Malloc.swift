@@ -43,7 +43,7 @@ func forgetMalloc(_ p: Process) {
     p.replacedMallocs.withLock { $0.removeAll() }
 }
 
-@_cdecl("nommu_malloc_config_init")
+@c(nommu_malloc_config_init)
 public func nommu_malloc_config_init(_ config: UnsafeMutablePointer<nommu_malloc_config>?) {
     guard let config else { return }
     let d = Malloc.Configuration()
@@ -53,7 +53,7 @@ public func nommu_malloc_config_init(_ config: UnsafeMutablePointer<nommu_malloc
         heaps: d.heaps)
 }
 
-@_cdecl("nommu_malloc_configure")
+@c(nommu_malloc_configure)
 public func nommu_malloc_configure(_ handle: OpaquePointer?, _ config: UnsafePointer<nommu_malloc_config>?) -> CInt {
     guard let p = process(handle), let config else { return failing(.invalidArgument, -1) }
     // A config of the size before `heaps` was added is read as far as it goes (no further:
@@ -99,7 +99,7 @@ public func nommu_malloc_configure(_ handle: OpaquePointer?, _ config: UnsafePoi
     return 0
 }
 
-@_cdecl("nommu_malloc")
+@c(nommu_malloc)
 public func nommu_malloc(_ handle: OpaquePointer?, _ size: Int) -> UnsafeMutableRawPointer? {
     withMalloc(handle, nil) { m in
         guard size >= 0 else { return failing(.noMemory, nil) }
@@ -107,7 +107,7 @@ public func nommu_malloc(_ handle: OpaquePointer?, _ size: Int) -> UnsafeMutable
     }
 }
 
-@_cdecl("nommu_calloc")
+@c(nommu_calloc)
 public func nommu_calloc(_ handle: OpaquePointer?, _ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     withMalloc(handle, nil) { m in
         // size_t arguments arrive as Int bit patterns: reject what is above Int.max as too big.
@@ -116,7 +116,7 @@ public func nommu_calloc(_ handle: OpaquePointer?, _ count: Int, _ size: Int) ->
     }
 }
 
-@_cdecl("nommu_realloc")
+@c(nommu_realloc)
 public func nommu_realloc(
     _ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?, _ size: Int
 ) -> UnsafeMutableRawPointer? {
@@ -126,7 +126,7 @@ public func nommu_realloc(
     }
 }
 
-@_cdecl("nommu_free")
+@c(nommu_free)
 public func nommu_free(_ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?) {
     guard let ptr else { return }
     withMalloc(handle, ()) { m in
@@ -134,7 +134,7 @@ public func nommu_free(_ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?
     }
 }
 
-@_cdecl("nommu_posix_memalign")
+@c(nommu_posix_memalign)
 public func nommu_posix_memalign(
     _ handle: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ alignment: Int, _ size: Int
 ) -> CInt {
@@ -153,7 +153,7 @@ public func nommu_posix_memalign(
     }
 }
 
-@_cdecl("nommu_malloc_usable_size")
+@c(nommu_malloc_usable_size)
 public func nommu_malloc_usable_size(_ handle: OpaquePointer?, _ ptr: UnsafeMutableRawPointer?) -> Int {
     guard handle != nil else { return 0 }
     return withMalloc(handle, 0) { m in (try? m.usableSize(ptr)) ?? 0 }

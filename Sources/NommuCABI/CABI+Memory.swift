@@ -7,7 +7,7 @@ import PageAllocator
     import Glibc
 #endif
 
-@_cdecl("nommu_mmap")
+@c(nommu_mmap)
 public func nommu_mmap(
     _ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int, _ prot: CInt, _ flags: CInt, _ fd: CInt,
     _ off: off_t
@@ -25,7 +25,7 @@ public func nommu_mmap(
     }
 }
 
-@_cdecl("nommu_mmap2")
+@c(nommu_mmap2)
 public func nommu_mmap2(
     _ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int, _ prot: CInt, _ flags: CInt, _ fd: CInt,
     _ pgoff: UInt
@@ -43,7 +43,7 @@ public func nommu_mmap2(
     }
 }
 
-@_cdecl("nommu_munmap")
+@c(nommu_munmap)
 public func nommu_munmap(_ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, _ len: Int) -> CInt {
     guard let p else { return failing(.invalidArgument, -1) }
     return withProcess(p) { p -> CInt in
@@ -56,7 +56,7 @@ public func nommu_munmap(_ p: OpaquePointer?, _ addr: UnsafeMutableRawPointer?, 
     }
 }
 
-@_cdecl("nommu_mremap_fixed_args")
+@c(nommu_mremap_fixed_args)
 public func nommu_mremap_fixed_args(
     _ p: OpaquePointer?, _ old: UnsafeMutableRawPointer?, _ oldLen: Int, _ newLen: Int, _ flags: CInt,
     _ newAddress: UnsafeMutableRawPointer?
@@ -72,7 +72,7 @@ public func nommu_mremap_fixed_args(
     }
 }
 
-@_cdecl("nommu_futex")
+@c(nommu_futex)
 public func nommu_futex(
     _ p: OpaquePointer?, _ uaddr: UnsafeMutablePointer<UInt32>?, _ op: CInt, _ val: UInt32,
     _ timeout: UnsafePointer<timespec>?
@@ -92,28 +92,28 @@ func noMMU(_ p: OpaquePointer?) -> CInt {
     return 0
 }
 
-@_cdecl("nommu_mprotect")
+@c(nommu_mprotect)
 public func nommu_mprotect(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ prot: CInt) -> CInt {
     noMMU(p)
 }
-@_cdecl("nommu_msync")
+@c(nommu_msync)
 public func nommu_msync(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ f: CInt) -> CInt { noMMU(p) }
-@_cdecl("nommu_mlock")
+@c(nommu_mlock)
 public func nommu_mlock(_ p: OpaquePointer?, _ a: UnsafeRawPointer?, _ l: Int) -> CInt { noMMU(p) }
-@_cdecl("nommu_munlock")
+@c(nommu_munlock)
 public func nommu_munlock(_ p: OpaquePointer?, _ a: UnsafeRawPointer?, _ l: Int) -> CInt { noMMU(p) }
-@_cdecl("nommu_mincore")
+@c(nommu_mincore)
 public func nommu_mincore(
     _ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ v: UnsafeMutablePointer<UInt8>?
 ) -> CInt { noMMU(p) }
-@_cdecl("nommu_madvise")
+@c(nommu_madvise)
 public func nommu_madvise(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ advice: CInt) -> CInt {
     noMMU(p)
 }
 
 // MARK: Page allocator
 
-@_cdecl("nommu_alloc_pages")
+@c(nommu_alloc_pages)
 public func nommu_alloc_pages(_ s: OpaquePointer?, _ order: CUnsignedInt, _ flags: CUnsignedInt)
     -> UnsafeMutableRawPointer?
 {
@@ -128,7 +128,7 @@ public func nommu_alloc_pages(_ s: OpaquePointer?, _ order: CUnsignedInt, _ flag
     }
 }
 
-@_cdecl("nommu_free_pages")
+@c(nommu_free_pages)
 public func nommu_free_pages(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPointer?, _ order: CUnsignedInt) -> CInt {
     guard let s else { return failing(.invalidArgument, -1) }
     return withSystem(s) { system -> CInt in
@@ -142,7 +142,7 @@ public func nommu_free_pages(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPoint
     }
 }
 
-@_cdecl("nommu_alloc_pages_exact")
+@c(nommu_alloc_pages_exact)
 public func nommu_alloc_pages_exact(_ s: OpaquePointer?, _ bytes: Int, _ flags: CUnsignedInt)
     -> UnsafeMutableRawPointer?
 {
@@ -159,7 +159,7 @@ public func nommu_alloc_pages_exact(_ s: OpaquePointer?, _ bytes: Int, _ flags: 
     }
 }
 
-@_cdecl("nommu_free_pages_exact")
+@c(nommu_free_pages_exact)
 public func nommu_free_pages_exact(_ s: OpaquePointer?, _ pages: UnsafeMutableRawPointer?, _ bytes: Int) -> CInt {
     guard let s else { return failing(.invalidArgument, -1) }
     return withSystem(s) { system -> CInt in
@@ -173,7 +173,7 @@ public func nommu_free_pages_exact(_ s: OpaquePointer?, _ pages: UnsafeMutableRa
     }
 }
 
-@_cdecl("nommu_get_stats")
+@c(nommu_get_stats)
 public func nommu_get_stats(_ s: OpaquePointer?, _ out: UnsafeMutablePointer<nommu_stats>?) -> CInt {
     guard let h = systemHandle(s), let out else { return failing(.invalidArgument, -1) }
     guard Int(out.pointee.size) >= MemoryLayout<nommu_stats>.size else { return failing(.invalidArgument, -1) }

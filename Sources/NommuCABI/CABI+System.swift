@@ -7,7 +7,7 @@ import NommuMM
     import Glibc
 #endif
 
-@_cdecl("nommu_config_init")
+@c(nommu_config_init)
 public func nommu_config_init(_ config: UnsafeMutablePointer<nommu_config>?) {
     guard let config else { return }
     var c = nommu_config()
@@ -27,7 +27,7 @@ public func nommu_config_init(_ config: UnsafeMutablePointer<nommu_config>?) {
     config.pointee = c
 }
 
-@_cdecl("nommu_system_create")
+@c(nommu_system_create)
 public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> OpaquePointer? {
     var c = nommu_config()
     nommu_config_init(&c)
@@ -63,7 +63,7 @@ public func nommu_system_create(_ config: UnsafePointer<nommu_config>?) -> Opaqu
     }
 }
 
-@_cdecl("nommu_system_destroy")
+@c(nommu_system_destroy)
 public func nommu_system_destroy(_ system: OpaquePointer?) {
     guard let system else { return }
     let h = Unmanaged<SystemHandle>.fromOpaque(UnsafeRawPointer(system)).takeRetainedValue()
@@ -78,37 +78,37 @@ public func nommu_system_destroy(_ system: OpaquePointer?) {
     for pid in h.system.pids { h.system.exit(pid: pid) }
 }
 
-@_cdecl("nommu_process_create")
+@c(nommu_process_create)
 public func nommu_process_create(_ system: OpaquePointer?) -> OpaquePointer? {
     guard let h = systemHandle(system) else { return failing(.invalidArgument, nil) }
     return handle(h.system.createProcess())
 }
 
-@_cdecl("nommu_vfork")
+@c(nommu_vfork)
 public func nommu_vfork(_ parent: OpaquePointer?) -> OpaquePointer? {
     guard let p = process(parent) else { return failing(.invalidArgument, nil) }
     do { return handle(try p.vfork()) } catch { return failing(error, nil) }
 }
 
-@_cdecl("nommu_fork")
+@c(nommu_fork)
 public func nommu_fork(_ p: OpaquePointer?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     do { try p.fork() } catch { return failing(error, -1) }
 }
 
-@_cdecl("nommu_getpid")
+@c(nommu_getpid)
 public func nommu_getpid(_ p: OpaquePointer?) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     return p.isAlive ? p.pid : failing(.noSuchProcess, -1)
 }
 
-@_cdecl("nommu_getuid")
+@c(nommu_getuid)
 public func nommu_getuid(_ p: OpaquePointer?) -> uid_t {
     guard let p = process(p) else { return failing(.invalidArgument, uid_t.max) }
     do { return try p.getuid() } catch { return failing(error, uid_t.max) }
 }
 
-@_cdecl("nommu_setuid")
+@c(nommu_setuid)
 public func nommu_setuid(_ p: OpaquePointer?, _ uid: uid_t) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
     do {
@@ -119,7 +119,7 @@ public func nommu_setuid(_ p: OpaquePointer?, _ uid: uid_t) -> CInt {
     }
 }
 
-@_cdecl("nommu_process_exit")
+@c(nommu_process_exit)
 public func nommu_process_exit(_ p: OpaquePointer?) {
     guard let p else { return }
     let raw = UnsafeMutableRawPointer(p)

@@ -59,7 +59,7 @@ func withRunMalloc<R>(_ failed: R, _ body: (Malloc) -> R) -> R {
     return m._withUnsafeGuaranteedRef(body)
 }
 
-@_cdecl("nommu_run_start")
+@c(nommu_run_start)
 public func nommu_run_start(
     _ start: UnsafeMutablePointer<UInt>, _ end: UnsafeMutablePointer<UInt>, _ why: UnsafeMutablePointer<CChar>,
     _ whySize: Int
@@ -89,19 +89,19 @@ public func nommu_run_start(
     }
 }
 
-@_cdecl("nommu_run_malloc")
+@c(nommu_run_malloc)
 public func nommu_run_malloc(_ size: Int) -> UnsafeMutableRawPointer? {
     guard size >= 0 else { return nil }
     return withRunMalloc(nil) { m in try? m.malloc(size) }
 }
 
-@_cdecl("nommu_run_calloc")
+@c(nommu_run_calloc)
 public func nommu_run_calloc(_ count: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard count >= 0, size >= 0 else { return nil }
     return withRunMalloc(nil) { m in try? m.calloc(count, size) }
 }
 
-@_cdecl("nommu_run_realloc")
+@c(nommu_run_realloc)
 public func nommu_run_realloc(
     _ p: UnsafeMutableRawPointer?, _ size: Int, _ oldSize: UnsafeMutablePointer<Int>
 ) -> UnsafeMutableRawPointer? {
@@ -109,30 +109,30 @@ public func nommu_run_realloc(
     return withRunMalloc(nil) { m in (try? m.realloc(p, size, oldSize: &oldSize.pointee)) ?? nil }
 }
 
-@_cdecl("nommu_run_free")
+@c(nommu_run_free)
 public func nommu_run_free(_ p: UnsafeMutableRawPointer) -> Int {
     withRunMalloc(-1) { m in (try? m.freeReturningSize(p)) ?? -1 }
 }
 
-@_cdecl("nommu_run_memalign")
+@c(nommu_run_memalign)
 public func nommu_run_memalign(_ alignment: Int, _ size: Int) -> UnsafeMutableRawPointer? {
     guard size >= 0 else { return nil }
     return withRunMalloc(nil) { m in try? m.posixMemalign(alignment: alignment, size) }
 }
 
-@_cdecl("nommu_run_usable_size")
+@c(nommu_run_usable_size)
 public func nommu_run_usable_size(_ p: UnsafeMutableRawPointer?) -> Int {
     withRunMalloc(-1) { m in (try? m.usableSize(p)) ?? -1 }
 }
 
-@_cdecl("nommu_run_forked")
+@c(nommu_run_forked)
 public func nommu_run_forked(_ parent: CInt) {
     guard let s = runState else { return }
     s.malloc.restartCallCounts()
     s.forkedFrom = Int(parent)
 }
 
-@_cdecl("nommu_run_report")
+@c(nommu_run_report)
 public func nommu_run_report(_ how: UnsafePointer<CChar>) {
     guard let s = runState else { return }
     let report = makeReport(s, end: String(cString: how))
