@@ -57,7 +57,7 @@ extension PageAllocator {
     func allocateSlow(order k: Int, _ initialization: Initialization) throws(Errno) -> PageRun {
         guard k >= 0 else { throw .invalidArgument }
         guard k <= maxOrder else {
-            core.withLock { zone.s.pointee.failedAllocations += 1 }
+            core.withLock { zone.counters.pointee.failedAllocations += 1 }
             throw .noMemory
         }
         let bytes = 1 &<< (k &+ zone.pageShift)
@@ -76,11 +76,11 @@ extension PageAllocator {
         }
         let pfn = try core.withLock { () throws(Errno) -> Int in
             let p = try takeLocked(order: k)
-            zone.d[p].order = UInt8(truncatingIfNeeded: k)
-            zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 &<< k)
+            zone.descriptors[p].order = UInt8(truncatingIfNeeded: k)
+            zone.descriptors[p].runPages = UInt32(truncatingIfNeeded: 1 &<< k)
             zone.setState(p, .allocated)
             account(p, order: k, bytes: bytes, initialization)
-            zone.s.pointee.allocations += 1
+            zone.counters.pointee.allocations += 1
             return p
         }
         finishInitialization(pfn, order: k, bytes: bytes, initialization)
@@ -116,7 +116,7 @@ extension PageAllocator {
         // its descriptor is stable; anything else reads as another state and goes to the
         // slow path, which refuses it before anything is written.
         if perCPU && UInt(bitPattern: k) <= UInt(PerCPUPages.maxOrder) && UInt(bitPattern: p) < UInt(totalPages)
-            && zone.state(p) == PageState.allocated.rawValue && Int(zone.d[p].order) == k,
+            && zone.state(p) == PageState.allocated.rawValue && Int(zone.descriptors[p].order) == k,
             let cache = cachedLocalCache()
         {
             pushPerCPU(cache, p, order: k)
@@ -155,18 +155,18 @@ extension PageAllocator {
         // Without per-CPU lists for this thread (off, or its exit hook could not be armed)
         // the block goes straight back to the zone, as allocateSlow took it from there.
         if perCPU && k <= PerCPUPages.maxOrder, zone.state(p) == PageState.allocated.rawValue,
-            Int(zone.d[p].order) == k, let cache = localCache()
+            Int(zone.descriptors[p].order) == k, let cache = localCache()
         {
             pushPerCPU(cache, p, order: k)
             return
         }
         try core.withLock { () throws(Errno) in
-            guard zone.state(p) == PageState.allocated.rawValue, Int(zone.d[p].order) == k else {
+            guard zone.state(p) == PageState.allocated.rawValue, Int(zone.descriptors[p].order) == k else {
                 throw .invalidArgument
             }
             poisonFreed(p, bytes: 1 << (k + zone.pageShift))
             zone.setHeadZero(p, .dirty)
-            zone.s.pointee.frees += 1
+            zone.counters.pointee.frees += 1
             zone.freeBlock(p, k)
         }
         _checkInvariants()
@@ -236,7 +236,7 @@ extension PageAllocator {
                 var p = zone.takeSmallest(order: k)
                 if p == nil && core.drainOthersLocked(except: cache.rawPointer) { p = zone.takeSmallest(order: k) }
                 guard let p else {
-                    zone.s.pointee.failedAllocations += 1
+                    zone.counters.pointee.failedAllocations += 1
                     throw .noMemory
                 }
                 enterPerCPU(p, order: k, cache)
@@ -247,8 +247,8 @@ extension PageAllocator {
 
     @inline(__always)
     func enterPerCPU(_ p: Int, order k: Int, _ cache: PerCPUPages) {
-        zone.d[p].order = UInt8(truncatingIfNeeded: k)
-        zone.d[p].runPages = UInt32(truncatingIfNeeded: 1 &<< k)
+        zone.descriptors[p].order = UInt8(truncatingIfNeeded: k)
+        zone.descriptors[p].runPages = UInt32(truncatingIfNeeded: 1 &<< k)
         zone.setState(p, .perCPU)
         cache.push(p, k, zone)
     }
@@ -285,7 +285,7 @@ extension PageAllocator {
             if let p = zone.takeSmallest(order: k) { return p }
         }
         if core.drainOthersLocked(except: own?.rawPointer), let p = zone.takeSmallest(order: k) { return p }
-        zone.s.pointee.failedAllocations += 1
+        zone.counters.pointee.failedAllocations += 1
         throw .noMemory
     }
 
@@ -293,10 +293,10 @@ extension PageAllocator {
     func account(_ pfn: Int, order k: Int, bytes: Int, _ initialization: Initialization) {
         if initialization == .zeroed {
             let r = zone.clear(pfn, k, limit: bytes, dryRun: true)
-            zone.s.pointee.bytesZeroed += Int64(r.zeroed)
-            zone.s.pointee.bytesKnownZero += Int64(r.skipped)
+            zone.counters.pointee.bytesZeroed += Int64(r.zeroed)
+            zone.counters.pointee.bytesKnownZero += Int64(r.skipped)
         } else {
-            zone.s.pointee.bytesUninitialized += Int64(bytes)
+            zone.counters.pointee.bytesUninitialized += Int64(bytes)
         }
     }
 

@@ -27,12 +27,12 @@ extension PageAllocator {
         let pieces = try core.withLock { () throws(Errno) -> (PageRun?, PageRun?) in
             let kept = try keptPagesLocked(of: run)
             let end = offset + count
-            zone.s.pointee.slackPages -= kept - run.pages
+            zone.counters.pointee.slackPages -= kept - run.pages
             let before = offset > 0 ? makePieceLocked(p, pages: offset) : nil
             let after = end < kept ? makePieceLocked(p + end, pages: kept - end) : nil
             poisonFreed(p + offset, bytes: count << zone.pageShift)
             zone.freeRange(p + offset, pages: count, zero: .dirty)
-            if before == nil && after == nil { zone.s.pointee.frees += 1 }
+            if before == nil && after == nil { zone.counters.pointee.frees += 1 }
             return (before, after)
         }
         _checkInvariants()
@@ -51,8 +51,8 @@ extension PageAllocator {
         guard offset >= 1, offset < run.keptPages else { throw .invalidArgument }
         let pieces = try core.withLock { () throws(Errno) -> (PageRun, PageRun) in
             let kept = try keptPagesLocked(of: run)
-            zone.s.pointee.slackPages -= kept - run.pages
-            zone.s.pointee.allocations += 1
+            zone.counters.pointee.slackPages -= kept - run.pages
+            zone.counters.pointee.allocations += 1
             return (makePieceLocked(p, pages: offset), makePieceLocked(p + offset, pages: kept - offset))
         }
         _checkInvariants()
@@ -65,9 +65,9 @@ extension PageAllocator {
         guard run.isExact, p >= 0, p < totalPages else { throw .invalidArgument }
         let st = zone.state(p)
         guard st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
-            Int(zone.d[p].runPages) == run.pages
+            Int(zone.descriptors[p].runPages) == run.pages
         else { throw .invalidArgument }
-        let kept = st == PageState.allocatedExactSlack.rawValue ? 1 << Int(zone.d[p].order) : run.pages
+        let kept = st == PageState.allocatedExactSlack.rawValue ? 1 << Int(zone.descriptors[p].order) : run.pages
         guard kept == run.keptPages else { throw .invalidArgument }
         return kept
     }
@@ -75,8 +75,8 @@ extension PageAllocator {
     /// Marks [pfn, pfn + pages) as an exact run of its own, without slack. Lock held.
     private func makePieceLocked(_ pfn: Int, pages: Int) -> PageRun {
         let order = Order.covering(pages: pages).rawValue
-        zone.d[pfn].order = UInt8(truncatingIfNeeded: order)
-        zone.d[pfn].runPages = UInt32(truncatingIfNeeded: pages)
+        zone.descriptors[pfn].order = UInt8(truncatingIfNeeded: order)
+        zone.descriptors[pfn].runPages = UInt32(truncatingIfNeeded: pages)
         zone.setState(pfn, .allocatedExact)
         return PageRun(_uncheckedStart: pfn, pages: pages, order: order, keptPages: pages, isExact: true)
     }

@@ -38,8 +38,8 @@ extension PageAllocator {
             let k = n.trailingZeroBitCount
             if n & (n &- 1) == 0 && k <= maxOrder, let cache = cachedLocalCache(), let pfn = cache.popOwned(k, zone) {
                 serializedInCheckedBuilds { _ in
-                    zone.d[pfn].order = UInt8(truncatingIfNeeded: k)
-                    zone.d[pfn].runPages = UInt32(truncatingIfNeeded: n)
+                    zone.descriptors[pfn].order = UInt8(truncatingIfNeeded: k)
+                    zone.descriptors[pfn].runPages = UInt32(truncatingIfNeeded: n)
                     zone.setState(pfn, .allocatedExact)
                 }
                 if initialization == .uninitialized {
@@ -63,13 +63,13 @@ extension PageAllocator {
         guard bytes > 0 else { throw .invalidArgument }
         if let t = trimThreshold, t < 0 { throw .invalidArgument }
         guard bytes <= Int.max - (pageSize - 1) else {
-            core.withLock { zone.s.pointee.failedAllocations += 1 }
+            core.withLock { zone.counters.pointee.failedAllocations += 1 }
             throw .noMemory
         }
         let n = (bytes + pageSize - 1) >> zone.pageShift
         let k = Order.covering(pages: n).rawValue
         guard k <= maxOrder else {
-            core.withLock { zone.s.pointee.failedAllocations += 1 }
+            core.withLock { zone.counters.pointee.failedAllocations += 1 }
             throw .noMemory
         }
         // Orders up to PAGE_ALLOC_COSTLY_ORDER come from the per-CPU lists, as alloc_pages
@@ -82,18 +82,18 @@ extension PageAllocator {
             account(p, order: k, bytes: n << zone.pageShift, initialization)
             let total = 1 &<< k
             let excess = total - n
-            let threshold = trimThreshold ?? zone.s.pointee.nrTrimPages
+            let threshold = trimThreshold ?? zone.counters.pointee.nrTrimPages
             let trimmed = threshold != 0 && excess >= threshold
             let kept = trimmed ? n : total
             if trimmed && excess > 0 {
                 let given = zone.trim(p, k, keep: n)
-                zone.s.pointee.pagesTrimmed += Int64(given)
+                zone.counters.pointee.pagesTrimmed += Int64(given)
             }
-            zone.d[p].order = UInt8(truncatingIfNeeded: k)
-            zone.d[p].runPages = UInt32(truncatingIfNeeded: n)
+            zone.descriptors[p].order = UInt8(truncatingIfNeeded: k)
+            zone.descriptors[p].runPages = UInt32(truncatingIfNeeded: n)
             zone.setState(p, kept == n ? .allocatedExact : .allocatedExactSlack)
-            zone.s.pointee.slackPages += kept - n
-            zone.s.pointee.allocations += 1
+            zone.counters.pointee.slackPages += kept - n
+            zone.counters.pointee.allocations += 1
             return (p, kept)
         }
         finishInitialization(pfn, order: k, bytes: n << zone.pageShift, initialization)
@@ -122,11 +122,12 @@ extension PageAllocator {
         // stable; anything else reads differently and takes the checked path.
         // (A head whose block order is ≤ 3 and whose block is its run: 2^order == pages.)
         if perCPU && UInt(bitPattern: p) < UInt(totalPages)
-            && zone.state(p) == PageState.allocatedExact.rawValue && zone.d[p].order <= PerCPUPages.maxOrder
-            && 1 &<< Int(zone.d[p].order) == pages && Int(zone.d[p].runPages) == pages && p & (pages &- 1) == 0,
+            && zone.state(p) == PageState.allocatedExact.rawValue && zone.descriptors[p].order <= PerCPUPages.maxOrder
+            && 1 &<< Int(zone.descriptors[p].order) == pages && Int(zone.descriptors[p].runPages) == pages
+            && p & (pages &- 1) == 0,
             let cache = cachedLocalCache()
         {
-            pushPerCPU(cache, p, order: Int(zone.d[p].order))
+            pushPerCPU(cache, p, order: Int(zone.descriptors[p].order))
             return pages
         }
         return try freeExactSlow(p, pages: pages)
@@ -138,7 +139,7 @@ extension PageAllocator {
         // A run of order ≤ 3 goes onto this thread's per-CPU lists. The caller owns the
         // run, so its descriptor is stable; anything else takes the locked path, which
         // refuses it before anything is written.
-        if perCPU, zone.d[p].order <= PerCPUPages.maxOrder, Int(zone.d[p].runPages) == pages {
+        if perCPU, zone.descriptors[p].order <= PerCPUPages.maxOrder, Int(zone.descriptors[p].runPages) == pages {
             let st = zone.state(p)
             if st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
                 let cache = localCache()
@@ -149,12 +150,12 @@ extension PageAllocator {
         let released = try core.withLock { () throws(Errno) -> Int in
             let st = zone.state(p)
             guard st == PageState.allocatedExact.rawValue || st == PageState.allocatedExactSlack.rawValue,
-                Int(zone.d[p].runPages) == pages
+                Int(zone.descriptors[p].runPages) == pages
             else { throw .invalidArgument }
-            let kept = st == PageState.allocatedExactSlack.rawValue ? 1 &<< Int(zone.d[p].order) : pages
+            let kept = st == PageState.allocatedExactSlack.rawValue ? 1 &<< Int(zone.descriptors[p].order) : pages
             poisonFreed(p, bytes: kept << zone.pageShift)
-            zone.s.pointee.slackPages -= kept - pages
-            zone.s.pointee.frees += 1
+            zone.counters.pointee.slackPages -= kept - pages
+            zone.counters.pointee.frees += 1
             zone.freeRange(p, pages: kept, zero: .dirty)
             return kept
         }
@@ -215,8 +216,8 @@ extension PageAllocator {
             } else if excess > 0 {
                 cache.add(PerCPUPages.slackSlot, Int64(excess))
             }
-            zone.d[pfn].order = UInt8(truncatingIfNeeded: k)
-            zone.d[pfn].runPages = UInt32(truncatingIfNeeded: n)
+            zone.descriptors[pfn].order = UInt8(truncatingIfNeeded: k)
+            zone.descriptors[pfn].runPages = UInt32(truncatingIfNeeded: n)
             zone.setState(pfn, kept == n ? .allocatedExact : .allocatedExactSlack)
         }
         if trimmed { for o in 0..<k where cache.isOverHigh(o) { drainBatch(cache, order: o) } }
@@ -239,7 +240,7 @@ extension PageAllocator {
     /// onto the calling thread's lists as the aligned blocks that tile it.
     @inline(__always)
     func freeExactPerCPU(_ cache: PerCPUPages, _ p: Int, pages: Int, slack: Bool) -> Int {
-        let order = Int(zone.d[p].order)
+        let order = Int(zone.descriptors[p].order)
         let kept = slack ? 1 &<< order : pages
         poisonFreed(p, bytes: kept &<< zone.pageShift)
         if kept == 1 &<< order && p & (kept &- 1) == 0 {

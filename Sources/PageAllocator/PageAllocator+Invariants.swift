@@ -14,8 +14,8 @@ extension PageAllocator {
         @inline(never)
         func _checkInvariants() {
             let skip = core.withLock { () -> Bool in
-                zone.s.pointee.checkCalls += 1
-                return zone.s.pointee.checkCalls % max(1, zone.totalPages / 1024) != 0
+                zone.counters.pointee.checkCalls += 1
+                return zone.counters.pointee.checkCalls % max(1, zone.totalPages / 1024) != 0
             }
             if skip { return }
             if let failure = invariantViolation() {
@@ -43,7 +43,7 @@ extension PageAllocator {
 
     func invariantViolationLocked() -> String? {
         let z = zone
-        let s = z.s.pointee
+        let s = z.counters.pointee
         var listedFree = 0
         var listedBlocks = 0
         for o in 0...maxOrder {
@@ -58,9 +58,11 @@ extension PageAllocator {
                 guard z.state(p) == PageState.free.rawValue else {
                     return "pfn \(p) on order \(o) list has state \(z.state(p))"
                 }
-                guard Int(z.d[p].order) == o else { return "pfn \(p) on order \(o) list says order \(z.d[p].order)" }
-                guard z.d[p].prev == prev else {
-                    return "pfn \(p) on order \(o) list: prev \(z.d[p].prev), expected \(prev)"
+                guard Int(z.descriptors[p].order) == o else {
+                    return "pfn \(p) on order \(o) list says order \(z.descriptors[p].order)"
+                }
+                guard z.descriptors[p].prev == prev else {
+                    return "pfn \(p) on order \(o) list: prev \(z.descriptors[p].prev), expected \(prev)"
                 }
                 let buddy = p ^ (1 << o)
                 if o < maxOrder && z.isFreeBuddy(buddy, o) {
@@ -69,7 +71,7 @@ extension PageAllocator {
                 n += 1
                 guard n <= totalPages else { return "order \(o) list is cyclic" }
                 prev = cur
-                cur = z.d[p].next
+                cur = z.descriptors[p].next
             }
             guard (s.nonEmpty >> UInt64(o)) & 1 == (n > 0 ? 1 : 0) else {
                 return "order \(o): non-empty bit wrong (\(n) blocks)"
@@ -91,7 +93,7 @@ extension PageAllocator {
         var slack = 0
         while p < totalPages {
             let st = PageState(rawValue: z.state(p))
-            let o = Int(z.d[p].order)
+            let o = Int(z.descriptors[p].order)
             let extent: Int
             switch st {
             case .free:
@@ -99,22 +101,22 @@ extension PageAllocator {
                 walkedFreeBlocks += 1
             case .allocated, .perCPU:
                 extent = 1 << o
-                guard Int(z.d[p].runPages) == extent else {
-                    return "block pfn \(p) order \(o) says \(z.d[p].runPages) pages"
+                guard Int(z.descriptors[p].runPages) == extent else {
+                    return "block pfn \(p) order \(o) says \(z.descriptors[p].runPages) pages"
                 }
                 outstanding += extent
             case .allocatedExact:
-                extent = Int(z.d[p].runPages)
+                extent = Int(z.descriptors[p].runPages)
                 guard extent >= 1, extent <= 1 << o else {
                     return "exact run pfn \(p) of \(extent) pages from order \(o)"
                 }
                 outstanding += extent
             case .allocatedExactSlack:
                 extent = 1 << o
-                guard Int(z.d[p].runPages) <= extent else {
-                    return "exact run pfn \(p) asks \(z.d[p].runPages) of order \(o)"
+                guard Int(z.descriptors[p].runPages) <= extent else {
+                    return "exact run pfn \(p) asks \(z.descriptors[p].runPages) of order \(o)"
                 }
-                slack += extent - Int(z.d[p].runPages)
+                slack += extent - Int(z.descriptors[p].runPages)
                 outstanding += extent
             case .tail, .none:
                 return "pfn \(p) starts no block (state \(z.state(p)))"
@@ -167,7 +169,7 @@ extension PageAllocator {
             var cur = z.heads[o]
             while cur != Zone.none {
                 if let bad = check(Int(cur), o, z.headZero(Int(cur))) { return bad }
-                cur = z.d[Int(cur)].next
+                cur = z.descriptors[Int(cur)].next
             }
         }
         return nil
@@ -196,7 +198,7 @@ extension PageAllocator {
                 var cur = z.heads[o]
                 while cur != Zone.none {
                     n += count(Int(cur), o, z.headZero(Int(cur)))
-                    cur = z.d[Int(cur)].next
+                    cur = z.descriptors[Int(cur)].next
                 }
             }
             return n

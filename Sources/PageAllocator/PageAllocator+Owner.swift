@@ -29,8 +29,9 @@ extension PageAllocator {
         let p = start.rawValue
         guard UInt(bitPattern: p) < UInt(totalPages) else { return nil }
         switch zone.state(p) {
-        case PageState.allocated.rawValue, PageState.allocatedExactSlack.rawValue: return 1 << Int(zone.d[p].order)
-        case PageState.allocatedExact.rawValue: return Int(zone.d[p].runPages)
+        case PageState.allocated.rawValue, PageState.allocatedExactSlack.rawValue:
+            return 1 << Int(zone.descriptors[p].order)
+        case PageState.allocatedExact.rawValue: return Int(zone.descriptors[p].runPages)
         default: return nil
         }
     }

@@ -135,7 +135,7 @@ extension PageAllocator {
     /// A snapshot of the allocator's state.
     public func statistics() -> Statistics {
         core.withLock {
-            let s = zone.s.pointee
+            let s = zone.counters.pointee
             let (t, pcpPages) = core.perCPUTotalsLocked()
             return Statistics(
                 pageSize: pageSize, totalPages: totalPages, maxOrder: maxOrder,

@@ -142,15 +142,15 @@ public final class PageAllocator: @unchecked Sendable {
             byteCount: pages * ps, alignment: alignment, backing: configuration.backing,
             hugePages: configuration.hugePages)
 
-        let s = UnsafeMutablePointer<ZoneState>.allocate(capacity: 1)
-        s.initialize(to: ZoneState())
-        s.pointee.nrTrimPages = configuration.nrTrimPages
-        let d = UnsafeMutablePointer<PageDescriptor>.allocate(capacity: pages)
-        d.initialize(repeating: PageDescriptor(), count: pages)
+        let counters = UnsafeMutablePointer<ZoneState>.allocate(capacity: 1)
+        counters.initialize(to: ZoneState())
+        counters.pointee.nrTrimPages = configuration.nrTrimPages
+        let descriptors = UnsafeMutablePointer<PageDescriptor>.allocate(capacity: pages)
+        descriptors.initialize(repeating: PageDescriptor(), count: pages)
         let heads = UnsafeMutablePointer<UInt32>.allocate(capacity: configuration.maxOrder + 1)
         heads.initialize(repeating: Zone.none, count: configuration.maxOrder + 1)
         let zone = Zone(
-            s: s, d: d, heads: heads, base: arena.baseAddress, totalPages: pages,
+            counters: counters, descriptors: descriptors, heads: heads, base: arena.baseAddress, totalPages: pages,
             pageShift: shift, maxOrder: configuration.maxOrder)
         let fresh: ZeroState = arena.isFreshMemoryZero ? .zero : .dirty
         arenaWasZero = arena.isFreshMemoryZero
@@ -169,7 +169,7 @@ public final class PageAllocator: @unchecked Sendable {
             zone.setHeadZero(pfn, fresh)
             zone.listAdd(pfn, k)
         }
-        s.pointee.freePages = pages
+        counters.pointee.freePages = pages
 
         self.configuration = configuration
         self.pageSize = ps
@@ -232,14 +232,14 @@ public final class PageAllocator: @unchecked Sendable {
 
     /// `vm.nr_trim_pages`: 0 never trims; N trims when the excess is at least N pages.
     public var nrTrimPages: Int {
-        core.withLock { zone.s.pointee.nrTrimPages }
+        core.withLock { zone.counters.pointee.nrTrimPages }
     }
 
     /// Sets `vm.nr_trim_pages`. - Throws: `EINVAL` for a negative value (nothing changes).
     public func setNrTrimPages(_ value: Int) throws(Errno) {
         guard value >= 0 else { throw .invalidArgument }
         core.withLock {
-            zone.s.pointee.nrTrimPages = value
+            zone.counters.pointee.nrTrimPages = value
             core.nrTrimPages.store(value, ordering: .relaxed)
         }
     }

@@ -143,7 +143,7 @@ struct PerCPUPages {
         let h = head(order)
         if h < 0 { return nil }
         let pfn = Int(truncatingIfNeeded: h)
-        let n = zone.d[pfn].next
+        let n = zone.descriptors[pfn].next
         setHead(order, n == Zone.none ? -1 : Int64(n))
         add(PerCPUPages.countBase + order, -1)
         return pfn
@@ -153,7 +153,7 @@ struct PerCPUPages {
     @inline(__always)
     func push(_ pfn: Int, _ order: Int, _ zone: Zone) {
         let h = head(order)
-        zone.d[pfn].next = h < 0 ? Zone.none : UInt32(truncatingIfNeeded: h)
+        zone.descriptors[pfn].next = h < 0 ? Zone.none : UInt32(truncatingIfNeeded: h)
         setHead(order, Int64(pfn))
         add(PerCPUPages.countBase + order, 1)
     }

@@ -37,8 +37,10 @@ struct ZoneState {
 /// with the zone lock held.
 @usableFromInline
 struct Zone {
-    let s: UnsafeMutablePointer<ZoneState>
-    let d: UnsafeMutablePointer<PageDescriptor>
+    /// The zone's counters and the bitmap of non-empty free lists.
+    let counters: UnsafeMutablePointer<ZoneState>
+    /// One descriptor per arena page (the kernel's `mem_map`).
+    let descriptors: UnsafeMutablePointer<PageDescriptor>
     let heads: UnsafeMutablePointer<UInt32>
     let base: UnsafeMutableRawPointer
     let totalPages: Int
@@ -51,7 +53,7 @@ struct Zone {
 
     @inline(__always)
     func statePointer(_ pfn: Int) -> UnsafeMutablePointer<UInt8> {
-        (UnsafeMutableRawPointer(d + pfn) + PageDescriptor.stateOffset).assumingMemoryBound(to: UInt8.self)
+        (UnsafeMutableRawPointer(descriptors + pfn) + PageDescriptor.stateOffset).assumingMemoryBound(to: UInt8.self)
     }
 
     @inline(__always)
@@ -73,21 +75,21 @@ struct Zone {
     // descended into.
 
     @inline(__always)
-    func headZero(_ pfn: Int) -> ZeroState { ZeroState(unchecked: d[pfn].headZero) }
+    func headZero(_ pfn: Int) -> ZeroState { ZeroState(unchecked: descriptors[pfn].headZero) }
 
     @inline(__always)
-    func setHeadZero(_ pfn: Int, _ z: ZeroState) { d[pfn].headZero = z.rawValue }
+    func setHeadZero(_ pfn: Int, _ z: ZeroState) { descriptors[pfn].headZero = z.rawValue }
 
     /// The halves of the mixed node (pfn, order), order ≥ 1.
     @inline(__always)
     func children(_ pfn: Int, _ order: Int) -> (ZeroState, ZeroState) {
-        let v = d[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero
+        let v = descriptors[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero
         return (ZeroState(unchecked: v & 3), ZeroState(unchecked: v >> 2))
     }
 
     @inline(__always)
     func setChildren(_ pfn: Int, _ order: Int, _ l: ZeroState, _ r: ZeroState) {
-        d[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero = l.rawValue | r.rawValue &<< 2
+        descriptors[pfn &+ (1 &<< (order &- 1)) &- 1].nodeZero = l.rawValue | r.rawValue &<< 2
     }
 
     /// The states of the halves of a node in state `z`.
@@ -106,17 +108,17 @@ struct Zone {
     @inline(__always)
     func listAdd(_ pfn: Int, _ order: Int) {
         listPush(pfn, order)
-        s.pointee.nonEmpty |= 1 &<< UInt64(order)
+        counters.pointee.nonEmpty |= 1 &<< UInt64(order)
     }
 
     /// `listAdd` without the non-empty mask: the caller sets the bit (once per call).
     @inline(__always)
     func listPush(_ pfn: Int, _ order: Int) {
         let h = heads[order]
-        d[pfn].next = h
-        d[pfn].prev = Zone.none
-        d[pfn].order = UInt8(truncatingIfNeeded: order)
-        if h != Zone.none { d[Int(h)].prev = UInt32(truncatingIfNeeded: pfn) }
+        descriptors[pfn].next = h
+        descriptors[pfn].prev = Zone.none
+        descriptors[pfn].order = UInt8(truncatingIfNeeded: order)
+        if h != Zone.none { descriptors[Int(h)].prev = UInt32(truncatingIfNeeded: pfn) }
         heads[order] = UInt32(truncatingIfNeeded: pfn)
         setState(pfn, .free)
     }
@@ -125,11 +127,11 @@ struct Zone {
     /// if the list is now empty, for the caller to clear (once per call).
     @inline(__always)
     func listUnlink(_ pfn: Int, _ order: Int) -> UInt64 {
-        let n = d[pfn].next
-        let p = d[pfn].prev
-        if n != Zone.none { d[Int(n)].prev = p }
+        let n = descriptors[pfn].next
+        let p = descriptors[pfn].prev
+        if n != Zone.none { descriptors[Int(n)].prev = p }
         if p != Zone.none {
-            d[Int(p)].next = n
+            descriptors[Int(p)].next = n
             return 0
         }
         heads[order] = n
@@ -142,7 +144,7 @@ struct Zone {
         var cur = heads[order]
         while cur != Zone.none {
             n &+= 1
-            cur = d[Int(cur)].next
+            cur = descriptors[Int(cur)].next
         }
         return n
     }
@@ -150,7 +152,7 @@ struct Zone {
     /// True when `buddy` is the head of a free block of exactly `order` (kernel: `page_is_buddy`).
     @inline(__always)
     func isFreeBuddy(_ buddy: Int, _ order: Int) -> Bool {
-        buddy < totalPages && state(buddy) == PageState.free.rawValue && Int(d[buddy].order) == order
+        buddy < totalPages && state(buddy) == PageState.free.rawValue && Int(descriptors[buddy].order) == order
     }
 
     // MARK: Allocation (kernel: __rmqueue_smallest + expand)
@@ -159,7 +161,7 @@ struct Zone {
     /// The returned block's zero state is valid in its slot. Returns nil when no block fits.
     /// - Complexity: O(splits).
     func takeSmallest(order: Int) -> Int? {
-        let mask = s.pointee.nonEmpty & (~UInt64(0) &<< UInt64(order))
+        let mask = counters.pointee.nonEmpty & (~UInt64(0) &<< UInt64(order))
         if mask == 0 { return nil }
         var cur = mask.trailingZeroBitCount
         let top = cur
@@ -178,12 +180,12 @@ struct Zone {
             z = zl
         }
         let filled = ((1 &<< UInt64(top)) &- 1) & (~UInt64(0) &<< UInt64(order))
-        s.pointee.nonEmpty = (s.pointee.nonEmpty & ~emptied) | filled
-        s.pointee.splits &+= Int64(top &- order)
+        counters.pointee.nonEmpty = (counters.pointee.nonEmpty & ~emptied) | filled
+        counters.pointee.splits &+= Int64(top &- order)
         setHeadZero(pfn, z)
         let pages = 1 &<< order
-        s.pointee.freePages &-= pages
-        s.pointee.outstandingPages &+= pages
+        counters.pointee.freePages &-= pages
+        counters.pointee.outstandingPages &+= pages
         return pfn
     }
 
@@ -228,11 +230,11 @@ struct Zone {
         setHeadZero(p, z)
         listPush(p, k)
         // One write of the mask for the whole merge (see takeSmallest).
-        s.pointee.nonEmpty = (s.pointee.nonEmpty & ~emptied) | (1 &<< UInt64(k))
-        s.pointee.merges &+= Int64(k &- order)
+        counters.pointee.nonEmpty = (counters.pointee.nonEmpty & ~emptied) | (1 &<< UInt64(k))
+        counters.pointee.merges &+= Int64(k &- order)
         let pages = 1 &<< order
-        s.pointee.freePages &+= pages
-        s.pointee.outstandingPages &-= pages
+        counters.pointee.freePages &+= pages
+        counters.pointee.outstandingPages &-= pages
     }
 
     /// Frees [pfn, pfn + pages) as the few largest aligned blocks that tile it, each dirty.

@@ -107,9 +107,9 @@ final class ZoneCore: @unchecked Sendable {
 
     deinit {
         for raw in caches { PerCPUPages(raw).deallocate() }
-        zone.s.deinitialize(count: 1)
-        zone.s.deallocate()
-        zone.d.deallocate()
+        zone.counters.deinitialize(count: 1)
+        zone.counters.deallocate()
+        zone.descriptors.deallocate()
         zone.heads.deallocate()
         ownerTags.deallocate()
     }
