@@ -4,12 +4,20 @@
 // nommu: Linux's no-MMU memory mapping, in user space.
 //
 // Layers (each a target; a layer sees only the ones below it):
-//   CShims (C: host memory, thread-local slots, relaxed atomics)
+//   CShims (C: host memory, thread-local slots, relaxed atomics, the benchmarks' C loops)
 //     -> NommuBase (Errno, PageFrameNumber, Order, check flags)
 //     -> HostArena (the arena taken from the host)
 //     -> PageAllocator (the buddy allocator)
-//     -> NommuMM (the no-MMU address-space model: processes, regions, mappings)
-//     -> NommuBench (measurement engine) -> nommu (CLI)
+//     -> NommuMM (the no-MMU model: processes, regions, mappings, files, devices, IPC, exec)
+//     -> NommuMalloc (the mallocs over the model's mmap; trace replay)
+//   and above them, side by side:
+//     NommuCABI (+ CNommu, nommu.h): the C ABI, libnommu-c
+//     NommuRun (+ NommuRunShim, NommuPreload): libnommu-run.so, what `nommu run` preloads
+//     NommuRecord (+ NommuPreload): libnommu-record.so, what `nommu record` preloads
+//     NommuBench (+ CNommuBench's C loops): the measurement engine, over NommuMalloc and
+//       NommuCABI (the C ABI's series)
+//     nommu: the CLI, over NommuBench, NommuMalloc and NommuMM
+//   nommu-workload (plain C) is the program the program series and tests run.
 //
 // Checking levels (compile-time, off by default, never in benchmarks):
 //   NOMMU_INTERNAL_CHECKS   every mutating allocator operation ends with a full
