@@ -85,30 +85,43 @@ public func nommu_futex(
     }
 }
 
-/// The calls a kernel without an MMU does not provide.
-func noMMU(_ p: OpaquePointer?) -> CInt {
+/// A call a kernel without an MMU does not provide, through its own `Process` method
+/// (`ENOSYS`, or `ESRCH` for a process that has exited).
+func withoutMMU(_ p: OpaquePointer?, _ call: (Process) throws(Errno) -> Void) -> CInt {
     guard let p = process(p) else { return failing(.invalidArgument, -1) }
-    do { try p.madvise(address: 0, length: 0, advice: 0) } catch { return failing(error, -1) }
+    do { try call(p) } catch { return failing(error, -1) }
     return 0
 }
 
 @c(nommu_mprotect)
 public func nommu_mprotect(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ prot: CInt) -> CInt {
-    noMMU(p)
+    withoutMMU(p) { (p) throws(Errno) in
+        try p.mprotect(address: address(a), length: UInt(bitPattern: l), protection: Protection(rawValue: prot))
+    }
 }
 @c(nommu_msync)
-public func nommu_msync(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ f: CInt) -> CInt { noMMU(p) }
+public func nommu_msync(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ f: CInt) -> CInt {
+    withoutMMU(p) { (p) throws(Errno) in try p.msync(address: address(a), length: UInt(bitPattern: l), flags: f) }
+}
 @c(nommu_mlock)
-public func nommu_mlock(_ p: OpaquePointer?, _ a: UnsafeRawPointer?, _ l: Int) -> CInt { noMMU(p) }
+public func nommu_mlock(_ p: OpaquePointer?, _ a: UnsafeRawPointer?, _ l: Int) -> CInt {
+    withoutMMU(p) { (p) throws(Errno) in try p.mlock(address: address(a), length: UInt(bitPattern: l)) }
+}
 @c(nommu_munlock)
-public func nommu_munlock(_ p: OpaquePointer?, _ a: UnsafeRawPointer?, _ l: Int) -> CInt { noMMU(p) }
+public func nommu_munlock(_ p: OpaquePointer?, _ a: UnsafeRawPointer?, _ l: Int) -> CInt {
+    withoutMMU(p) { (p) throws(Errno) in try p.munlock(address: address(a), length: UInt(bitPattern: l)) }
+}
 @c(nommu_mincore)
 public func nommu_mincore(
     _ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ v: UnsafeMutablePointer<UInt8>?
-) -> CInt { noMMU(p) }
+) -> CInt {
+    withoutMMU(p) { (p) throws(Errno) in try p.mincore(address: address(a), length: UInt(bitPattern: l)) }
+}
 @c(nommu_madvise)
 public func nommu_madvise(_ p: OpaquePointer?, _ a: UnsafeMutableRawPointer?, _ l: Int, _ advice: CInt) -> CInt {
-    noMMU(p)
+    withoutMMU(p) { (p) throws(Errno) in
+        try p.madvise(address: address(a), length: UInt(bitPattern: l), advice: advice)
+    }
 }
 
 // MARK: Page allocator
