@@ -10,7 +10,7 @@ import PageAllocator
 public enum FlashMode: CInt, Sendable, CaseIterable {
     /// Array mode: the window shows the data.
     case read = 0
-    /// Programming: the window shows the status register (Part A.11).
+    /// Programming: the window shows the status register (a NOR chip in CFI program mode).
     case program = 1
     /// Erasing: the window shows the status register.
     case erase = 2

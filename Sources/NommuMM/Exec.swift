@@ -54,7 +54,7 @@ extension Process {
     }
 
     /// `brk(addr)`: moves the break within [start_brk, end_brk] and returns it; any other
-    /// address (0 included) leaves it and returns the current break (SPEC §9).
+    /// address (0 included) leaves it and returns the current break (mm/nommu.c's `brk`).
     public func brk(_ address: UInt) throws(Errno) -> VirtualAddress {
         try system.brk(pid, address)
     }

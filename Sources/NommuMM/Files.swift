@@ -69,7 +69,7 @@ extension Process {
     }
 
     /// `ftruncate(fd, length)`. On tmpfs, growing an empty file gathers contiguous zeroed
-    /// pages for a later shared mapping (SPEC §7.2).
+    /// pages for a later shared mapping (`ramfs_nommu_expand_for_mapping`).
     /// - Throws: `EINVAL` for a negative length, or a descriptor that is not a regular file
     ///   open for writing; `EBADF` for a descriptor that is not open; `EPERM` for an
     ///   append-only file; tmpfs: `EFBIG` for 4 GiB or more (or above the largest block)

@@ -41,8 +41,8 @@ final class FutexWaiter: @unchecked Sendable {
     }
 }
 
-/// The futex hash table: waiters by address (the key is the address alone, Part A.2, as
-/// the v6.7 fix made it for !MMU), under one mutex that plays the hash-bucket locks.
+/// The futex hash table: waiters by address (the key is the address alone, as
+/// `get_futex_key` makes it without an MMU since the v6.7 fix), under one mutex that plays the hash-bucket locks.
 final class FutexTable: @unchecked Sendable {
     let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     var waiters: [UInt: [FutexWaiter]] = [:]  // guarded by mutex, in arrival order
@@ -69,7 +69,7 @@ extension Process {
     ///   other operations; `EINVAL` for an address not 4-byte aligned; `EFAULT` for an
     ///   address outside every mapping of this process; `EPERM` inside a direct mapping of
     ///   device memory (`/dev/fb0`, `/dev/mtd0`, `/dev/ram0`); `EACCES` inside a mapping
-    ///   without `PROT_READ` (Part A.2); `EAGAIN` when the word differs from `value`;
+    ///   without `PROT_READ` (the nommu-mmap document's futex rules); `EAGAIN` when the word differs from `value`;
     ///   `ETIMEDOUT`; `ESRCH` when the process has exited.
     /// - Returns: 0 for a completed wait; the number woken for a wake.
     public func futex(_ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec? = nil) throws(Errno) -> Int {
@@ -88,7 +88,7 @@ extension System {
         }
         if op & Futex.clockRealtime != 0 && cmd != Futex.wait { throw .noFunction }
         guard cmd == Futex.wait || cmd == Futex.wake else { throw .noFunction }
-        // The address checks of the seed document (v2.6.24's get_futex_key, Part A.2).
+        // The address checks of the nommu-mmap document (v2.6.24's get_futex_key).
         guard address & 3 == 0 else { throw .invalidArgument }
         // Linux 6.1 checks nothing more (every futex is private without an MMU, and
         // access_ok always holds): a wake needs no mapping. A wait must still read the word,

@@ -100,7 +100,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: `EINVAL` for an offset that is not page aligned (checked before the fd);
     ///   `EBADF` for a file mapping whose descriptor is not open (this model has no files
     ///   yet, so every file mapping); `EINVAL` for `MAP_FIXED` or a non-zero address
-    ///   (Part A.1); `EINVAL` for a type other than `MAP_PRIVATE` or `MAP_SHARED`;
+    ///   (the nommu-mmap document; see `Configuration.reference`); `EINVAL` for a type other than `MAP_PRIVATE` or `MAP_SHARED`;
     ///   `EINVAL` for a zero length; `ENOMEM` when the page-rounded length wraps or
     ///   exceeds TASK_SIZE; `EOVERFLOW` when the page offset plus the pages wraps (a negative
     ///   page-aligned offset does: it becomes pages by an arithmetic shift); `ENOMEM`
@@ -118,7 +118,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
 
     /// `mmap2(addr, len, prot, flags, fd, pgoff)`: as `mmap`, with the offset in pages (so
     /// there is no alignment to check, and on a 64-bit host `pgoff + pages` can wrap:
-    /// `EOVERFLOW`, SPEC §1.2 step 5).
+    /// `EOVERFLOW`, as `do_mmap`'s `pgoff + (len >> PAGE_SHIFT)` check).
     public func mmap2(
         address: UInt = 0, length: UInt, protection: Protection, flags: MapFlags, fd: CInt = -1, pageOffset: UInt
     ) throws(Errno) -> VirtualAddress {

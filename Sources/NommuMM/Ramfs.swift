@@ -70,7 +70,7 @@ extension System {
         return bytes.count
     }
 
-    /// `ramfs_nommu_resize` (SPEC §7.2).
+    /// `ramfs_nommu_resize` in fs/ramfs/file-nommu.c.
     /// - Throws: from empty: `EFBIG` at 4 GiB or above the largest block, `ENOMEM` when no
     ///   contiguous run fits (the size is then unchanged); shrinking: `ETXTBSY` when a
     ///   shared mapping covers the pages cut off.
@@ -142,7 +142,7 @@ extension System {
             }
         }
         // truncate_setsize: pages past the new end go, and the tail of the last page is
-        // zeroed. A page a private overlay (Part A.6) still covers is kept until the inode
+        // zeroed. A page a private overlay (a private mapping of the file's pages in place, VM_MAYOVERLAY) still covers is kept until the inode
         // goes, so the overlay never shows memory someone else has been given. What is
         // covered comes from the mappings, not the regions: an overlay may share a region
         // the loop above has just clamped below it.

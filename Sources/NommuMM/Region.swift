@@ -68,7 +68,7 @@ struct AddressSpace {
     /// (commit_creds, with fs.suid_dumpable 0); a new one from exec starts set. Another
     /// process of the same uid may read its maps only while it is set.
     var dumpable = true
-    /// Set once two mappings overlap (a device or shareable file mapped twice, Part A.5):
+    /// Set once two mappings overlap (a device or shareable file mapped twice: the same region in one process twice):
     /// lookups then scan instead of bisecting.
     var hasOverlaps = false
     /// The brk range ELF-FDPIC sets up: [startBrk, endBrk], brk within it.

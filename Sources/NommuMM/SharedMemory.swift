@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// SysV shared memory (Part A.3, SPEC §7.4) and POSIX shared memory on /dev/shm (§7.3).
+// SysV shared memory (ipc/shm.c: a segment is a ramfs file whose pages are gathered at
+// shmget) and POSIX shared memory on /dev/shm (a ramfs file, `shm_open` as glibc does it).
 // A SysV segment is an unlinked ramfs file whose contiguous zeroed pages are gathered when
 // it is created; every attach maps it MAP_SHARED, so every attacher gets the same address.
 public import NommuBase
@@ -64,7 +65,8 @@ public enum SharedMemory {
 
 extension Process {
     /// `shmget(key, size, shmflg)`: a segment's contiguous zeroed pages are allocated when it
-    /// is created (SPEC §7.4).
+    /// is created (`newseg` → `shmem_kernel_file_setup` → `__shmem_file_setup`, which without an MMU calls
+    /// `ramfs_nommu_expand_for_mapping` for the whole size).
     /// - Throws: `EINVAL` for a size of 0, or larger than an existing segment of `key`;
     ///   `ENOENT` for a missing key without `IPC_CREAT`; `EEXIST` for `IPC_CREAT | IPC_EXCL`
     ///   on an existing key; `EFBIG` for 4 GiB or more, or above the largest block;
@@ -76,7 +78,7 @@ extension Process {
 
     /// `shmat(shmid, shmaddr, shmflg)`: maps the segment `MAP_SHARED` (read-only with
     /// `SHM_RDONLY`); every attacher gets the same address.
-    /// - Throws: `EINVAL` for a non-zero address (Part A.1), `SHM_REMAP` without one, or
+    /// - Throws: `EINVAL` for a non-zero address (a fixed address no-MMU cannot honour), `SHM_REMAP` without one, or
     ///   an unknown id; `ESRCH`.
     public func shmat(_ shmid: CInt, address: UInt = 0, flags: CInt = 0) throws(Errno) -> VirtualAddress {
         try system.shmat(pid, shmid, address: address, flags: flags)
@@ -169,7 +171,7 @@ extension System {
     }
 
     func shmat(_ pid: Int32, _ shmid: CInt, address: UInt, flags: CInt) throws(Errno) -> VirtualAddress {
-        // do_shmat: a non-zero address means MAP_FIXED, which no-MMU refuses (Part A.1).
+        // do_shmat: a non-zero address means MAP_FIXED, which no-MMU refuses.
         guard shmid >= 0 else { throw .invalidArgument }
         guard address == 0 else { throw .invalidArgument }
         guard flags & SharedMemory.remap == 0 else { throw .invalidArgument }

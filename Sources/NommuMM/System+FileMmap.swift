@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// mmap of files and devices: validate_mmap_request's file steps (SPEC §1.2, 6–13),
-// determine_vm_flags (v6.3+), the search for a region to share (§3), get_unmapped_area,
-// and do_mmap_shared_file / do_mmap_private with its direct attempt and its copy (§2).
+// mmap of files and devices: validate_mmap_request's file steps (6–13 below),
+// determine_vm_flags (v6.3+), do_mmap's search of the region tree for a region to share,
+// get_unmapped_area, and do_mmap_shared_file / do_mmap_private with its direct attempt and
+// its copy.
 import NommuBase
 import PageAllocator
 
@@ -60,7 +61,7 @@ extension System {
                     if shared { throw .invalidArgument }
                 }
             }
-            // 13. noexec mounts (Part A.12); read+exec without EXEC makes a copy.
+            // 13. noexec mounts (path_noexec); read+exec without EXEC makes a copy.
             if node.mount.isNoExec && prot.contains(.exec) { throw .notPermitted }
             if prot.contains([.read, .exec]) && !caps.contains(.exec) { caps.remove(.direct) }
 
@@ -76,7 +77,7 @@ extension System {
             if flags.contains(.growsDown) { vmFlags.insert(.growsDown) }
             if flags.contains(.locked) { vmFlags.insert(.locked) }
 
-            // §3: a shareable request looks for a region of the same inode to reuse.
+            // do_mmap: a shareable request looks for a region of the same inode to reuse.
             let pglen = rounded >> shift
             if vmFlags.isShareable {
                 for rid in s.tree {
@@ -108,7 +109,7 @@ extension System {
             if caps.contains(.direct) {
                 switch getUnmappedArea(node, length: rounded, pgoff: pgoff, in: &s) {
                 case .success(let addr):
-                    // Part A.4: another region already starts here (the kernel would BUG()).
+                    // Another region already starts here: add_nommu_region would BUG() on it.
                     if s.regions.live.contains(where: { $0.1.start == addr }) { throw .invalidArgument }
                     start = addr
                 case .failure(let e):

@@ -53,7 +53,7 @@ extension System {
                     last = max(last, m.end)
                     lastStart = m.start
                     // A shared region's end may have been clamped by a truncate below a mapping
-                    // of its pages (SPEC §7.2); every other mapping lies inside its region.
+                    // of its pages (`ramfs_nommu_resize`); every other mapping lies inside its region.
                     guard m.start >= r.start, m.end <= r.end || r.flags.contains(.shared) else {
                         return "mm \(mm): mapping \(m.start)-\(m.end) outside its region \(r.start)-\(r.end)"
                     }

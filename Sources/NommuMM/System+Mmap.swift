@@ -8,7 +8,7 @@ extension System {
         _ pid: Int32, address: UInt, length: UInt, protection: Protection, flags: MapFlags, fd: CInt, offset: Int64,
         file: OpenFile? = nil
     ) throws(Errno) -> VirtualAddress {
-        // §1.1.1: byte-offset entry points check the offset first, before the fd. The offset
+        // Byte-offset entry points (ksys_mmap) check the offset first, before the fd. The offset
         // is an off_t and becomes pages by an arithmetic shift (riscv_sys_mmap, the 64-bit
         // no-MMU entry), so a negative one is a page offset near 2^64 that wraps with the
         // length: EOVERFLOW, as Linux 6.1 answers (the kernel oracle's val_offset case).
@@ -25,7 +25,7 @@ extension System {
         file: OpenFile? = nil
     ) throws(Errno) -> VirtualAddress {
         let page = pageSize
-        // §1.1.2: a file mapping looks its descriptor up; anonymous ones ignore the fd.
+        // ksys_mmap_pgoff: a file mapping looks its descriptor up; anonymous ones ignore the fd.
         let isFile = !flags.contains(.anonymous)
         // (A proc_create file's text is kept from this lookup: its mapping is a copy of it.)
         var procText: ProcText? = nil
@@ -35,8 +35,8 @@ extension System {
                 procText = ProcText(bytes: bytes, path: path, readable: f.readable, writable: f.writable)
             }
         }
-        // §1.2 validate_mmap_request, in order.
-        // 1. MAP_FIXED, and (Part A.1, the seed document) any address hint; Linux 6.1's
+        // validate_mmap_request, in order.
+        // 1. MAP_FIXED, and (the nommu-mmap document) any address hint; Linux 6.1's
         // do_mmap ignores a hint ("we ignore the address hint").
         guard !flags.contains(.fixed) else { throw .invalidArgument }
         guard address == 0 || configuration.reference == .linux61 else { throw .invalidArgument }

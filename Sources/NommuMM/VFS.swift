@@ -70,7 +70,7 @@ enum MountPoint: CaseIterable, Hashable {
     /// Memory-backed (ramfs, which is what tmpfs is on !MMU).
     var isRamfs: Bool { self == .devShm || self == .tmp || self == .sysvShm }
 
-    /// `MNT_NOEXEC` (Part A.12: `/dev/shm`).
+    /// `MNT_NOEXEC` (`/dev/shm` is mounted noexec, as distributions mount it).
     var isNoExec: Bool { self == .devShm }
 }
 
@@ -96,11 +96,11 @@ enum Device: CaseIterable, Hashable {
     var hasMmap: Bool { self != .ttyS0 && self != .null }
 
     /// `f_op->mmap_capabilities`, or nil when the driver has none (the inode-type defaults
-    /// of SPEC §1.3 apply: char → DIRECT|READ|WRITE, block → COPY).
+    /// of `validate_mmap_request` apply: char → DIRECT|READ|WRITE, block → COPY).
     var capabilities: MapCapabilities? {
         switch self {
         case .fb0: nil  // a frame buffer: the char default, direct read/write only
-        case .mtd0: [.copy, .direct, .read, .exec]  // a ROM-type MTD (Part A.11)
+        case .mtd0: [.copy, .direct, .read, .exec]  // a ROM-type MTD (`mtdchar_mmap_capabilities`)
         case .ram0: [.copy, .direct, .read, .write, .exec]  // memory, allocated up front
         case .zero: [.copy]
         case .null, .ttyS0: nil

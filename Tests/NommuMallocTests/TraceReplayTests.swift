@@ -105,7 +105,7 @@ struct ReplayTests {
     @Test("the shared traces replay completely with the heap; pages held stay near the live bytes")
     func sharedTraces() throws {
         for name in ["cc1", "sqlite3"] {
-            // The samples of ../shared/traces, kept in the repository so a clean clone has them.
+            // The sample traces in traces/ (cc1 and sqlite3, recorded from the real programs).
             let path = "traces/\(name).trace"
             let bytes = readHostFile(path) ?? []
             guard !bytes.isEmpty else {

@@ -166,7 +166,7 @@ int nommu_flash_set_mode(nommu_system *system, const char *device, int mode);
 
 /* ---- Shared memory ---- */
 
-/* SysV (Part A.3): pages are allocated at shmget; every attacher gets the same address;
+/* SysV: pages are allocated at shmget; every attacher gets the same address;
  * a non-zero shmaddr is EINVAL; shmdt needs an attach's exact start. */
 int nommu_shmget(nommu_process *process, key_t key, size_t size, int shmflg);
 void *nommu_shmat(nommu_process *process, int shmid, const void *shmaddr, int shmflg);
