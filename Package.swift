@@ -16,7 +16,8 @@
 //     NommuRecord (+ NommuPreload): libnommu-record.so, what `nommu record` preloads
 //     NommuBench (+ CNommuBench's C loops): the measurement engine, over NommuMalloc and
 //       NommuCABI (the C ABI's series)
-//     nommu: the CLI, over NommuBench, NommuMalloc and NommuMM
+//     NommuReports: reports over the model (nommu maps' session, nommu exec-map)
+//     nommu: the CLI, over NommuBench, NommuReports, NommuMalloc and NommuMM
 //   nommu-workload (plain C) is the program the program series and tests run.
 //
 // Checking levels (compile-time, off by default, never in benchmarks):
@@ -77,6 +78,10 @@ let package = Package(
             dependencies: ["CShims", "NommuBase", "PageAllocator", "NommuMM"],
             swiftSettings: swiftSettings
         ),
+        // Reports over the model that are not part of it: nommu maps' session, nommu exec-map.
+        .target(
+            name: "NommuReports", dependencies: ["NommuBase", "NommuMM"], swiftSettings: swiftSettings
+        ),
         .target(name: "CNommu", cSettings: [.define("_GNU_SOURCE")]),
         // The C loops of `nommu bench`'s C ABI series (against nommu.h, as a user's program).
         .target(
@@ -113,7 +118,7 @@ let package = Package(
         .executableTarget(
             name: "nommu",
             dependencies: [
-                "NommuBase", "PageAllocator", "NommuMM", "NommuBench", "NommuMalloc",
+                "NommuBase", "PageAllocator", "NommuMM", "NommuBench", "NommuMalloc", "NommuReports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -190,7 +195,7 @@ let package = Package(
         ),
         .testTarget(
             name: "NommuMMTests",
-            dependencies: ["CShims", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
+            dependencies: ["CShims", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport", "NommuReports"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import NommuBase
 import NommuMM
+import NommuReports
 
 /// `nommu exec-map`: real executables loaded N times into one no-MMU system.
 struct ExecMapCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import ArgumentParser
 import NommuMM
+import NommuReports
 
 /// `nommu maps`: a demo session of the address-space model with its `/proc` text.
 struct MapsCommand: ParsableCommand {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import NommuBase
 import NommuMM
+import NommuReports
 import NommuTestSupport
 import Testing
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import NommuBase
+public import NommuMM
 
 /// `nommu exec-map`: load real executables N times each into one system and report what
 /// memory every process needs, and what sharing read-only copies and executing in place

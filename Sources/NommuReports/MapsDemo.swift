@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import NommuBase
+public import NommuMM
 
 /// A short session of a few processes mapping and unmapping, with what `/proc` shows after
 /// each step: what `nommu maps` prints, for a newcomer to see the model at work.
