@@ -41,7 +41,9 @@ let package = Package(
     name: "nommu",
     platforms: [.macOS(.v15)],
     products: [
-        .library(name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"]),
+        .library(
+            name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc", "NommuReports"]
+        ),
         .executable(name: "nommu", targets: ["nommu"]),
         // The C ABI of nommu.h: libnommu-c.so and libnommu-c-static.a (see the README for the
         // compile and link lines, and scripts/install-c-library for libnommu + nommu.pc).
