@@ -42,7 +42,8 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(
-            name: "Nommu", targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc", "NommuReports"]
+            name: "Nommu",
+            targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc", "NommuReports"]
         ),
         .executable(name: "nommu", targets: ["nommu"]),
         // The C ABI of nommu.h: libnommu-c.so and libnommu-c-static.a (see the README for the
