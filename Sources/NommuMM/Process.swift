@@ -98,17 +98,24 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     ///
     /// Checks, in the kernel's order (the first failure wins):
     /// - Throws: `EINVAL` for an offset that is not page aligned (checked before the fd);
-    ///   `EBADF` for a file mapping whose descriptor is not open (this model has no files
-    ///   yet, so every file mapping); `EINVAL` for `MAP_FIXED` or a non-zero address
-    ///   (the nommu-mmap document; see `Configuration.reference`); `EINVAL` for a type other than `MAP_PRIVATE` or `MAP_SHARED`;
-    ///   `EINVAL` for a zero length; `ENOMEM` when the page-rounded length wraps or
-    ///   exceeds TASK_SIZE; `EOVERFLOW` when the page offset plus the pages wraps (a negative
-    ///   page-aligned offset does: it becomes pages by an arithmetic shift); `ENOMEM`
-    ///   when no contiguous run fits; `ESRCH` when the process has exited.
+    ///   `EBADF` for a file mapping whose descriptor is not open; `EINVAL` for `MAP_FIXED`
+    ///   or a non-zero address (the nommu-mmap document; see `Configuration.reference`);
+    ///   `EINVAL` for a type other than `MAP_PRIVATE` or `MAP_SHARED`; `EINVAL` for a zero
+    ///   length; `ENOMEM` when the page-rounded length wraps or exceeds TASK_SIZE;
+    ///   `EOVERFLOW` when the page offset plus the pages wraps (a negative page-aligned
+    ///   offset does: it becomes pages by an arithmetic shift). Then, for files and devices
+    ///   (`validate_mmap_request`): `ENODEV` for a file without an mmap operation or whose
+    ///   driver cannot map it as asked (no direct mapping for a shared one, no copy for a
+    ///   private one); `EACCES` for a descriptor not open for reading, a shared writable
+    ///   mapping of one not open for writing, or a shared mapping of an append-only file
+    ///   open for writing; `EINVAL` for a file that is not regular or a device;
+    ///   `EINVAL` for a shared mapping its driver maps in place but not with the protection
+    ///   asked; `EPERM` for `PROT_EXEC` on a noexec mount. Last: `ENOMEM` when no
+    ///   contiguous run fits; `ESRCH` when the process has exited.
     /// - Returns: The mapping's (page-aligned) address.
     ///
     /// Models `ksys_mmap_pgoff` → `do_mmap` → `validate_mmap_request` /
-    /// `do_mmap_private` in mm/nommu.c.
+    /// `do_mmap_private` / `do_mmap_shared_file` in mm/nommu.c.
     public func mmap(
         address: UInt = 0, length: UInt, protection: Protection, flags: MapFlags, fd: CInt = -1, offset: Int64 = 0
     ) throws(Errno) -> VirtualAddress {
