@@ -77,6 +77,43 @@ struct HeapsTests {
         #expect(s.invariantViolation() == nil)
     }
 
+    @Test("a realloc its block's heap cannot serve moves into another heap's free chunk before ENOMEM")
+    func reallocIntoAnotherHeap() throws {
+        let s = try System(.init(arenaBytes: 1 << 20))
+        let p = s.createProcess()
+        let m = try Malloc(process: p, .init(policy: .heap, heaps: 2))
+        // Heap 0 keeps a wholly free area of 100 KiB (a 100,000-byte block's, freed).
+        onAThread {
+            let b = try! m.malloc(100_000)
+            try! m.free(b)
+        }
+        // Heap 1 holds a 60,000-byte block in a 64 KiB area: no room there to grow to 70,000.
+        let block = onAThread { () -> UInt in
+            let b = try! m.malloc(60_000)
+            for i in 0..<60_000 { b.storeBytes(of: UInt8(truncatingIfNeeded: i), toByteOffset: i, as: UInt8.self) }
+            return UInt(bitPattern: b)
+        }
+        while (try? p.mmap(length: 4096, protection: [.read, .write], flags: [.private, .anonymous])) != nil {}
+        let moved = onAThread { () -> UInt in
+            let b = UnsafeMutableRawPointer(bitPattern: block)!
+            return (try? m.realloc(b, 70_000)).flatMap { $0 }.map { UInt(bitPattern: $0) } ?? 0
+        }
+        #expect(moved != 0 && moved != block)
+        let q = try #require(UnsafeMutableRawPointer(bitPattern: moved))
+        #expect((0..<60_000).allSatisfy { q.load(fromByteOffset: $0, as: UInt8.self) == UInt8(truncatingIfNeeded: $0) })
+        var st = m.statistics
+        #expect(st.failures == 0 && st.liveBlocks == 1 && st.liveBytes == 70_000 && st.mmaps == 2, "\(st)")
+        #expect(throws: Errno.invalidArgument, "the old block is gone") {
+            try m.free(UnsafeMutableRawPointer(bitPattern: block))
+        }
+        #expect(m.heapViolation() == nil)
+        try m.free(q)
+        st = m.statistics
+        #expect(st.liveBlocks == 0 && st.liveBytes == 0, "\(st)")
+        p.exit()
+        #expect(s.invariantViolation() == nil)
+    }
+
     @Test("realloc works in the heap that holds the block, whichever thread calls it")
     func reallocInTheBlocksHeap() throws {
         let s = try System(.init(arenaBytes: 16 << 20))
