@@ -173,7 +173,7 @@ extension World {
             if rounded(length) == 0 && errno != EINVAL { fail("munmap of length \(length): errno \(errno)") }
             return
         }
-        // What the model removes (System+Munmap): a cut of one anonymous mapping, or one
+        // What the model removes (AddressSpace/Munmap.swift): a cut of one anonymous mapping, or one
         // whole file mapping that starts at or above `start` and ends at `end`.
         let end = start + rounded(length)
         var kept: [Record] = []
