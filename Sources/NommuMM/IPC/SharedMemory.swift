@@ -189,8 +189,9 @@ extension System {
         let rounded = (UInt(size) + pageSize - 1) & ~(pageSize - 1)
         let addr: VirtualAddress
         do {
-            addr = try mmapFile(
-                pid, rounded: rounded, protection: prot, flags: .shared, fd: -1, pgoff: 0, sysv: (inode, shmid))
+            addr = try doMmap(
+                pid, .sysv(inode: inode, id: shmid), address: 0, length: rounded, protection: prot, flags: .shared,
+                pgoff: 0)
         } catch {
             state.withLock { s in
                 guard var seg = s.sysv[shmid] else { return }
