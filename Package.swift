@@ -4,9 +4,11 @@
 // nommu: Linux's no-MMU memory mapping, in user space.
 //
 // Layers (each a target; a layer sees only the ones below it):
-//   CShims (C: host memory, thread-local slots, relaxed atomics, the benchmarks' C loops)
+//   CShims (C: the arena calls, thread-local slots, relaxed atomics, the clock)
 //     -> NommuBase (Errno, PageFrameNumber, Order, check flags)
-//     -> HostArena (the arena taken from the host)
+//     -> NommuHost (every host call: the arena, the flash window, /data file I/O, temporary
+//        directories, locks and condition variables, program spawning; the one reader of
+//        errno, and the fault injection at that boundary)
 //     -> PageAllocator (the buddy allocator)
 //     -> NommuMM (the no-MMU model: processes, regions, mappings, files, devices, IPC, exec)
 //     -> NommuMalloc (the mallocs over the model's mmap; trace replay)
@@ -14,7 +16,7 @@
 //     NommuCABI (+ CNommu, nommu.h): the C ABI, libnommu-c
 //     NommuRun (+ NommuRunShim, NommuPreload): libnommu-run.so, what `nommu run` preloads
 //     NommuRecord (+ NommuPreload): libnommu-record.so, what `nommu record` preloads
-//     NommuBench (+ CNommuBench's C loops): the measurement engine, over NommuMalloc and
+//     NommuBench (+ CNommuBench: its C loops and baselines): the measurement engine, over NommuMalloc and
 //       NommuCABI (the C ABI's series)
 //     NommuReports: reports over the model (nommu maps' session, nommu exec-map)
 //     nommu: the CLI, over NommuBench, NommuReports, NommuMalloc and NommuMM
@@ -43,7 +45,7 @@ let package = Package(
     products: [
         .library(
             name: "Nommu",
-            targets: ["NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc", "NommuReports"]
+            targets: ["NommuBase", "NommuHost", "PageAllocator", "NommuMM", "NommuMalloc", "NommuReports"]
         ),
         .executable(name: "nommu", targets: ["nommu"]),
         // The C ABI of nommu.h: libnommu-c.so and libnommu-c-static.a (see the README for the
@@ -65,20 +67,20 @@ let package = Package(
             cSettings: [.define("_GNU_SOURCE")]
         ),
         .target(name: "NommuBase", swiftSettings: swiftSettings),
-        .target(name: "HostArena", dependencies: ["CShims", "NommuBase"], swiftSettings: swiftSettings),
+        .target(name: "NommuHost", dependencies: ["CShims", "NommuBase"], swiftSettings: swiftSettings),
         .target(
             name: "PageAllocator",
-            dependencies: ["CShims", "NommuBase", "HostArena"],
+            dependencies: ["CShims", "NommuBase", "NommuHost"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "NommuMM",
-            dependencies: ["CShims", "NommuBase", "HostArena", "PageAllocator"],
+            dependencies: ["CShims", "NommuBase", "NommuHost", "PageAllocator"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "NommuMalloc",
-            dependencies: ["CShims", "NommuBase", "PageAllocator", "NommuMM"],
+            dependencies: ["CShims", "NommuBase", "NommuHost", "PageAllocator", "NommuMM"],
             swiftSettings: swiftSettings
         ),
         // Reports over the model that are not part of it: nommu maps' session, nommu exec-map.
@@ -95,7 +97,9 @@ let package = Package(
         .target(name: "NommuRunShim", dependencies: ["NommuPreload", "CShims"], cSettings: [.define("_GNU_SOURCE")]),
         .target(
             name: "NommuRun",
-            dependencies: ["NommuRunShim", "CShims", "NommuBase", "PageAllocator", "NommuMM", "NommuMalloc"],
+            dependencies: [
+                "NommuRunShim", "CShims", "NommuBase", "NommuHost", "PageAllocator", "NommuMM", "NommuMalloc",
+            ],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -107,13 +111,13 @@ let package = Package(
             linkerSettings: [.linkedLibrary("pthread")]),
         .target(
             name: "NommuCABI",
-            dependencies: ["CNommu", "CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc"],
+            dependencies: ["CNommu", "CShims", "NommuBase", "NommuHost", "PageAllocator", "NommuMM", "NommuMalloc"],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "NommuBench",
             dependencies: [
-                "CShims", "NommuBase", "HostArena", "PageAllocator", "NommuMM", "NommuMalloc", "CNommu", "CNommuBench",
+                "CShims", "NommuBase", "NommuHost", "PageAllocator", "NommuMM", "NommuMalloc", "CNommu", "CNommuBench",
                 "NommuCABI",
             ],
             swiftSettings: swiftSettings
@@ -121,7 +125,7 @@ let package = Package(
         .executableTarget(
             name: "nommu",
             dependencies: [
-                "NommuBase", "PageAllocator", "NommuMM", "NommuBench", "NommuMalloc", "NommuReports",
+                "NommuBase", "NommuHost", "PageAllocator", "NommuMM", "NommuBench", "NommuMalloc", "NommuReports",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -187,23 +191,25 @@ let package = Package(
         // nommu run and nommu record as users run them: the CLI and the preload libraries of one
         // build (NOMMU_BIN_DIR, or the one beside the tests), on real programs.
         .testTarget(
-            name: "ProgramTests", dependencies: ["NommuBase", "NommuMalloc"],
+            name: "ProgramTests", dependencies: ["NommuBase", "NommuHost", "NommuMalloc"],
             swiftSettings: swiftSettings),
         .testTarget(name: "NommuBaseTests", dependencies: ["NommuBase"], swiftSettings: swiftSettings),
-        .testTarget(name: "HostArenaTests", dependencies: ["HostArena", "NommuBase"], swiftSettings: swiftSettings),
+        .testTarget(name: "NommuHostTests", dependencies: ["NommuHost", "NommuBase"], swiftSettings: swiftSettings),
         .testTarget(
             name: "PageAllocatorTests",
-            dependencies: ["PageAllocator", "NommuBase", "HostArena", "NommuTestSupport"],
+            dependencies: ["PageAllocator", "NommuBase", "NommuHost", "NommuTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "NommuMMTests",
-            dependencies: ["CShims", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport", "NommuReports"],
+            dependencies: [
+                "CShims", "NommuHost", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport", "NommuReports",
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "NommuMallocTests",
-            dependencies: ["NommuMalloc", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
+            dependencies: ["NommuMalloc", "NommuHost", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -95,63 +95,11 @@ int cshim_arena_release(struct cshim_arena *arena) {
     return rc;
 }
 
-int cshim_host_mmap_touch(size_t bytes) {
-    size_t page = cshim_host_page_size();
-    volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if ((void *)p == MAP_FAILED) return errno;
-    for (size_t off = 0; off < bytes; off += page) p[off] = 1;
-    if (munmap((void *)p, bytes) != 0) return errno;
-    return 0;
-}
-
-int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes) {
-    void *p = NULL;
-    int rc = posix_memalign(&p, alignment, bytes);
-    if (rc != 0) return rc;
-    memset(p, 0, bytes);
-    __asm__ volatile("" : : "r"(p) : "memory");
-    free(p);
-    return 0;
-}
-
-int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count, size_t pad_bytes) {
-    void *pad = pad_bytes ? malloc(pad_bytes) : NULL;
-    if (pad_bytes && pad == NULL) return ENOMEM;
-    __asm__ volatile("" : : "r"(pad) : "memory");
-    int rc = 0;
-    for (size_t i = 0; i < count; i++) {
-        void *p = NULL;
-        rc = posix_memalign(&p, alignment, bytes);
-        if (rc != 0) break;
-        __asm__ volatile("" : : "r"(p) : "memory");
-        free(p);
-    }
-    free(pad);
-    return rc;
-}
-
-int cshim_host_mmap_pairs(size_t bytes, size_t count) {
-    for (size_t i = 0; i < count; i++) {
-        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) return errno;
-        __asm__ volatile("" : : "r"(p) : "memory");
-        if (munmap(p, bytes) != 0) return errno;
-    }
-    return 0;
-}
-
-void cshim_memset(void *p, int value, size_t bytes) {
-    memset(p, value, bytes);
-    __asm__ volatile("" : : "r"(p) : "memory");
-}
-
 uint64_t cshim_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
-
-int64_t cshim_bench_sink;
 
 /* MARK: Copying from a caller's buffer */
 

@@ -56,21 +56,6 @@ int cshim_arena_acquire(size_t bytes, size_t alignment, int source, int huge_pag
 /// Gives an arena back. Returns 0 or the errno munmap reported.
 int cshim_arena_release(struct cshim_arena *arena);
 
-// MARK: - Baselines measured beside nommu (never used by the allocator itself)
-
-/// Host kernel mmap of `bytes`, a write to every host page, munmap. Returns 0 or errno.
-int cshim_host_mmap_touch(size_t bytes);
-/// glibc posix_memalign(alignment, bytes), memset to zero, free. Returns 0 or errno.
-int cshim_glibc_memalign_memset_free(size_t alignment, size_t bytes);
-/// glibc posix_memalign(alignment, bytes) then free, `count` times, with a live padding
-/// block of `pad_bytes` allocated first (and freed after) to place glibc's top chunk.
-/// Returns 0 or errno.
-int cshim_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count, size_t pad_bytes);
-/// Host kernel anonymous mmap of `bytes` then munmap, untouched, `count` times.
-/// Returns 0 or errno.
-int cshim_host_mmap_pairs(size_t bytes, size_t count);
-/// memset(p, value, bytes) through the C library (never folded away).
-void cshim_memset(void *p, int value, size_t bytes);
 /// Monotonic clock in nanoseconds.
 uint64_t cshim_now_ns(void);
 /// Copies up to `bytes` from `src` to `dst`, stopping at the first page of `src` this process
@@ -167,14 +152,6 @@ static inline void cshim_signal_fence(void) { __atomic_signal_fence(__ATOMIC_SEQ
 int cshim_membarrier(void);
 
 static inline void cshim_add_relaxed_i64(int64_t *p, int64_t v) { __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
-
-/* The benchmarks' sink: values from timed loops are added here so that nothing is optimised
- * away. Relaxed atomic load and store (plain moves on x86-64): benchmarks run on several
- * threads at once in the tests, and a plain global would be a data race. */
-extern int64_t cshim_bench_sink;
-static inline void cshim_black_hole(int64_t v) {
-    __atomic_store_n(&cshim_bench_sink, __atomic_load_n(&cshim_bench_sink, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
-}
 
 // MARK: - Thread-local slots (per-CPU page lists)
 

@@ -5,7 +5,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 // Keeps the compiler from dropping a pointer it can see is never used, without a store: a
 // shared global written on every pair (as this was) bounces one cache line between the
@@ -100,3 +103,58 @@ int cnb_malloc_pairs_threads(nommu_process *p, size_t bytes, size_t count, int t
     *elapsed_ns = last - first;
     return rc;
 }
+
+// MARK: Baselines
+
+int64_t cnb_bench_sink;
+
+int cnb_host_mmap_touch(size_t bytes) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    volatile char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if ((void *)p == MAP_FAILED) return errno;
+    for (size_t off = 0; off < bytes; off += page) p[off] = 1;
+    if (munmap((void *)p, bytes) != 0) return errno;
+    return 0;
+}
+
+int cnb_glibc_memalign_memset_free(size_t alignment, size_t bytes) {
+    void *p = NULL;
+    int rc = posix_memalign(&p, alignment, bytes);
+    if (rc != 0) return rc;
+    memset(p, 0, bytes);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    free(p);
+    return 0;
+}
+
+int cnb_glibc_memalign_free_pairs(size_t alignment, size_t bytes, size_t count, size_t pad_bytes) {
+    void *pad = pad_bytes ? malloc(pad_bytes) : NULL;
+    if (pad_bytes && pad == NULL) return ENOMEM;
+    __asm__ volatile("" : : "r"(pad) : "memory");
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        void *p = NULL;
+        rc = posix_memalign(&p, alignment, bytes);
+        if (rc != 0) break;
+        __asm__ volatile("" : : "r"(p) : "memory");
+        free(p);
+    }
+    free(pad);
+    return rc;
+}
+
+int cnb_host_mmap_pairs(size_t bytes, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return errno;
+        __asm__ volatile("" : : "r"(p) : "memory");
+        if (munmap(p, bytes) != 0) return errno;
+    }
+    return 0;
+}
+
+void cnb_memset(void *p, int value, size_t bytes) {
+    memset(p, value, bytes);
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+

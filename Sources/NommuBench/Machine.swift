@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
-import HostArena
+import NommuHost
 #if canImport(Glibc)
     import Glibc
 #endif

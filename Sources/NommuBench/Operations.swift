@@ -17,7 +17,7 @@ struct MemsetOperation: TimedOperation {
         let p = base
         let n = bytes
         for _ in 0..<count {
-            cshim_memset(p, 0, n)
+            cnb_memset(p, 0, n)
         }
     }
 }
@@ -77,7 +77,7 @@ struct HostMmapPairOperation: TimedOperation {
     let bytes: Int
 
     mutating func run(_ count: Int) throws(Errno) {
-        let rc = cshim_host_mmap_pairs(bytes, count)
+        let rc = cnb_host_mmap_pairs(bytes, count)
         if rc != 0 { throw Errno(rawValue: rc) }
     }
 }
@@ -88,7 +88,7 @@ struct HostMmapTouchOperation: TimedOperation {
     mutating func run(_ count: Int) throws(Errno) {
         let n = bytes
         for _ in 0..<count {
-            let rc = cshim_host_mmap_touch(n)
+            let rc = cnb_host_mmap_touch(n)
             if rc != 0 { throw Errno(rawValue: rc) }
         }
     }
@@ -101,7 +101,7 @@ struct GlibcMemalignMemsetOperation: TimedOperation {
     mutating func run(_ count: Int) throws(Errno) {
         let n = bytes
         for _ in 0..<count {
-            let rc = cshim_glibc_memalign_memset_free(4096, n)
+            let rc = cnb_glibc_memalign_memset_free(4096, n)
             if rc != 0 { throw Errno(rawValue: rc) }
         }
     }
@@ -122,7 +122,7 @@ struct GlibcPairsOperation: TimedOperation {
     mutating func run(_ count: Int) throws(Errno) {
         let pad = 200 + (phase % 24) * 176
         phase &+= 1
-        let rc = cshim_glibc_memalign_free_pairs(4096, 4096, count, pad)
+        let rc = cnb_glibc_memalign_free_pairs(4096, 4096, count, pad)
         if rc != 0 { throw Errno(rawValue: rc) }
     }
 }

@@ -7,6 +7,7 @@
 internal import CShims
 import Foundation
 import NommuBase
+import NommuHost
 import NommuMalloc
 
 /// Where the program series find their program and library.

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 internal import CShims
 internal import CNommu
-import HostArena
+internal import CNommuBench
+import NommuHost
 import NommuBase
 import PageAllocator
 import NommuMM
@@ -70,12 +71,12 @@ public func runBench(
         case .hostMmapTouch:
             for size in configuration.sizes {
                 var op = HostMmapTouchOperation(bytes: size)
-                results.append(try run(&op, s, size, "cshim_host_mmap_touch", plan, progress))
+                results.append(try run(&op, s, size, "cnb_host_mmap_touch", plan, progress))
             }
         case .glibcPosixMemalign:
             for size in configuration.sizes {
                 var op = GlibcMemalignMemsetOperation(bytes: size)
-                results.append(try run(&op, s, size, "cshim_glibc_memalign_memset_free", plan, progress))
+                results.append(try run(&op, s, size, "cnb_glibc_memalign_memset_free", plan, progress))
             }
         case .order0Pair:
             results.append(try measureOrder0(perCPU: true, s, plan, progress))
@@ -84,7 +85,7 @@ public func runBench(
         case .glibcPair4k:
             var op = GlibcPairsOperation()
             results.append(
-                try run(&op, s, BenchSeries.pairBytes, "cshim_glibc_memalign_free_pairs", plan, progress))
+                try run(&op, s, BenchSeries.pairBytes, "cnb_glibc_memalign_free_pairs", plan, progress))
         case .nommuMmapUninit:
             for size in configuration.sizes {
                 let process = try modelProcess(s, maxOrder: BenchConfiguration.maxOrder(forSize: size))
@@ -99,7 +100,7 @@ public func runBench(
             process.exit()
         case .hostMmapPair4k:
             var op = HostMmapPairOperation(bytes: BenchSeries.pairBytes)
-            results.append(try run(&op, s, BenchSeries.pairBytes, "cshim_host_mmap_pairs", plan, progress))
+            results.append(try run(&op, s, BenchSeries.pairBytes, "cnb_host_mmap_pairs", plan, progress))
         case .glibcMallocPair64:
             var op = CMallocPairOperation(process: nil, bytes: s.reportedBytes)
             results.append(try run(&op, s, s.reportedBytes, "cnb_glibc_malloc_pairs", plan, progress))
@@ -234,7 +235,7 @@ private func measureMemset(
         throw .operationFailed(series: BenchSeries.memset.rawValue, bytes: bytes, operation: "HostArena", error)
     }
     // Pre-touch: every page is written (dirty) before anything is timed.
-    cshim_memset(arena.baseAddress, 0xA5, bytes)
+    cnb_memset(arena.baseAddress, 0xA5, bytes)
     var out: [BenchResult] = []
     for size in c.sizes {
         var op = MemsetOperation(base: arena.baseAddress, bytes: size)
@@ -265,7 +266,7 @@ private func makeSizedAllocator(maxOrder: Int) throws(BenchError) -> PageAllocat
         let b = try allocator.allocateExact(bytes: block, .uninitialized)
         for r in [a, b] {
             let buf = allocator.bytes(of: r)
-            cshim_memset(buf.baseAddress!, 0x5A, buf.count)
+            cnb_memset(buf.baseAddress!, 0x5A, buf.count)
         }
         try allocator.free(a)
         try allocator.free(b)
@@ -282,7 +283,7 @@ private func measureDirty(
     try attempt(series, bytes, "dirtying allocateExact(.uninitialized)") { () throws(Errno) in
         let r = try a.allocateExact(bytes: bytes, .uninitialized)
         let buf = a.bytes(of: r)
-        cshim_memset(buf.baseAddress!, 0x5A, buf.count)
+        cnb_memset(buf.baseAddress!, 0x5A, buf.count)
         try a.free(r)
     }
     let before = a.statistics()

@@ -5,13 +5,14 @@
 // method on a concrete type reached through a generic that is specialised: no existential,
 // no closure and no allocation sits between the two clock reads.
 internal import CShims
+internal import CNommuBench
 import NommuBase
 
 /// Consumes `value`: adds it to a sink the optimiser cannot see the end of
-/// (`cshim_black_hole`: relaxed atomic load and store, race-free across threads).
+/// (`cnb_black_hole`: relaxed atomic load and store, race-free across threads).
 @inline(__always)
 func blackHole(_ value: Int) {
-    cshim_black_hole(Int64(truncatingIfNeeded: value))
+    cnb_black_hole(Int64(truncatingIfNeeded: value))
 }
 
 /// Something measured by running it `count` times in a row.

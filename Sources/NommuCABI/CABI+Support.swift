@@ -5,6 +5,7 @@
 // NULL and errno). Nothing here throws, and out-parameters are written only on success.
 import CNommu
 import NommuBase
+import NommuHost
 import PageAllocator
 package import NommuMM
 #if canImport(Glibc)

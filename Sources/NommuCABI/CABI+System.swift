@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import CNommu
-import HostArena
+import NommuHost
 import NommuBase
 import NommuMM
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 public import NommuBase
-package import PageAllocator
+package import NommuHost
+import PageAllocator
 package import Synchronization
 
 /// A process of a `System`: a handle (pid) through which it makes its memory calls.

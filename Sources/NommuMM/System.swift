@@ -12,12 +12,9 @@
 // Locking: one model lock (standing for the kernel's nommu_region_sem and the mm locks)
 // guards every region, mapping and counter; the page allocator has its own zone lock and
 // is always taken after the model lock, never before.
-public import HostArena
+public import NommuHost
 public import NommuBase
 public import PageAllocator
-#if canImport(Glibc)
-    import Glibc
-#endif
 
 /// One simulated no-MMU kernel over one host arena.
 public final class System: @unchecked Sendable {
@@ -285,36 +282,6 @@ struct ModelState {
     }
 }
 
-/// The model lock: `ModelState` behind a pthread mutex (the kernel's `nommu_region_sem` and
-/// every `mmap_lock` in one). The page allocator's `HostMutex` in shape, kept in this module
-/// so that each `withLock` is specialised and inlined where it is called: through the other
-/// module's generic it was a call per entry with the body behind a closure thunk (a 4 KiB
-/// `mmap` + `munmap` 99–105 ns; 81–84 ns with this type; 100–104 ns with `HostMutex.withLock`
-/// made `@inlinable`, which the optimiser did not inline across the module boundary).
-final class ModelLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let value: UnsafeMutablePointer<ModelState>
-
-    init(_ value: ModelState) {
-        self.value = .allocate(capacity: 1)
-        self.value.initialize(to: value)
-        mutex = .allocate(capacity: 1)
-        let rc = pthread_mutex_init(mutex, nil)
-        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-        value.deinitialize(count: 1)
-        value.deallocate()
-    }
-
-    /// Runs `body` on the state with the mutex held.
-    @inline(__always)
-    func withLock<R, E: Error>(_ body: (inout ModelState) throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body(&value.pointee)
-    }
-}
+/// The model lock: `ModelState` behind the host's pthread mutex (the kernel's
+/// `nommu_region_sem` and every `mmap_lock` in one).
+typealias ModelLock = HostMutex<ModelState>

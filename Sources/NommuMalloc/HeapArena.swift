@@ -13,9 +13,7 @@
 internal import CShims
 import NommuBase
 
-#if canImport(Glibc)
-    import Glibc
-#endif
+import NommuHost
 
 /// One heap of a malloc: plain memory owned by the malloc, on cache lines of its own:
 /// [pthread mutex | counter words | `HeapState`]. The counters are written under the lock
@@ -41,19 +39,20 @@ struct HeapArena {
         let bytes = lockBytes + counterBytes + (MemoryLayout<HeapState>.stride + 63) & ~63
         let raw = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: lockBytes + counterBytes)
-        let rc = pthread_mutex_init(raw.assumingMemoryBound(to: pthread_mutex_t.self), nil)
-        precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+        precondition(HostLock.byteCount <= lockBytes)
+        _ = HostLock(at: raw)
         (raw + lockBytes + counterBytes).bindMemory(to: HeapState.self, capacity: 1).initialize(to: HeapState())
         return HeapArena(raw: raw, index: index)
     }
 
     func deallocate() {
-        pthread_mutex_destroy(mutex)
+        mutex.deinitialize()
         state.deinitialize(count: 1)
         raw.deallocate()
     }
 
-    private var mutex: UnsafeMutablePointer<pthread_mutex_t> { raw.assumingMemoryBound(to: pthread_mutex_t.self) }
+    /// The heap's lock, at the start of its memory (a handle: no allocation).
+    private var mutex: HostLock { HostLock(existingAt: raw) }
     private var counters: UnsafeMutablePointer<Int64> {
         (raw + HeapArena.lockBytes).assumingMemoryBound(to: Int64.self)
     }
@@ -69,13 +68,13 @@ struct HeapArena {
 
     @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         return try body()
     }
 
-    func lock() { pthread_mutex_lock(mutex) }
-    func unlock() { pthread_mutex_unlock(mutex) }
+    func lock() { mutex.lock() }
+    func unlock() { mutex.unlock() }
 
     @inline(__always) func load(_ slot: Int) -> Int { Int(cshim_load_relaxed_i64(counters + slot)) }
     @inline(__always) func store(_ slot: Int, _ v: Int) { cshim_store_relaxed_i64(counters + slot, Int64(v)) }

@@ -25,6 +25,7 @@
 // chunk found, and its heap, are what the free path works on.
 internal import CShims
 public import NommuBase
+import NommuHost
 public import NommuMM
 import PageAllocator
 

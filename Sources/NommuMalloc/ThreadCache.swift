@@ -24,6 +24,7 @@
 // allocation) and, with several threads, exact at every locked call and a lower bound between.
 internal import CShims
 import NommuBase
+import NommuHost
 import PageAllocator
 
 /// One thread's cache for one malloc: plain memory (`ThreadCache.words` Int64 words) owned

@@ -11,6 +11,7 @@
 // to as a JSON line; without it the report goes to stderr as text).
 internal import CShims
 import NommuBase
+import NommuHost
 import NommuMM
 import NommuMalloc
 import NommuRunShim
@@ -137,14 +138,14 @@ public func nommu_run_report(_ how: UnsafePointer<CChar>) {
     guard let s = runState else { return }
     let report = makeReport(s, end: String(cString: how))
     if let path = getenv("NOMMU_RUN_REPORT") {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        if fd >= 0 {
+        switch valueOrErrno({ open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644) }) {
+        case .success(let fd):
             writeAll(fd, report.json() + "\n")
             close(fd)
             return
+        case .failure(let e):
+            writeAll(2, "nommu run: cannot append to \(String(cString: path)): \(e.description)\n")
         }
-        let reason = Errno(rawValue: errno).description
-        writeAll(2, "nommu run: cannot append to \(String(cString: path)): \(reason)\n")
     }
     writeAll(2, RunReport.text([report], sites: s.sitesShown))
 }
@@ -221,9 +222,8 @@ func writeAll(_ fd: CInt, _ text: String) {
     let count = bytes.count
     var done = 0
     while done < count {
-        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, count - done) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return }
+        let result = valueOrErrno { bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, count - done) } }
+        guard case .success(let n) = result, n > 0 else { return }
         done += n
     }
 }

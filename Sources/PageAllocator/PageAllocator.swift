@@ -34,7 +34,7 @@
 // Threads: a zone lock (the kernel's zone->lock) guards the free lists. Orders 0–3 are
 // also served from per-thread lists (the kernel's per-CPU pagesets): no lock and no
 // atomic read-modify-write on that path, refilled and drained in batches.
-public import HostArena
+public import NommuHost
 public import NommuBase
 internal import CShims
 import Synchronization

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 internal import CShims
-import HostArena
+import NommuHost
 import NommuBase
 import Synchronization
 #if canImport(Glibc)
@@ -16,8 +16,8 @@ import Synchronization
 final class ZoneCore: @unchecked Sendable {
     let arena: HostArena
     let zone: Zone
-    /// The zone lock (kernel: zone->lock). See `HostMutex` for why it is a pthread mutex.
-    let lock = HostMutex<Void>(())
+    /// The zone lock (kernel: zone->lock), a host pthread mutex.
+    let lock = HostLock()
     /// One owner tag per page (see `PageAllocator.ownerTag(of:)`), relaxed-atomic words.
     let ownerTags: UnsafeMutablePointer<UInt32>
     /// Per-CPU lists made for this zone and not yet handed back (guarded by `lock`).
@@ -33,7 +33,9 @@ final class ZoneCore: @unchecked Sendable {
     /// Runs `body` with the zone lock held.
     @inline(__always)
     func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
-        try lock.withLock { (_: inout Void) throws(E) -> R in try body() }
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
     }
 
     /// Returns every block on `cache` to the buddy lists. Lock held.
@@ -107,6 +109,7 @@ final class ZoneCore: @unchecked Sendable {
 
     deinit {
         for raw in caches { PerCPUPages(raw).deallocate() }
+        lock.destroy()
         zone.counters.deinitialize(count: 1)
         zone.counters.deallocate()
         zone.descriptors.deallocate()

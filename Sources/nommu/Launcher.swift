@@ -6,6 +6,7 @@
 import ArgumentParser
 import Foundation
 import NommuBase
+import NommuHost
 
 #if canImport(Glibc)
     import Glibc

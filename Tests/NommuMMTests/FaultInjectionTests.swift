@@ -5,6 +5,7 @@
 // random workloads. A failed call must change nothing, later calls must still work, and
 // every page must be back at tear-down.
 import NommuBase
+import NommuHost
 import NommuMM
 import NommuTestSupport
 import PageAllocator

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import NommuBase
+import NommuHost
 import NommuMM
 import NommuMalloc
 import NommuTestSupport

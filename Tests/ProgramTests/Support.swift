@@ -5,6 +5,7 @@
 // it, the directory of this test bundle (the configuration `swift test` built).
 import Foundation
 import NommuBase
+import NommuHost
 import NommuMalloc
 
 #if canImport(Glibc)

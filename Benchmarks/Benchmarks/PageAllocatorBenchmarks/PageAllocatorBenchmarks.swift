@@ -17,7 +17,7 @@
 
 import Benchmark
 import Glibc
-import HostArena
+import NommuHost
 import NommuBase
 import PageAllocator
 

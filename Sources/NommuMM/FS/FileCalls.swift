@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 public import NommuBase
+import NommuHost
 import PageAllocator
 #if canImport(Glibc)
     import Glibc

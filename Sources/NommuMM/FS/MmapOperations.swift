@@ -3,6 +3,7 @@
 // The file operations `do_mmap` calls: `f_op->get_unmapped_area` of each filesystem and
 // driver (where a direct mapping's memory is), and the read that fills a private copy.
 import NommuBase
+import NommuHost
 import PageAllocator
 
 extension System {

@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 import NommuBase
-#if canImport(Glibc)
-    import Glibc
-#endif
+import NommuHost
 
 /// The buffer of a pipe or FIFO, with the blocking of `pipe_read` / `pipe_write`: a read
 /// waits while the pipe is empty and a writer exists (end of file when none does); a write
@@ -14,29 +12,22 @@ final class PipeBuffer: @unchecked Sendable {
     /// `PIPE_BUF`: writes of this many bytes or fewer are atomic.
     static let atomicBytes = 4096
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let mutex = HostLock()
+    private let cond = HostCondition()
     // Guarded by mutex.
     private var bytes: [UInt8] = []
     private var head = 0
     private var readers = 0
     private var writers = 0
 
-    init() {
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(cond, nil)
-    }
-
     deinit {
-        pthread_cond_destroy(cond)
-        pthread_mutex_destroy(mutex)
-        cond.deallocate()
-        mutex.deallocate()
+        cond.destroy()
+        mutex.destroy()
     }
 
     private func locked<R>(_ body: () throws(Errno) -> R) throws(Errno) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        mutex.lock()
+        defer { mutex.unlock() }
         return try body()
     }
 
@@ -60,7 +51,7 @@ final class PipeBuffer: @unchecked Sendable {
         try? locked {
             if reader { readers -= 1 }
             if writer { writers -= 1 }
-            pthread_cond_broadcast(cond)
+            cond.broadcast()
         }
     }
 
@@ -72,7 +63,7 @@ final class PipeBuffer: @unchecked Sendable {
             while bytes.count == head {
                 if writers == 0 { return [] }
                 if nonBlocking { throw .resourceTemporarilyUnavailable }
-                pthread_cond_wait(cond, mutex)
+                cond.wait(mutex)
             }
             let n = min(count, bytes.count - head)
             let out = Array(bytes[head..<head + n])
@@ -81,7 +72,7 @@ final class PipeBuffer: @unchecked Sendable {
                 bytes.removeAll(keepingCapacity: true)
                 head = 0
             }
-            pthread_cond_broadcast(cond)
+            cond.broadcast()
             return out
         }
     }
@@ -106,13 +97,13 @@ final class PipeBuffer: @unchecked Sendable {
                         if written == 0 { throw .resourceTemporarilyUnavailable }
                         return written
                     }
-                    pthread_cond_wait(cond, mutex)
+                    cond.wait(mutex)
                     continue
                 }
                 let n = min(room, data.count - written)
                 bytes += data[written..<written + n]
                 written += n
-                pthread_cond_broadcast(cond)
+                cond.broadcast()
             }
             return written
         }

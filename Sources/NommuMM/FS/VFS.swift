@@ -7,6 +7,7 @@
 // hold. Everything here is guarded by the model lock (it lives in `ModelState`); pipes
 // block on their own lock (Pipe.swift) and host I/O for `/data` goes through `HostFS`.
 import NommuBase
+import NommuHost
 import PageAllocator
 #if canImport(Glibc)
     import Glibc

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 internal import CShims
 public import NommuBase
+import NommuHost
 #if canImport(Glibc)
-    public import Glibc
+    public import Glibc  // timespec, in the API
 #endif
 
 /// Futex operation codes, one-to-one with `<linux/futex.h>`.
@@ -23,36 +24,21 @@ public enum Futex {
 final class FutexWaiter: @unchecked Sendable {
     let address: UInt
     var woken = false  // guarded by the futex table's mutex
-    let cond: UnsafeMutablePointer<pthread_cond_t>
+    /// Waited on with a deadline on the monotonic clock.
+    let cond = HostCondition(monotonic: true)
 
-    init(address: UInt) {
-        self.address = address
-        cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
-    }
+    init(address: UInt) { self.address = address }
 
-    deinit {
-        pthread_cond_destroy(cond)
-        cond.deallocate()
-    }
+    deinit { cond.destroy() }
 }
 
 /// The futex hash table: waiters by address (the key is the address alone, as
 /// `get_futex_key` makes it without an MMU since the v6.7 fix), under one mutex that plays the hash-bucket locks.
 final class FutexTable: @unchecked Sendable {
-    let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    let mutex = HostLock()
     var waiters: [UInt: [FutexWaiter]] = [:]  // guarded by mutex, in arrival order
 
-    init() { pthread_mutex_init(mutex, nil) }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
+    deinit { mutex.destroy() }
 }
 
 extension Process {
@@ -105,8 +91,7 @@ extension System {
         case Futex.wait:
             var deadline: timespec? = nil
             if let t = timeout {
-                var now = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &now)
+                let now = HostClock.monotonic
                 // A timeout of KTIME_SEC_MAX seconds or more is no deadline: the kernel's
                 // timespec64_to_ktime saturates it at KTIME_MAX, which never expires.
                 if t.tv_sec < Futex.ktimeSecMax {
@@ -118,8 +103,8 @@ extension System {
                     deadline = d
                 }
             }
-            pthread_mutex_lock(table.mutex)
-            defer { pthread_mutex_unlock(table.mutex) }
+            table.mutex.lock()
+            defer { table.mutex.unlock() }
             // Compare and queue under the bucket lock: a wake after this point finds us.
             // (Inside a mapping: checked above.)
             guard let word = UnsafePointer<UInt32>(bitPattern: address) else { throw .badAddress }
@@ -127,25 +112,25 @@ extension System {
             let w = FutexWaiter(address: address)
             table.waiters[address, default: []].append(w)
             while !w.woken {
-                if var d = deadline {
-                    if pthread_cond_timedwait(w.cond, table.mutex, &d) == ETIMEDOUT && !w.woken {
+                if let d = deadline {
+                    if !w.cond.wait(table.mutex, until: d) && !w.woken {
                         table.waiters[address]?.removeAll { $0 === w }
                         if table.waiters[address]?.isEmpty == true { table.waiters[address] = nil }
                         throw .timedOut
                     }
                 } else {
-                    pthread_cond_wait(w.cond, table.mutex)
+                    w.cond.wait(table.mutex)
                 }
             }
             return 0
         case Futex.wake:
-            pthread_mutex_lock(table.mutex)
-            defer { pthread_mutex_unlock(table.mutex) }
+            table.mutex.lock()
+            defer { table.mutex.unlock() }
             guard var queue = table.waiters[address], !queue.isEmpty else { return 0 }
             let n = min(queue.count, max(1, Int(Int32(bitPattern: value))))
             for w in queue.prefix(n) {
                 w.woken = true
-                pthread_cond_signal(w.cond)
+                w.cond.signal()
             }
             queue.removeFirst(n)
             table.waiters[address] = queue.isEmpty ? nil : queue

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+package import NommuBase
 import Synchronization
 
 /// Every kind of call nommu makes to the host, for fault injection.

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-import HostArena
+import NommuHost
 import NommuBase
 import Testing
 

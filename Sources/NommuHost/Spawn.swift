@@ -2,6 +2,8 @@
 //
 // Starting a program and waiting for it, for `nommu run`, `nommu record` and the program
 // series of `nommu bench`.
+package import NommuBase
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -66,7 +68,7 @@ package func spawnProgram(
 /// Waits for `pid` to end.
 package func waitForProgram(_ pid: Int32) -> ProgramEnd {
     var status: Int32 = 0
-    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    _ = valueOrErrno { waitpid(pid, &status, 0) }  // again while interrupted
     if status & 0x7f != 0 { return .signaled(status & 0x7f) }
     return .exited((status >> 8) & 0xff)
 }
