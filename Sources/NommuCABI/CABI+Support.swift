@@ -12,7 +12,7 @@ package import NommuMM
     import Glibc
 #endif
 
-/// Sets the calling thread's errno (the one place that does) and returns `value`.
+/// Sets the calling thread's errno and returns `value` (the C ABI's failure return).
 @inline(__always)
 func failing<T>(_ e: Errno, _ value: T) -> T {
     errno = e.rawValue

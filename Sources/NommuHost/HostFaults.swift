@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 package import NommuBase
-import Synchronization
 
 /// Every kind of call nommu makes to the host, for fault injection.
 package enum HostCall: String, Hashable, Sendable, CaseIterable {
@@ -26,7 +25,7 @@ package enum HostCall: String, Hashable, Sendable, CaseIterable {
     case unlink
 }
 
-/// Fault injection into host calls (issue 6): a plan says which calls fail with which
+/// Fault injection into host calls: a plan says which calls fail with which
 /// errno, and logs every call made under it.
 ///
 /// A plan is bound to a task (`HostFaultPlan.$current.withValue(plan) { … }`), so tests that
@@ -40,13 +39,13 @@ package final class HostFaultPlan: Sendable {
         var nthErrno: Errno
         var log: [HostCall] = []
     }
-    private let state: Mutex<State>
+    private let state: HostMutex<State>
 
     /// - Parameters:
     ///   - failing: Every call of these kinds fails with the errno given.
     ///   - failCall: The n-th call made under the plan (1-based, any kind) fails with `errno`.
     package init(failing: [HostCall: Errno] = [:], failCall n: Int? = nil, with errno: Errno = .ioError) {
-        state = Mutex(State(failing: failing, failNth: n, nthErrno: errno))
+        state = HostMutex(State(failing: failing, failNth: n, nthErrno: errno))
     }
 
     /// The calls made under the plan so far, in order (failed ones included).

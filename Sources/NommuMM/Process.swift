@@ -217,7 +217,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Sets `mm->start_stack` (the ELF loader's job, next issue); package-visible for tests.
+    /// Sets `mm->start_stack` (exec's job); package-visible for tests.
     package func setStartStack(_ address: UInt) {
         system.state.withLock { s in
             if let mm = s.processes[pid] { s.spaces[mm]!.startStack = address }

@@ -4,10 +4,11 @@
 //
 // One `System` is one simulated no-MMU kernel over one host arena. Processes have
 // address spaces (`mm_struct`) holding mappings (`vm_area_struct`); every mapping points
-// into a region (`vm_region`), and regions live in one global tree ordered by address,
-// because without an MMU every process sees the same physical addresses. Anonymous
-// memory is a private copy region that owns a contiguous run of pages from the buddy
-// allocator; the next issue adds file and device regions that processes share.
+// into a region (`vm_region`), and regions are global (the kernel's nommu_region_tree),
+// because without an MMU every process sees the same physical addresses: here they sit in
+// slots and are sorted by address only when something needs the order. Anonymous memory
+// is a private copy region that owns a contiguous run of pages from the buddy allocator;
+// file and device regions map memory in place or own a private copy, and are shared.
 //
 // Locking: one model lock (standing for the kernel's nommu_region_sem and the mm locks)
 // guards every region, mapping and counter; the page allocator has its own zone lock and

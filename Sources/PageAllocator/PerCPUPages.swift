@@ -10,7 +10,7 @@ internal import CShims
 /// its own lists without taking the zone lock or doing any atomic read-modify-write; the
 /// lists are refilled from, and drained to, the buddy lists in batches under the lock.
 ///
-/// Layout: 24 `Int64` slots in plain memory owned by `ZoneCore`. Heads and list links are
+/// Layout: `slotCount` (32) `Int64` slots in plain memory owned by `ZoneCore`. Heads and list links are
 /// touched only by the owning thread (or by the zone while the owner is known to be
 /// gone). Counters are written by the owner with relaxed stores and read by anyone with
 /// relaxed loads, so statistics never race. The hot path updates as few of them as it

@@ -25,7 +25,8 @@ enum Backing: Hashable {
 
 /// The kernel's `vm_region`: one contiguous run of memory that one or more mappings use.
 ///
-/// A region lives in the system's global tree (ordered by start), is counted by
+/// A region is global (`ModelState.regions`: the kernel's tree, kept in slots and sorted by
+/// start when asked, `ModelState.tree`), is counted by
 /// `usage` (the mappings that point at it, in any process), and owns the pages of `run`
 /// when it is a private copy or anonymous memory (`VM_MAPPED_COPY`). [start, end) is
 /// what was asked for, page-rounded; [end, top) is slack the trim rule left.
