@@ -31,7 +31,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     public var description: String { "process \(pid)" }
 
     /// Whether the process is still alive.
-    public var isAlive: Bool { system.state.withLock { $0.processes[pid] != nil } }
+    public var isAlive: Bool { system.state.withLock { $0.tasks.processes[pid] != nil } }
 
     // MARK: Life cycle
 
@@ -40,15 +40,15 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: `ESRCH` when this process has exited.
     public func vfork() throws(Errno) -> Process {
         let child = try system.state.withLock { (s: inout ModelState) throws(Errno) -> Int32 in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
-            let c = s.nextPID
-            s.nextPID += 1
-            s.processes[c] = mm
-            s.spaces[mm]!.users += 1
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
+            let c = s.tasks.nextPID
+            s.tasks.nextPID += 1
+            s.tasks.processes[c] = mm
+            s.mm.spaces[mm]!.users += 1
             // vfork is clone(CLONE_VM | CLONE_VFORK) without CLONE_FILES: the memory is shared,
             // the descriptor table copied (dup_fd: the same open files, each held once more).
-            s.tableOf[c] = s.copyTable(s.tableOf[pid]!)
-            s.uidOf[c] = s.uidOf[pid]  // the credentials are copied
+            s.tasks.tableOf[c] = s.fs.copyTable(s.tasks.tableOf[pid]!)
+            s.tasks.uidOf[c] = s.tasks.uidOf[pid]  // the credentials are copied
             return c
         }
         return Process(system: system, pid: child)
@@ -58,7 +58,7 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// - Throws: `ESRCH` when the process has exited.
     public func getuid() throws(Errno) -> UInt32 {
         try system.state.withLock { (s: inout ModelState) throws(Errno) -> UInt32 in
-            guard let uid = s.uidOf[pid] else { throw .noSuchProcess }
+            guard let uid = s.tasks.uidOf[pid] else { throw .noSuchProcess }
             return UInt32(uid)
         }
     }
@@ -71,11 +71,11 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     public func setuid(_ uid: UInt32) throws(Errno) {
         guard uid != UInt32.max else { throw .invalidArgument }
         try system.state.withLock { (s: inout ModelState) throws(Errno) in
-            guard let now = s.uidOf[pid] else { throw .noSuchProcess }
+            guard let now = s.tasks.uidOf[pid] else { throw .noSuchProcess }
             guard now == 0 || UInt32(now) == uid else { throw .notPermitted }
-            s.uidOf[pid] = Int(uid)
+            s.tasks.uidOf[pid] = Int(uid)
             // commit_creds: a changed uid makes the address space undumpable.
-            if UInt32(now) != uid, let mm = s.processes[pid] { s.spaces.update(mm) { $0.dumpable = false } }
+            if UInt32(now) != uid, let mm = s.tasks.processes[pid] { s.mm.spaces.update(mm) { $0.dumpable = false } }
         }
     }
 
@@ -183,14 +183,14 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// This process's mappings, in address order, with the region behind each.
     public var mappings: [MappingInfo] {
         system.state.withLock { s in
-            guard let mm = s.processes[pid], let space = s.spaces[mm] else { return [] }
+            guard let mm = s.tasks.processes[pid], let space = s.mm.spaces[mm] else { return [] }
             return space.mappings.map { m in
-                let r = s.regions[m.region]!
+                let r = s.mm.regions[m.region]!
                 var info = MappingInfo(
                     start: VirtualAddress(m.start), end: VirtualAddress(m.end), regionStart: VirtualAddress(r.start),
                     regionEnd: VirtualAddress(r.end), regionTop: VirtualAddress(r.top), regionUsage: r.usage)
                 info.ownsPages = r.run != nil
-                info.path = r.backing.inode.flatMap { s.inodes[$0]?.path } ?? s.procPath(of: r.backing)
+                info.path = r.backing.inode.flatMap { s.fs.inodes[$0]?.path } ?? s.mm.procPath(of: r.backing)
                 return info
             }
         }
@@ -199,7 +199,8 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// The mapping of this process that contains `address`: its [start, end), or nil.
     public func mapping(containing address: UInt) -> (start: UInt, end: UInt)? {
         system.state.withLock { s in
-            guard let mm = s.processes[pid], let space = s.spaces[mm], let i = space.index(containing: address) else {
+            guard let mm = s.tasks.processes[pid], let space = s.mm.spaces[mm], let i = space.index(containing: address)
+            else {
                 return nil
             }
             return (space.mappings[i].start, space.mappings[i].end)
@@ -210,8 +211,9 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// [start, top), slack included; nil when no mapping starts there.
     public func regionExtent(ofMappingAt address: UInt) -> (start: UInt, top: UInt)? {
         system.state.withLock { s in
-            guard let mm = s.processes[pid], let space = s.spaces[mm], let i = space.index(containing: address),
-                space.mappings[i].start == address, let r = s.regions[space.mappings[i].region]
+            guard let mm = s.tasks.processes[pid], let space = s.mm.spaces[mm],
+                let i = space.index(containing: address),
+                space.mappings[i].start == address, let r = s.mm.regions[space.mappings[i].region]
             else { return nil }
             return (r.start, r.top)
         }
@@ -220,14 +222,14 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
     /// Sets `mm->start_stack` (exec's job); package-visible for tests.
     package func setStartStack(_ address: UInt) {
         system.state.withLock { s in
-            if let mm = s.processes[pid] { s.spaces[mm]!.startStack = address }
+            if let mm = s.tasks.processes[pid] { s.mm.spaces[mm]!.startStack = address }
         }
     }
 
     /// `map_count` and `total_vm` (pages).
     public var counters: (mapCount: Int, totalVM: Int) {
         system.state.withLock { s in
-            guard let mm = s.processes[pid], let space = s.spaces[mm] else { return (0, 0) }
+            guard let mm = s.tasks.processes[pid], let space = s.mm.spaces[mm] else { return (0, 0) }
             return (space.mapCount, space.totalVM)
         }
     }

@@ -149,7 +149,7 @@ public final class System: @unchecked Sendable {
             ownsHostRoot = true
         }
         var initial = ModelState()
-        initial.createDeviceNodes()
+        initial.fs.createDeviceNodes()
         state = ModelLock(initial)
     }
 
@@ -161,7 +161,7 @@ public final class System: @unchecked Sendable {
     public var hostDirectory: String { hostRoot.displayed }
 
     /// The host path of `rel` under `/data`.
-    func hostPath(_ rel: PathBytes) -> PathBytes { hostRoot + [ModelState.slash] + rel }
+    func hostPath(_ rel: PathBytes) -> PathBytes { hostRoot + [FileState.slash] + rel }
 
     /// CONFIG_MMAP_ALLOW_UNINITIALIZED.
     public var allowUninitialized: Bool { configuration.allowUninitialized }
@@ -174,112 +174,83 @@ public final class System: @unchecked Sendable {
 
     /// `mmap_pages_allocated`: pages held by private-copy and anonymous regions
     /// (`MmapCopy:` in `/proc/meminfo`, in kB).
-    public var mmapPagesAllocated: Int { state.withLock { $0.mmapPagesAllocated } }
+    public var mmapPagesAllocated: Int { state.withLock { $0.mm.mmapPagesAllocated } }
 
     /// Regions in the global tree.
-    public var regionCount: Int { state.withLock { $0.regions.count } }
+    public var regionCount: Int { state.withLock { $0.mm.regions.count } }
 
     // MARK: Processes
 
     /// Starts a process with an empty address space.
     public func createProcess() -> Process {
         let pid = state.withLock { s in
-            let pid = s.nextPID
-            s.nextPID += 1
-            s.processes[pid] = s.spaces.insert(AddressSpace())
-            s.tableOf[pid] = s.tables.insert(FileTable())
-            s.uidOf[pid] = 0  // root, as a kernel's first processes are
+            let pid = s.tasks.nextPID
+            s.tasks.nextPID += 1
+            s.tasks.processes[pid] = s.mm.spaces.insert(AddressSpace())
+            s.tasks.tableOf[pid] = s.fs.tables.insert(FileTable())
+            s.tasks.uidOf[pid] = 0  // root, as a kernel's first processes are
             return pid
         }
         return Process(system: self, pid: pid)
     }
 
     /// The processes alive, by pid.
-    public var pids: [Int32] { state.withLock { $0.processes.keys } }
+    public var pids: [Int32] { state.withLock { $0.tasks.processes.keys } }
 
     /// Exits process `pid` (every mapping and descriptor released). No-op for a dead pid.
     public func exit(pid: Int32) { exitProcess(pid) }
 
     func ensureAlive(_ pid: Int32) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
         }
     }
 }
 
-/// Everything the model lock guards.
+/// Everything the model lock guards, one part per subsystem. Each part checks its own
+/// invariants (`invariantViolation`); `System.invariantViolation` checks what ties them together.
 struct ModelState {
-    /// vm.overcommit_memory, _ratio and _kbytes (kept, and read by nothing, as without an MMU).
-    var overcommit = OvercommitSettings()
-    var regions = Slab<Region>()
-    var spaces = Slab<AddressSpace>()
-    /// pid → address space id.
+    /// Processes: pids and what each names.
+    var tasks = TaskState()
+    /// Address spaces and the global regions (mm/nommu.c).
+    var mm = MemoryState()
+    /// The VFS: inodes, names, descriptor tables, the page cache.
+    var fs = FileState()
+    /// Device memory, the flash window's state, the console.
+    var devices = DeviceState()
+    /// SysV shared memory.
+    var ipc = IPCState()
+
+    /// Sets the offset of descriptor `fd` of process `pid`.
+    mutating func setOffset(_ pid: Int32, _ fd: CInt, _ offset: Int) {
+        guard let t = tasks.tableOf[pid] else { return }
+        fs.tables.update(t) { $0.descriptors[fd]?.offset = offset }
+    }
+}
+
+/// The processes alive: what each pid names (the kernel's `task_struct` fields the model keeps).
+struct TaskState {
+    /// pid → address space id (`mm`).
     var processes = PIDTable()
-    /// pid → descriptor table id.
+    /// pid → descriptor table id (`files`).
     var tableOf = PIDTable()
     /// pid → uid (real, effective and saved in one: the model's processes never hold two).
     var uidOf = PIDTable()
-    /// Descriptor tables (each process its own: vfork copies its parent's).
-    var tables = Slab<FileTable>()
-    /// Every inode alive.
-    var inodes = Slab<Inode>()
-    /// Names: tmpfs, romfs and /dev directories, path under the mount → inode.
-    var names: [MountPoint: [PathBytes: Int]] = [:]
-    /// `/data` inodes alive (open or mapped), by host inode number.
-    var hostInodes: [UInt64: Int] = [:]
-    var nextInodeNumber: [MountPoint: UInt] = [:]
-    /// ramfs page-cache pages (not in `mmap_pages_allocated`, as in the kernel).
-    var pageCachePages = 0
-    /// Open file descriptions held in no descriptor table (exec's while it loads), by inode:
-    /// they count in the inode's `opens` as descriptors do.
-    var heldOpens: [Int: Int] = [:]
-    /// Device memory taken from the page allocator: the ramdisk and the frame buffer.
-    var devicePages = 0
-    var ramdisk: PageRun? = nil
-    var framebuffer: PageRun? = nil
-    /// Bytes of the flash window the romfs image uses.
-    var flashUsed = 0
-    var flashMode = FlashMode.read
-    /// The flash contents while the window shows the status pattern.
-    var flashSaved: [UInt8]? = nil
-    /// What was written to `/dev/ttyS0`.
-    var console: [UInt8] = []
-    /// SysV shared-memory segments by id, and the ids by key.
-    var sysv: [CInt: ShmSegment] = [:]
-    var sysvKeys: [Int32: CInt] = [:]
-    var nextShmID: CInt = 0
+    /// The next pid: pids are never reused.
     var nextPID: Int32 = 1
-    /// `mmap_pages_allocated`.
-    var mmapPagesAllocated = 0
 
-    /// The kernel's global region tree, as an ordered list of region ids: regions are
-    /// kept in slots and sorted by address only when something needs the order
-    /// (`/proc/maps`, the checks), so mmap and munmap pay no ordered insert or removal.
-    var tree: [Int] {
-        regions.live.sorted { $0.1.start < $1.1.start }.map(\.0)
-    }
-
-    mutating func addRegion(_ r: Region) -> Int { regions.insert(r) }
-
-    /// The paths of procfs files that private copies were made of (`Backing.procCopy`
-    /// numbers them; a path is entered once and kept: there are few of them).
-    var procPaths: [String] = []
-
-    /// The number of `path` in `procPaths`, entered when new.
-    mutating func procPathNumber(_ path: String) -> Int {
-        if let i = procPaths.firstIndex(of: path) { return i }
-        procPaths.append(path)
-        return procPaths.count - 1
-    }
-
-    /// The path `/proc/*/maps` prints for a copy of a procfs file; nil for other backings.
-    func procPath(of backing: Backing) -> String? {
-        if case .procCopy(let i) = backing { return procPaths[i] }
+    /// The first broken invariant, or nil: every process has an address space, a descriptor
+    /// table and a uid, and nothing else has one.
+    func invariantViolation(spaces: Slab<AddressSpace>, tables: Slab<FileTable>) -> String? {
+        for pid in processes.keys {
+            guard let mm = processes[pid], spaces[mm] != nil else { return "pid \(pid): no address space" }
+            guard let t = tableOf[pid], tables[t] != nil else { return "pid \(pid): no descriptor table" }
+            guard uidOf[pid] != nil else { return "pid \(pid): no uid" }
+        }
+        guard tableOf.count == processes.count, uidOf.count == processes.count else {
+            return "\(processes.count) processes, \(tableOf.count) tables, \(uidOf.count) uids"
+        }
         return nil
-    }
-
-    mutating func removeRegion(_ id: Int) {
-        regions.free(id)
     }
 }
 

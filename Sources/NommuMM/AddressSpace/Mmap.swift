@@ -98,7 +98,7 @@ extension System {
         let start = try state.withLock { (s: inout ModelState) throws(Errno) -> UInt in
             let file = try openMmapSource(source, pid, protection: protection, in: &s)
             let rounded = try checkMmapArguments(address: address, length: length, flags: flags, pgoff: pgoff)
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
             return try mmapFile(
                 mm, file, rounded: rounded, protection: protection, flags: flags, pgoff: pgoff, shm: source.shmID,
                 in: &s)
@@ -119,7 +119,7 @@ extension System {
         let run = try allocator.allocateExact(bytes: Int(rounded), skipClear ? .uninitialized : .zeroed)
         let region = privateRegion(run, rounded: rounded, flags: vmFlags, pgoff: pgoff, backing: .anonymous)
         let inserted = state.withLock { s -> Bool in
-            guard let mm = s.processes[pid] else { return false }
+            guard let mm = s.tasks.processes[pid] else { return false }
             addRegionAndMapping(mm, region, length: rounded, flags: region.flags, pgoff: pgoff, shm: nil, in: &s)
             return true
         }
@@ -147,7 +147,7 @@ extension System {
         case .descriptor(let fd): f = try descriptor(pid, fd, in: &s)
         case .held(let held): f = held  // its inode's opens count it, so the inode is still this one
         case .sysv(let inode, _):
-            guard s.inodes[inode] != nil else { throw .invalidArgument }
+            guard s.fs.inodes[inode] != nil else { throw .invalidArgument }
             return MmapFile(object: .inode(inode), readable: true, writable: protection.contains(.write))
         }
         switch f.kind {
@@ -198,7 +198,7 @@ extension System {
             // proc_reg_file_ops has mmap and no capabilities: the regular-file default.
             caps = [.copy]
         case .inode(let id):
-            let node = s.inodes[id]!
+            let node = s.fs.inodes[id]!
             // No mmap operation: pipes, FIFOs, directories, the serial port.
             guard node.hasMmapOperation else { throw .operationNotSupportedByDevice }
             // The operation's capabilities, else the inode type's default; other types: EINVAL.
@@ -279,12 +279,12 @@ extension System {
             if let (rid, start) = try findShareableRegion(
                 inode: id, length: rounded, pgoff: pgoff, direct: caps.contains(.direct), in: &s)
             {
-                s.regions.update(rid) { $0.usage += 1 }
+                s.mm.regions.update(rid) { $0.usage += 1 }
                 var mflags = vmFlags
-                if s.regions[rid]!.flags.contains(.mappedCopy) { mflags.insert(.mappedCopy) }
+                if s.mm.regions[rid]!.flags.contains(.mappedCopy) { mflags.insert(.mappedCopy) }
                 // A mapping of a region already there: the region's pages are not counted again.
                 let m = Mapping(start: start, end: start + rounded, region: rid, flags: mflags, pgoff: pgoff, shm: shm)
-                s.spaces.update(mm) { $0.insert(m) }
+                s.mm.spaces.update(mm) { $0.insert(m) }
                 return start
             }
         }
@@ -310,8 +310,8 @@ extension System {
     ) throws(Errno) -> (region: Int, start: UInt)? {
         let shift = UInt(pageShift)
         let pgend = pgoff + (length >> shift)
-        for rid in s.tree {
-            let r = s.regions[rid]!
+        for rid in s.mm.tree {
+            let r = s.mm.regions[rid]!
             guard r.flags.isShareable, r.backing.inode == id else { continue }
             let rpgend = r.pgoff + ((r.end - r.start + pageSize - 1) >> shift)
             if pgoff >= rpgend || r.pgoff >= pgend { continue }
@@ -336,9 +336,9 @@ extension System {
         _ id: Int, length: UInt, flags: VMFlags, pgoff: UInt, capabilities caps: inout MapCapabilities,
         in s: inout ModelState
     ) throws(Errno) -> Region? {
-        switch getUnmappedArea(s.inodes[id]!, length: length, pgoff: pgoff, in: &s) {
+        switch getUnmappedArea(s.fs.inodes[id]!, length: length, pgoff: pgoff, in: &s) {
         case .success(let addr):
-            if s.regions.live.contains(where: { $0.1.start == addr }) { throw .invalidArgument }
+            if s.mm.regions.live.contains(where: { $0.1.start == addr }) { throw .invalidArgument }
             return Region(
                 start: addr, end: addr + length, top: addr + length, pgoff: pgoff, flags: flags, usage: 1,
                 backing: .file(id), run: nil)
@@ -373,7 +373,7 @@ extension System {
                 throw error
             }
         case .procText(let bytes, let path):
-            backing = .procCopy(s.procPathNumber(path))
+            backing = .procCopy(s.mm.procPathNumber(path))
             // The read starts at the page offset; past the text's end the copy stays zero.
             let (from, wrapped) = pgoff.multipliedReportingOverflow(by: pageSize)
             if !wrapped, from < UInt(bytes.count) {
@@ -402,13 +402,13 @@ extension System {
     func addRegionAndMapping(
         _ mm: Int, _ region: Region, length: UInt, flags: VMFlags, pgoff: UInt, shm: CInt?, in s: inout ModelState
     ) {
-        let id = s.addRegion(region)
-        if let run = region.run { s.mmapPagesAllocated += run.keptPages }
-        if let inode = region.backing.inode { s.inodes.update(inode) { $0.regions += 1 } }
+        let id = s.mm.addRegion(region)
+        if let run = region.run { s.mm.mmapPagesAllocated += run.keptPages }
+        if let inode = region.backing.inode { s.fs.inodes.update(inode) { $0.regions += 1 } }
         let m = Mapping(
             start: region.start, end: region.start + length, region: id, flags: flags, pgoff: pgoff, shm: shm)
         let pages = Int(length >> UInt(pageShift))
-        s.spaces.update(mm) { space in
+        s.mm.spaces.update(mm) { space in
             space.insert(m)
             space.totalVM += pages
         }

@@ -20,22 +20,22 @@ extension System {
         // 3. MREMAP_FIXED to another address.
         guard !flags.contains(.fixed) || newAddress == addr else { throw .invalidArgument }
         return try state.withLock { (s: inout ModelState) throws(Errno) -> VirtualAddress in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
             // 4. find_vma_exact: a VMA exactly [addr, addr + old_len).
             let (end, past) = addr.addingReportingOverflow(oldLen)
             guard !past,
-                let i = s.spaces[mm]!.indices(intersecting: addr, end).first(where: {
-                    s.spaces[mm]!.mappings[$0].start == addr && s.spaces[mm]!.mappings[$0].end == end
+                let i = s.mm.spaces[mm]!.indices(intersecting: addr, end).first(where: {
+                    s.mm.spaces[mm]!.mappings[$0].start == addr && s.mm.spaces[mm]!.mappings[$0].end == end
                 })
             else { throw .invalidArgument }
-            let vma = s.spaces[mm]!.mappings[i]
+            let vma = s.mm.spaces[mm]!.mappings[i]
             // 6. Shareable mappings never move or change size.
             guard !vma.flags.isShareable else { throw .notPermitted }
             // 7. Never past the region's original (page-rounded) length; slack is out of reach.
-            let r = s.regions[vma.region]!
+            let r = s.mm.regions[vma.region]!
             guard newLen <= r.end - r.start else { throw .noMemory }
             // 8. Only the VMA's end moves; nothing is allocated or freed.
-            s.spaces[mm]!.mappings[i].end = addr + newLen
+            s.mm.spaces[mm]!.mappings[i].end = addr + newLen
             return VirtualAddress(addr)
         }
     }
@@ -43,15 +43,15 @@ extension System {
     /// Releases a process's mappings when it was the last user of its address space.
     func exitProcess(_ pid: Int32) {
         let pipeEnds = state.withLock { s -> [(PipeBuffer, Bool, Bool)] in
-            guard let mm = s.processes.removeValue(forKey: pid) else { return [] }
-            _ = s.uidOf.removeValue(forKey: pid)
+            guard let mm = s.tasks.processes.removeValue(forKey: pid) else { return [] }
+            _ = s.tasks.uidOf.removeValue(forKey: pid)
             var ends: [(PipeBuffer, Bool, Bool)] = []
             // exit_files: the last user of a descriptor table closes every descriptor.
-            if let t = s.tableOf.removeValue(forKey: pid) {
-                s.tables.update(t) { $0.users -= 1 }
-                if s.tables[t]!.users == 0 {
-                    let files = s.tables[t]!.descriptors.values
-                    s.tables[t] = nil
+            if let t = s.tasks.tableOf.removeValue(forKey: pid) {
+                s.fs.tables.update(t) { $0.users -= 1 }
+                if s.fs.tables[t]!.users == 0 {
+                    let files = s.fs.tables[t]!.descriptors.values
+                    s.fs.tables[t] = nil
                     for f in files { if let e = releaseDescription(f, in: &s) { ends.append(e) } }
                 }
             }
@@ -64,11 +64,11 @@ extension System {
 
     /// Drops one user of an address space; the last one's mappings all go (`exit_mmap`).
     func releaseAddressSpace(_ mm: Int, in s: inout ModelState) {
-        s.spaces[mm]!.users -= 1
-        guard s.spaces[mm]!.users == 0 else { return }
-        while !s.spaces[mm]!.mappings.isEmpty {
-            removeMapping(at: s.spaces[mm]!.mappings.count - 1, of: mm, in: &s)
+        s.mm.spaces[mm]!.users -= 1
+        guard s.mm.spaces[mm]!.users == 0 else { return }
+        while !s.mm.spaces[mm]!.mappings.isEmpty {
+            removeMapping(at: s.mm.spaces[mm]!.mappings.count - 1, of: mm, in: &s)
         }
-        s.spaces[mm] = nil
+        s.mm.spaces[mm] = nil
     }
 }

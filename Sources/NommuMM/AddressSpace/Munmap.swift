@@ -14,11 +14,11 @@ extension System {
         let (end, past) = start.addingReportingOverflow(len)
         guard !past else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
             // 2. The first VMA that intersects [start, end) (v6.1+ vma_find).
             // (Without overlapping mappings, a bisection; no array is built on this path, and
             // the address space is read in place, not copied out of its slot.)
-            let found = s.spaces.update(mm) { space -> (index: Int, vma: Mapping)? in
+            let found = s.mm.spaces.update(mm) { space -> (index: Int, vma: Mapping)? in
                 if space.hasOverlaps {
                     guard let k = space.indices(intersecting: start, end).first else { return nil }
                     return (k, space.mappings[k])
@@ -30,12 +30,12 @@ extension System {
             guard let (i, vma) = found else { throw .invalidArgument }
             // 3. File mappings are never split: only a VMA starting at or after `start` and
             // ending exactly at `end` goes, whole.
-            if s.regions.update(vma.region, { $0.backing.isFile }) {
+            if s.mm.regions.update(vma.region, { $0.backing.isFile }) {
                 // (Where mappings overlap, which only device and shareable file mappings do,
                 // one that starts below `start` is passed over rather than refused.)
-                let overlapping = s.spaces[mm]!.hasOverlaps
-                for c in s.spaces[mm]!.indices(intersecting: start, end) {
-                    let m = s.spaces[mm]!.mappings[c]
+                let overlapping = s.mm.spaces[mm]!.hasOverlaps
+                for c in s.mm.spaces[mm]!.indices(intersecting: start, end) {
+                    let m = s.mm.spaces[mm]!.mappings[c]
                     if start > m.start {
                         if overlapping { continue }
                         throw .invalidArgument
@@ -58,7 +58,7 @@ extension System {
             var index = i
             if start != vma.start && end != vma.end {
                 // A hole in the middle: split_vma(below) first; map_count limit → ENOMEM.
-                guard s.spaces[mm]!.mapCount < System.maxMapCount else { throw .noMemory }
+                guard s.mm.spaces[mm]!.mapCount < System.maxMapCount else { throw .noMemory }
                 splitBelow(at: start, mappingAt: i, of: mm, in: &s)
                 index = i + 1  // the upper part, now starting at `start`
             }
@@ -69,7 +69,7 @@ extension System {
 
     /// Removes a whole mapping and puts its region (kernel: `delete_vma` + `__put_nommu_region`).
     func removeMapping(at i: Int, of mm: Int, in s: inout ModelState) {
-        let m = s.spaces.update(mm) { $0.remove(at: i) }
+        let m = s.mm.spaces.update(mm) { $0.remove(at: i) }
         // vm_ops->close: a SysV attach counts down its segment's attaches.
         if let seg = m.shm { sysvDetached(seg, in: &s) }
         putRegion(m.region, in: &s)
@@ -78,18 +78,18 @@ extension System {
     /// Drops one use of a region; the last use frees a private copy's pages.
     func putRegion(_ id: Int, in s: inout ModelState) {
         // (What the last use needs is read in the slot: the region is not copied out.)
-        let (last, run, inode) = s.regions.update(id) { r in
+        let (last, run, inode) = s.mm.regions.update(id) { r in
             r.usage -= 1
             return (r.usage == 0, r.flags.contains(.mappedCopy) ? r.run : nil, r.backing.inode)
         }
         guard last else { return }
-        s.removeRegion(id)
+        s.mm.removeRegion(id)
         if let run {
-            s.mmapPagesAllocated -= run.keptPages
+            s.mm.mmapPagesAllocated -= run.keptPages
             releaseOrTrap(run)
         }
         if let inode {
-            s.inodes.update(inode) { $0.regions -= 1 }
+            s.fs.inodes.update(inode) { $0.regions -= 1 }
             releaseIfUnused(inode, in: &s)
         }
     }
@@ -98,8 +98,8 @@ extension System {
     /// region without slack; the original keeps [addr, end) and its region's top, and its
     /// page offset moves up by the pages split off.
     func splitBelow(at addr: UInt, mappingAt i: Int, of mm: Int, in s: inout ModelState) {
-        let vma = s.spaces[mm]!.mappings[i]
-        var upperRegion = s.regions[vma.region]!
+        let vma = s.mm.spaces[mm]!.mappings[i]
+        var upperRegion = s.mm.regions[vma.region]!
         let npages = (addr - vma.start) >> UInt(pageShift)
         guard let run = upperRegion.run else { preconditionFailure("splitting a region without pages") }
         let pieces: (lower: PageRun, upper: PageRun)
@@ -117,34 +117,34 @@ extension System {
         upperRegion.start = addr
         upperRegion.pgoff += npages
         upperRegion.run = pieces.upper
-        s.regions[vma.region] = upperRegion
-        let lowerID = s.addRegion(lowerRegion)
+        s.mm.regions[vma.region] = upperRegion
+        let lowerID = s.mm.addRegion(lowerRegion)
         var lower = vma
         lower.end = addr
         lower.region = lowerID
-        s.spaces[mm]!.mappings[i].start = addr
-        s.spaces[mm]!.mappings[i].pgoff += npages
-        s.spaces[mm]!.mappings.insert(lower, at: i)
+        s.mm.spaces[mm]!.mappings[i].start = addr
+        s.mm.spaces[mm]!.mappings[i].pgoff += npages
+        s.mm.spaces[mm]!.mappings.insert(lower, at: i)
     }
 
     /// `vmi_shrink_vma`: cuts [from, to) off the front or the back of an anonymous mapping
     /// and its region, freeing those pages; a back cut frees the slack with them.
     func shrink(mappingAt i: Int, of mm: Int, cutting from: UInt, _ to: UInt, in s: inout ModelState) {
-        let vma = s.spaces[mm]!.mappings[i]
-        var r = s.regions[vma.region]!
+        let vma = s.mm.spaces[mm]!.mappings[i]
+        var r = s.mm.regions[vma.region]!
         precondition(r.usage == 1, "shrinking a shared region")
         guard let run = r.run else { preconditionFailure("shrinking a region without pages") }
         let shift = UInt(pageShift)
         let freedFrom: UInt
         let freedTo: UInt
         if from > vma.start {
-            s.spaces[mm]!.mappings[i].end = from
+            s.mm.spaces[mm]!.mappings[i].end = from
             freedFrom = from
             freedTo = r.top
             r.top = from
             r.end = from
         } else {
-            s.spaces[mm]!.mappings[i].start = to
+            s.mm.spaces[mm]!.mappings[i].start = to
             freedFrom = r.start
             freedTo = to
             r.start = to
@@ -158,7 +158,7 @@ extension System {
         } catch {
             preconditionFailure("model lost track of \(run): \(error)")
         }
-        s.mmapPagesAllocated -= count
-        s.regions[vma.region] = r
+        s.mm.mmapPagesAllocated -= count
+        s.mm.regions[vma.region] = r
     }
 }

@@ -22,7 +22,7 @@ extension System {
     public static let flashStatusWord: UInt16 = 0x0080
 
     /// The flash chip's mode.
-    public var flashMode: FlashMode { state.withLock { $0.flashMode } }
+    public var flashMode: FlashMode { state.withLock { $0.devices.flashMode } }
 
     /// Puts the flash device into read, program or erase mode (`nommu_flash_set_mode`).
     /// Leaving read mode makes the window, and every direct mapping of it (`/dev/mtd0` and
@@ -33,18 +33,18 @@ extension System {
         guard device == "/dev/mtd0" || device == "mtd0" else { throw .noSuchFileOrDirectory }
         state.withLock { s in
             let window = UnsafeMutableRawBufferPointer(start: flash.baseAddress, count: flash.byteCount)
-            switch (s.flashMode, mode) {
+            switch (s.devices.flashMode, mode) {
             case (.read, .program), (.read, .erase):
-                s.flashSaved = Array(window)
+                s.devices.flashSaved = Array(window)
                 let words = window.bindMemory(to: UInt16.self)
                 for i in words.indices { words[i] = System.flashStatusWord.littleEndian }
             case (.program, .read), (.erase, .read):
-                s.flashSaved!.withUnsafeBytes { window.copyMemory(from: $0) }
-                s.flashSaved = nil
+                s.devices.flashSaved!.withUnsafeBytes { window.copyMemory(from: $0) }
+                s.devices.flashSaved = nil
             default:
                 break
             }
-            s.flashMode = mode
+            s.devices.flashMode = mode
         }
     }
 
@@ -60,33 +60,33 @@ extension System {
 
     /// `romfsAdd` of a path given as bytes. - Throws: as `romfsAdd`.
     public func romfsAdd(path: [UInt8], _ bytes: UnsafeRawBufferPointer) throws(Errno) {
-        let resolved = try ModelState.resolve(PathBytes(path.prefix { $0 != 0 }))
+        let resolved = try FileState.resolve(PathBytes(path.prefix { $0 != 0 }))
         guard case .mount(.rom, let rel) = resolved.place, !rel.isEmpty else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            if let id = s.names[.rom]?[rel] {
-                throw s.inodes[id]!.everOpened ? .resourceBusy : .fileExists
+            if let id = s.fs.names[.rom]?[rel] {
+                throw s.fs.inodes[id]!.everOpened ? .resourceBusy : .fileExists
             }
             // A name that is a directory of others, or lies under one that is a file.
-            let prefix = rel + [ModelState.slash]
-            let clashes = s.names[.rom]?.keys.contains {
-                $0.starts(with: prefix) || prefix.starts(with: $0 + [ModelState.slash])
+            let prefix = rel + [FileState.slash]
+            let clashes = s.fs.names[.rom]?.keys.contains {
+                $0.starts(with: prefix) || prefix.starts(with: $0 + [FileState.slash])
             }
             if clashes == true {
                 throw .fileExists
             }
-            guard s.flashMode == .read else { throw .resourceBusy }
-            let offset = (s.flashUsed + 15) & ~15
+            guard s.devices.flashMode == .read else { throw .resourceBusy }
+            let offset = (s.devices.flashUsed + 15) & ~15
             guard offset <= flash.byteCount, bytes.count <= flash.byteCount - offset else { throw .noSpace }
             if bytes.count > 0 {
                 (flash.baseAddress + offset).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             }
-            s.flashUsed = offset + bytes.count
-            let id = s.makeInode(.regular, on: .rom, path: "/rom/" + rel.displayed)
-            s.inodes.update(id) { node in
+            s.devices.flashUsed = offset + bytes.count
+            let id = s.fs.makeInode(.regular, on: .rom, path: "/rom/" + rel.displayed)
+            s.fs.inodes.update(id) { node in
                 node.size = bytes.count
                 node.romOffset = offset
             }
-            s.names[.rom, default: [:]][rel] = id
+            s.fs.names[.rom, default: [:]][rel] = id
         }
     }
 
@@ -103,14 +103,14 @@ extension System {
     /// shows the status pattern).
     func flashBytes(at offset: Int, count: Int, in s: inout ModelState) -> [UInt8] {
         guard count > 0 else { return [] }
-        if let saved = s.flashSaved { return Array(saved[offset..<offset + count]) }
+        if let saved = s.devices.flashSaved { return Array(saved[offset..<offset + count]) }
         return Array(UnsafeRawBufferPointer(start: flash.baseAddress + offset, count: count))
     }
 
     /// Copies flash data into `dst` (through the driver).
     func copyFlash(at offset: Int, count: Int, to dst: UnsafeMutableRawPointer, in s: inout ModelState) {
         guard count > 0 else { return }
-        if let saved = s.flashSaved {
+        if let saved = s.devices.flashSaved {
             saved.withUnsafeBytes { dst.copyMemory(from: $0.baseAddress! + offset, byteCount: count) }
         } else {
             dst.copyMemory(from: flash.baseAddress + offset, byteCount: count)
@@ -123,16 +123,16 @@ extension System {
         func take(_ bytes: Int) throws(Errno) -> PageRun {
             guard bytes > 0 else { throw .noSuchDeviceOrAddress }
             let run = try allocator.allocateExact(bytes: bytes, .zeroed, trimThreshold: 1)
-            s.devicePages += run.keptPages
+            s.devices.devicePages += run.keptPages
             return run
         }
         switch d {
-        case .fb0 where s.framebuffer == nil:
-            s.framebuffer = try take(configuration.framebufferBytes)
-        case .ram0 where s.ramdisk == nil:
-            s.ramdisk = try take(configuration.ramdiskBytes)
-            if let id = s.names[.dev]?[PathBytes(path: "ram0")] {
-                s.inodes.update(id) { $0.size = configuration.ramdiskBytes }
+        case .fb0 where s.devices.framebuffer == nil:
+            s.devices.framebuffer = try take(configuration.framebufferBytes)
+        case .ram0 where s.devices.ramdisk == nil:
+            s.devices.ramdisk = try take(configuration.ramdiskBytes)
+            if let id = s.fs.names[.dev]?[PathBytes(path: "ram0")] {
+                s.fs.inodes.update(id) { $0.size = configuration.ramdiskBytes }
             }
         default:
             return
@@ -142,8 +142,8 @@ extension System {
     /// The memory of the frame buffer or the ramdisk, when held: (base, bytes).
     func deviceMemory(_ d: Device, in s: inout ModelState) -> (UnsafeMutableRawPointer, Int)? {
         switch d {
-        case .fb0: s.framebuffer.map { (allocator.address(of: $0.start), configuration.framebufferBytes) }
-        case .ram0: s.ramdisk.map { (allocator.address(of: $0.start), configuration.ramdiskBytes) }
+        case .fb0: s.devices.framebuffer.map { (allocator.address(of: $0.start), configuration.framebufferBytes) }
+        case .ram0: s.devices.ramdisk.map { (allocator.address(of: $0.start), configuration.ramdiskBytes) }
         case .mtd0: (flash.baseAddress, flash.byteCount)
         default: nil
         }
@@ -153,12 +153,14 @@ extension System {
     /// keeps it until power-off). - Throws: `EBUSY` while it is open or mapped.
     package func releaseRamdisk() throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard let run = s.ramdisk else { return }
-            if let id = s.names[.dev]?[PathBytes(path: "ram0")], s.inodes[id]!.opens > 0 || s.inodes[id]!.regions > 0 {
+            guard let run = s.devices.ramdisk else { return }
+            if let id = s.fs.names[.dev]?[PathBytes(path: "ram0")],
+                s.fs.inodes[id]!.opens > 0 || s.fs.inodes[id]!.regions > 0
+            {
                 throw .resourceBusy
             }
-            s.ramdisk = nil
-            s.devicePages -= run.keptPages
+            s.devices.ramdisk = nil
+            s.devices.devicePages -= run.keptPages
             releaseOrTrap(run)
         }
     }

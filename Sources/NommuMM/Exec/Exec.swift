@@ -70,9 +70,9 @@ extension System {
         let file = try open(pid, path, .readOnly, install: false).file
         defer { release(file) }
         // do_open_execat: the lookup's errors first, then a noexec mount is EACCES.
-        if case .mount(let m, _) = try ModelState.resolve(path).place, m.isNoExec { throw .permissionDenied }
+        if case .mount(let m, _) = try FileState.resolve(path).place, m.isNoExec { throw .permissionDenied }
         let (isRegular, size) = state.withLock { s -> (Bool, Int) in
-            guard let id = file.inode, let node = s.inodes[id] else { return (false, 0) }
+            guard let id = file.inode, let node = s.fs.inodes[id] else { return (false, 0) }
             return (node.kind == .regular, node.size)
         }
         guard isRegular else { throw .permissionDenied }
@@ -98,19 +98,19 @@ extension System {
 
         // A fresh address space; the old one stays until the new one is complete.
         let (oldMM, newMM) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Int, Int) in
-            guard let old = s.processes[pid] else { throw .noSuchProcess }
-            let new = s.spaces.insert(AddressSpace())
-            s.processes[pid] = new
+            guard let old = s.tasks.processes[pid] else { throw .noSuchProcess }
+            let new = s.mm.spaces.insert(AddressSpace())
+            s.tasks.processes[pid] = new
             return (old, new)
         }
-        // The new space is only ever named through `s.processes[pid]` (pids are never
+        // The new space is only ever named through `s.tasks.processes[pid]` (pids are never
         // reused): a process that exited meanwhile has had it released, and its slot may
         // already be another process's.
         func rollBack() {
             state.withLock { s in
-                if s.processes[pid] == newMM {
-                    s.processes[pid] = oldMM
-                    s.spaces[newMM]!.users = 1
+                if s.tasks.processes[pid] == newMM {
+                    s.tasks.processes[pid] = oldMM
+                    s.mm.spaces[newMM]!.users = 1
                     releaseAddressSpace(newMM, in: &s)
                 } else {
                     releaseAddressSpace(oldMM, in: &s)  // exited: exec held the old space's use
@@ -146,11 +146,11 @@ extension System {
                 }
                 let address = VirtualAddress(base.rawValue + disp)
                 let inPlace = state.withLock { s in
-                    guard let mm = s.processes[pid],
-                        let m = s.spaces[mm]!.mappings.first(where: { $0.start == base.rawValue })
+                    guard let mm = s.tasks.processes[pid],
+                        let m = s.mm.spaces[mm]!.mappings.first(where: { $0.start == base.rawValue })
                     else { return false }
-                    return !s.regions[m.region]!.flags.contains(.mappedCopy)
-                        && s.regions[m.region]!.backing.inode != nil
+                    return !s.mm.regions[m.region]!.flags.contains(.mappedCopy)
+                        && s.mm.regions[m.region]!.backing.inode != nil
                 }
                 segments.append(
                     .init(
@@ -180,8 +180,8 @@ extension System {
             let endBrk = startBrk
             let startStack = startBrk + UInt(stackSize)
             try state.withLock { (s: inout ModelState) throws(Errno) in
-                guard s.processes[pid] == newMM else { throw .noSuchProcess }
-                s.spaces.update(newMM) { space in
+                guard s.tasks.processes[pid] == newMM else { throw .noSuchProcess }
+                s.mm.spaces.update(newMM) { space in
                     space.startBrk = startBrk
                     space.brk = startBrk
                     space.endBrk = endBrk
@@ -204,10 +204,10 @@ extension System {
 
     func brk(_ pid: Int32, _ address: UInt) throws(Errno) -> VirtualAddress {
         try state.withLock { (s: inout ModelState) throws(Errno) -> VirtualAddress in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
-            let space = s.spaces[mm]!
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
+            let space = s.mm.spaces[mm]!
             if space.startBrk != 0 && address >= space.startBrk && address <= space.endBrk {
-                s.spaces.update(mm) { $0.brk = address }
+                s.mm.spaces.update(mm) { $0.brk = address }
                 return VirtualAddress(address)
             }
             return VirtualAddress(space.brk)

@@ -153,7 +153,7 @@ extension Process {
 
 extension System {
     /// What `/dev/ttyS0` has been sent.
-    public var consoleOutput: [UInt8] { state.withLock { $0.console } }
+    public var consoleOutput: [UInt8] { state.withLock { $0.devices.console } }
 
     func open(_ pid: Int32, _ path: PathBytes, _ flags: OpenFlags) throws(Errno) -> CInt {
         try open(pid, path, flags, install: true).fd
@@ -170,7 +170,7 @@ extension System {
         guard mode != 3 else { throw .invalidArgument }
         let wantRead = mode == O_RDONLY || mode == O_RDWR
         let wantWrite = mode == O_WRONLY || mode == O_RDWR
-        let resolved = try ModelState.resolve(path)
+        let resolved = try FileState.resolve(path)
         try checkWalk(resolved, pid)
         // open_last_lookups: O_CREAT with a trailing slash is EISDIR, before any lookup.
         if resolved.mustBeDirectory && flags.contains(.create) { throw .isDirectory }
@@ -186,8 +186,8 @@ extension System {
             guard !wantWrite || procWritable || isRoot(pid) else { throw .permissionDenied }
         }
         return try state.withLock { (s: inout ModelState) throws(Errno) -> (fd: CInt, file: OpenFile) in
-            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
-            let fd = install ? s.tables[table]!.lowestFree() : -1
+            guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
+            let fd = install ? s.fs.tables[table]!.lowestFree() : -1
             guard fd < maxOpenFiles else { throw .tooManyOpenFiles }
             var file: OpenFile
             switch resolved.place {
@@ -204,7 +204,7 @@ extension System {
                     m, rel, wantDirectory ? flags.subtracting(.truncate) : flags, write: wantWrite && !wantDirectory,
                     in: &s)
                 // fifo_open: O_WRONLY | O_NONBLOCK with no reader is ENXIO.
-                if case .inode(let id) = kind, let pipe = s.inodes[id]!.pipe, s.inodes[id]!.kind == .fifo,
+                if case .inode(let id) = kind, let pipe = s.fs.inodes[id]!.pipe, s.fs.inodes[id]!.kind == .fifo,
                     wantWrite, !wantRead, flags.contains(.nonBlocking), !pipe.hasReader
                 {
                     throw .noSuchDeviceOrAddress
@@ -213,7 +213,7 @@ extension System {
                 file.append = flags.contains(.append)
                 file.nonBlocking = flags.contains(.nonBlocking)
                 if let id = file.inode {
-                    s.inodes.update(id) { node in
+                    s.fs.inodes.update(id) { node in
                         node.opens += 1
                         node.everOpened = true
                         node.pipe?.open(reader: wantRead, writer: wantWrite)
@@ -223,7 +223,7 @@ extension System {
             let isDirectory: Bool
             switch file.kind {
             case .directory: isDirectory = true
-            case .inode(let id): isDirectory = s.inodes[id]?.kind == .directory
+            case .inode(let id): isDirectory = s.fs.inodes[id]?.kind == .directory
             default: isDirectory = false
             }
             if wantDirectory && (!isDirectory || wantWrite) {
@@ -232,9 +232,9 @@ extension System {
                 throw isDirectory ? .isDirectory : .notDirectory
             }
             if install {
-                s.tables[table]!.descriptors[fd] = file
+                s.fs.tables[table]!.descriptors[fd] = file
             } else if let id = file.inode {
-                s.heldOpens[id, default: 0] += 1
+                s.fs.heldOpens[id, default: 0] += 1
             }
             return (fd, file)
         }
@@ -244,7 +244,7 @@ extension System {
     /// held outside any table (exec's). - Throws: the read's errno.
     func read(_ file: OpenFile, count: Int, at offset: Int) throws(Errno) -> [UInt8] {
         try state.withLock { (s: inout ModelState) throws(Errno) -> [UInt8] in
-            guard file.readable, let id = file.inode, s.inodes[id] != nil else { throw .badFileDescriptor }
+            guard file.readable, let id = file.inode, s.fs.inodes[id] != nil else { throw .badFileDescriptor }
             return try readInode(id, at: offset, count: count, in: &s)
         }
     }
@@ -253,8 +253,8 @@ extension System {
     func release(_ file: OpenFile) {
         let pipeEnd = state.withLock { s -> (PipeBuffer, Bool, Bool)? in
             if let id = file.inode {
-                s.heldOpens[id, default: 1] -= 1
-                if s.heldOpens[id] == 0 { s.heldOpens[id] = nil }
+                s.fs.heldOpens[id, default: 1] -= 1
+                if s.fs.heldOpens[id] == 0 { s.fs.heldOpens[id] = nil }
             }
             return releaseDescription(file, in: &s)
         }
@@ -274,30 +274,30 @@ extension System {
         }
         switch m {
         case .devShm, .tmp:
-            if let id = s.names[m]?[rel] {
+            if let id = s.fs.names[m]?[rel] {
                 if exclusive { throw .fileExists }
                 try checkWritable(id, flags, write: write, in: &s)
                 // O_TRUNC truncates whatever the access mode (it asks for write permission,
                 // which the model's files always give), so O_RDONLY | O_TRUNC does too.
-                if flags.contains(.truncate) && s.inodes[id]!.kind == .regular {
+                if flags.contains(.truncate) && s.fs.inodes[id]!.kind == .regular {
                     try ramfsResize(id, to: 0, in: &s)
                 }
                 return .inode(id)
             }
-            if let slash = rel.firstIndex(of: ModelState.slash) {
-                throw s.names[m]?[PathBytes(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
+            if let slash = rel.firstIndex(of: FileState.slash) {
+                throw s.fs.names[m]?[PathBytes(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
             }
             guard create else { throw .noSuchFileOrDirectory }
-            let id = s.makeInode(.regular, on: m, path: m.path + "/" + rel.displayed)
-            s.names[m, default: [:]][rel] = id
+            let id = s.fs.makeInode(.regular, on: m, path: m.path + "/" + rel.displayed)
+            s.fs.names[m, default: [:]][rel] = id
             return .inode(id)
         case .rom:
-            if let id = s.names[.rom]?[rel] {
+            if let id = s.fs.names[.rom]?[rel] {
                 if exclusive { throw .fileExists }
                 if write || flags.contains(.truncate) { throw .readOnlyFileSystem }
                 return .inode(id)
             }
-            if s.isRomDirectory(rel) {
+            if s.fs.isRomDirectory(rel) {
                 if exclusive { throw .fileExists }
                 if write { throw .isDirectory }
                 return .directory
@@ -327,28 +327,28 @@ extension System {
             }
             guard status.isRegular else { throw .permissionDenied }
             let id: Int
-            if let known = s.hostInodes[status.inode] {
+            if let known = s.fs.hostInodes[status.inode] {
                 id = known
             } else {
                 let (hostFD, writable) = try HostFS.openFile(host)
-                id = s.inodes.insert(
+                id = s.fs.inodes.insert(
                     Inode(kind: .regular, mount: .data, number: UInt(status.inode), path: "/data/" + rel.displayed))
-                s.inodes.update(id) { node in
+                s.fs.inodes.update(id) { node in
                     node.linked = false  // the host holds the name; the inode lives while used
                     node.hostFD = hostFD
                     node.hostWritable = writable
                 }
-                s.hostInodes[status.inode] = id
+                s.fs.hostInodes[status.inode] = id
             }
-            s.inodes.update(id) { $0.size = status.size }
+            s.fs.inodes.update(id) { $0.size = status.size }
             do throws(Errno) {
-                if write && !s.inodes[id]!.hostWritable { throw .permissionDenied }
+                if write && !s.fs.inodes[id]!.hostWritable { throw .permissionDenied }
                 try checkWritable(id, flags, write: write, in: &s)
                 if flags.contains(.truncate) {
-                    guard s.inodes[id]!.hostWritable else { throw .permissionDenied }
-                    let hfd = s.inodes[id]!.hostFD
+                    guard s.fs.inodes[id]!.hostWritable else { throw .permissionDenied }
+                    let hfd = s.fs.inodes[id]!.hostFD
                     try HostFS.truncate(hfd, to: 0)
-                    s.inodes.update(id) { $0.size = 0 }
+                    s.fs.inodes.update(id) { $0.size = 0 }
                 }
             } catch {
                 releaseIfUnused(id, in: &s)
@@ -357,13 +357,13 @@ extension System {
             opened = true
             return .inode(id)
         case .dev:
-            guard let id = s.names[.dev]?[rel] else {
+            guard let id = s.fs.names[.dev]?[rel] else {
                 if create { throw .permissionDenied }
                 throw .noSuchFileOrDirectory
             }
             if exclusive { throw .fileExists }
-            if write && s.inodes[id]!.device == .mtd0 { throw .readOnlyFileSystem }
-            if let d = s.inodes[id]!.device, d == .fb0 || d == .ram0 { try ensureDeviceMemory(d, in: &s) }
+            if write && s.fs.inodes[id]!.device == .mtd0 { throw .readOnlyFileSystem }
+            if let d = s.fs.inodes[id]!.device, d == .fb0 || d == .ram0 { try ensureDeviceMemory(d, in: &s) }
             return .inode(id)
         case .sysvShm, .pipefs, .sockfs:
             throw .noSuchFileOrDirectory
@@ -372,7 +372,7 @@ extension System {
 
     /// `may_open` on an append-only inode: writing needs `O_APPEND`, and `O_TRUNC` is refused.
     private func checkWritable(_ id: Int, _ flags: OpenFlags, write: Bool, in s: inout ModelState) throws(Errno) {
-        guard s.inodes[id]!.appendOnly else { return }
+        guard s.fs.inodes[id]!.appendOnly else { return }
         if write && !flags.contains(.append) { throw .notPermitted }
         if flags.contains(.truncate) { throw .notPermitted }
     }
@@ -482,21 +482,21 @@ extension System {
     /// What the components (from the root) name, for the walk.
     func walkKind(_ parts: [PathBytes], _ pid: Int32, in s: inout ModelState) throws(Errno) -> WalkKind {
         let r: ResolvedPath
-        do { r = try ModelState.place(of: parts) } catch { return .missing }
+        do { r = try FileState.place(of: parts) } catch { return .missing }
         switch r.place {
         case .directory:
             return .directory
         case .proc(let rest):
             guard let entry = System.procEntry(rest, caller: pid) else { return .missing }
-            if let who = entry.subject, s.processes[who] == nil { return .missing }
+            if let who = entry.subject, s.tasks.processes[who] == nil { return .missing }
             return entry.isDirectory ? .directory : .file
         case .mount(let m, let rel):
             if rel.isEmpty { return .directory }
             switch m {
             case .tmp, .devShm, .dev:
-                return s.names[m]?[rel] != nil ? .file : .missing
+                return s.fs.names[m]?[rel] != nil ? .file : .missing
             case .rom:
-                return s.names[.rom]?[rel] != nil ? .file : s.isRomDirectory(rel) ? .directory : .missing
+                return s.fs.names[.rom]?[rel] != nil ? .file : s.fs.isRomDirectory(rel) ? .directory : .missing
             case .data:
                 guard let st = try HostFS.status(hostPath(rel)) else { return .missing }
                 return st.isDirectory ? .directory : .file
@@ -506,27 +506,29 @@ extension System {
         }
     }
 
-    func processAlive(_ pid: Int32) -> Bool { state.withLock { $0.processes[pid] != nil } }
+    func processAlive(_ pid: Int32) -> Bool { state.withLock { $0.tasks.processes[pid] != nil } }
 
     /// `ptrace_may_access(PTRACE_MODE_READ_FSCREDS)` for `/proc/<pid>/maps`: `reader` shares
     /// `target`'s address space, is root (`CAP_SYS_PTRACE`), or has its uid while the target's
     /// address space is dumpable (one that changed its uid is not).
     func mayReadMaps(_ reader: Int32, of target: Int32) -> Bool {
         state.withLock { s in
-            guard let mine = s.processes[reader], let uid = s.uidOf[reader], let theirs = s.processes[target] else {
+            guard let mine = s.tasks.processes[reader], let uid = s.tasks.uidOf[reader],
+                let theirs = s.tasks.processes[target]
+            else {
                 return false
             }
-            return mine == theirs || uid == 0 || (uid == s.uidOf[target] && s.spaces[theirs]!.dumpable)
+            return mine == theirs || uid == 0 || (uid == s.tasks.uidOf[target] && s.mm.spaces[theirs]!.dumpable)
         }
     }
 
     /// Whether the process acts as root (`CAP_DAC_OVERRIDE`).
-    func isRoot(_ pid: Int32) -> Bool { state.withLock { $0.uidOf[pid] == 0 } }
+    func isRoot(_ pid: Int32) -> Bool { state.withLock { $0.tasks.uidOf[pid] == 0 } }
 
     /// The open file behind `fd` in `pid`. - Throws: `ESRCH`; `EBADF`.
     func descriptor(_ pid: Int32, _ fd: CInt, in s: inout ModelState) throws(Errno) -> OpenFile {
-        guard let table = s.tableOf[pid] else { throw .noSuchProcess }
-        guard let f = s.tables[table]!.descriptors[fd] else { throw .badFileDescriptor }
+        guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
+        guard let f = s.fs.tables[table]!.descriptors[fd] else { throw .badFileDescriptor }
         return f
     }
 
@@ -556,9 +558,9 @@ extension System {
                 let value: String
                 switch which {
                 case .nrTrimPages: value = "\(allocator.nrTrimPages)"
-                case .overcommitMemory: value = "\(s.overcommit.policy)"
-                case .overcommitRatio: value = "\(s.overcommit.ratio)"
-                case .overcommitKbytes: value = "\(s.overcommit.kbytes)"
+                case .overcommitMemory: value = "\(s.mm.overcommit.policy)"
+                case .overcommitRatio: value = "\(s.mm.overcommit.ratio)"
+                case .overcommitKbytes: value = "\(s.mm.overcommit.kbytes)"
                 }
                 let b = Array("\(value)\n".utf8)
                 let start = position ?? f.offset
@@ -612,13 +614,13 @@ extension System {
                 case .overcommitMemory:  // overcommit_policy_handler: proc_dointvec_minmax, 0...2
                     var policy: Int? = nil
                     n = try System.writeProcInt(bytes, at: at, minimum: 0, maximum: 2) { policy = $0 }
-                    if let policy { s.overcommit.policy = policy }
+                    if let policy { s.mm.overcommit.policy = policy }
                 case .overcommitRatio:  // overcommit_ratio_handler: proc_dointvec, then kbytes 0
-                    n = try System.writeProcInt(bytes, at: at, minimum: Int(Int32.min)) { s.overcommit.ratio = $0 }
-                    s.overcommit.kbytes = 0
+                    n = try System.writeProcInt(bytes, at: at, minimum: Int(Int32.min)) { s.mm.overcommit.ratio = $0 }
+                    s.mm.overcommit.kbytes = 0
                 case .overcommitKbytes:  // overcommit_kbytes_handler: proc_doulongvec_minmax, then ratio 0
-                    n = try System.writeProcULong(bytes, at: at) { s.overcommit.kbytes = $0 }
-                    s.overcommit.ratio = 0
+                    n = try System.writeProcULong(bytes, at: at) { s.mm.overcommit.kbytes = $0 }
+                    s.mm.overcommit.ratio = 0
                 }
                 if position == nil { s.setOffset(pid, fd, at + n) }
                 return .done(n)
@@ -626,14 +628,14 @@ extension System {
                 if let pipe = try streamOf(id, position: position, write: true, in: &s) {
                     return .pipe(pipe, f.nonBlocking)
                 }
-                let node = s.inodes[id]!
+                let node = s.fs.inodes[id]!
                 do {
                     let append = f.append && node.kind == .regular
                     if append && node.mount == .data {
                         let size = try HostFS.size(node.hostFD)
-                        s.inodes.update(id) { $0.size = size }
+                        s.fs.inodes.update(id) { $0.size = size }
                     }
-                    let at = append ? s.inodes[id]!.size : (position ?? f.offset)
+                    let at = append ? s.fs.inodes[id]!.size : (position ?? f.offset)
                     let n = try writeInode(id, bytes, at: at, in: &s)
                     if position == nil { s.setOffset(pid, fd, at + n) }
                     return .done(n)
@@ -752,7 +754,7 @@ extension System {
     private func streamOf(
         _ id: Int, position: Int?, write: Bool, in s: inout ModelState
     ) throws(Errno) -> PipeBuffer? {
-        let node = s.inodes[id]!
+        let node = s.fs.inodes[id]!
         switch node.kind {
         case .fifo:
             if position != nil { throw .illegalSeek }
@@ -783,8 +785,8 @@ extension System {
 
     func close(_ pid: Int32, _ fd: CInt) throws(Errno) {
         let pipeEnd = try state.withLock { (s: inout ModelState) throws(Errno) -> (PipeBuffer, Bool, Bool)? in
-            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
-            guard let f = s.tables[table]!.descriptors.removeValue(forKey: fd) else { throw .badFileDescriptor }
+            guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
+            guard let f = s.fs.tables[table]!.descriptors.removeValue(forKey: fd) else { throw .badFileDescriptor }
             return releaseDescription(f, in: &s)
         }
         if let (p, r, w) = pipeEnd { p.close(reader: r, writer: w) }
@@ -795,7 +797,7 @@ extension System {
     /// (outside the model lock).
     func releaseDescription(_ f: OpenFile, in s: inout ModelState) -> (PipeBuffer, Bool, Bool)? {
         guard let id = f.inode else { return nil }
-        let pipe = s.inodes.update(id) { node -> PipeBuffer? in
+        let pipe = s.fs.inodes.update(id) { node -> PipeBuffer? in
             node.opens -= 1
             return node.pipe
         }
@@ -807,15 +809,15 @@ extension System {
         guard length >= 0 else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
             let f = try descriptor(pid, fd, in: &s)
-            guard let id = f.inode, s.inodes[id]!.kind == .regular, f.writable else { throw .invalidArgument }
-            let node = s.inodes[id]!
+            guard let id = f.inode, s.fs.inodes[id]!.kind == .regular, f.writable else { throw .invalidArgument }
+            let node = s.fs.inodes[id]!
             if node.appendOnly { throw .notPermitted }
             switch node.mount {
             case .devShm, .tmp, .sysvShm:
                 try ramfsResize(id, to: Int(length), in: &s)
             case .data:
                 try HostFS.truncate(node.hostFD, to: Int(length))
-                s.inodes.update(id) { $0.size = Int(length) }
+                s.fs.inodes.update(id) { $0.size = Int(length) }
             default:
                 throw .invalidArgument
             }
@@ -824,10 +826,10 @@ extension System {
     }
 
     func unlink(_ pid: Int32, _ path: PathBytes) throws(Errno) {
-        let resolved = try ModelState.resolve(path)
+        let resolved = try FileState.resolve(path)
         try checkWalk(resolved, pid)
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
             switch resolved.place {
             case .proc(let parts):
                 // do_unlinkat: the lookup (ENOENT; a trailing slash on a file, ENOTDIR), then
@@ -846,10 +848,10 @@ extension System {
                     // do_unlinkat's "slashes": a trailing slash on a name that is not a
                     // directory (tmpfs here holds no directories) is ENOTDIR.
                     if resolved.mustBeDirectory {
-                        throw s.names[m]?[rel] != nil ? .notDirectory : .noSuchFileOrDirectory
+                        throw s.fs.names[m]?[rel] != nil ? .notDirectory : .noSuchFileOrDirectory
                     }
-                    guard let id = s.names[m]?.removeValue(forKey: rel) else { throw .noSuchFileOrDirectory }
-                    s.inodes.update(id) { node in
+                    guard let id = s.fs.names[m]?.removeValue(forKey: rel) else { throw .noSuchFileOrDirectory }
+                    s.fs.inodes.update(id) { node in
                         node.linked = false
                         node.path += " (deleted)"
                     }
@@ -862,11 +864,11 @@ extension System {
                     if st.isDirectory { throw .isDirectory }
                     if resolved.mustBeDirectory { throw .notDirectory }
                     try HostFS.unlink(host)
-                    if let id = s.hostInodes[st.inode] {
-                        s.inodes.update(id) { $0.path += " (deleted)" }
+                    if let id = s.fs.hostInodes[st.inode] {
+                        s.fs.inodes.update(id) { $0.path += " (deleted)" }
                     }
                 case .dev:
-                    guard s.names[.dev]?[rel] != nil else { throw .noSuchFileOrDirectory }
+                    guard s.fs.names[.dev]?[rel] != nil else { throw .noSuchFileOrDirectory }
                     if resolved.mustBeDirectory { throw .notDirectory }
                     throw .permissionDenied
                 case .sysvShm, .pipefs, .sockfs:
@@ -879,33 +881,33 @@ extension System {
 
     func pipe(_ pid: Int32) throws(Errno) -> (read: CInt, write: CInt) {
         try state.withLock { (s: inout ModelState) throws(Errno) -> (CInt, CInt) in
-            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
-            let r = s.tables[table]!.lowestFree()
+            guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
+            let r = s.fs.tables[table]!.lowestFree()
             guard r < maxOpenFiles else { throw .tooManyOpenFiles }
-            s.tables[table]!.descriptors[r] = OpenFile(kind: .directory, readable: false, writable: false)
-            let w = s.tables[table]!.lowestFree()
-            s.tables[table]!.descriptors[r] = nil
+            s.fs.tables[table]!.descriptors[r] = OpenFile(kind: .directory, readable: false, writable: false)
+            let w = s.fs.tables[table]!.lowestFree()
+            s.fs.tables[table]!.descriptors[r] = nil
             guard w < maxOpenFiles else { throw .tooManyOpenFiles }
-            let id = s.makeInode(.fifo, on: .pipefs, path: "pipe:")
+            let id = s.fs.makeInode(.fifo, on: .pipefs, path: "pipe:")
             let buffer = PipeBuffer()
             buffer.open(reader: true, writer: true)
-            s.inodes.update(id) { node in
+            s.fs.inodes.update(id) { node in
                 node.linked = false
                 node.pipe = buffer
                 node.opens = 2
                 node.path = "pipe:[\(node.number)]"
             }
-            s.tables[table]!.descriptors[r] = OpenFile(kind: .inode(id), readable: true, writable: false)
-            s.tables[table]!.descriptors[w] = OpenFile(kind: .inode(id), readable: false, writable: true)
+            s.fs.tables[table]!.descriptors[r] = OpenFile(kind: .inode(id), readable: true, writable: false)
+            s.fs.tables[table]!.descriptors[w] = OpenFile(kind: .inode(id), readable: false, writable: true)
             return (r, w)
         }
     }
 
     func mkfifo(_ pid: Int32, _ path: PathBytes) throws(Errno) {
-        let resolved = try ModelState.resolve(path)
+        let resolved = try FileState.resolve(path)
         try checkWalk(resolved, pid)
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
             switch resolved.place {
             case .proc: throw .permissionDenied
             case .directory: throw .fileExists
@@ -913,17 +915,17 @@ extension System {
                 if rel.isEmpty { throw .fileExists }
                 switch m {
                 case .devShm, .tmp:
-                    if s.names[m]?[rel] != nil { throw .fileExists }
-                    if let slash = rel.firstIndex(of: ModelState.slash) {
-                        throw s.names[m]?[PathBytes(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
+                    if s.fs.names[m]?[rel] != nil { throw .fileExists }
+                    if let slash = rel.firstIndex(of: FileState.slash) {
+                        throw s.fs.names[m]?[PathBytes(rel[..<slash])] != nil ? .notDirectory : .noSuchFileOrDirectory
                     }
-                    let id = s.makeInode(.fifo, on: m, path: m.path + "/" + rel.displayed)
-                    s.inodes.update(id) { $0.pipe = PipeBuffer() }
-                    s.names[m, default: [:]][rel] = id
+                    let id = s.fs.makeInode(.fifo, on: m, path: m.path + "/" + rel.displayed)
+                    s.fs.inodes.update(id) { $0.pipe = PipeBuffer() }
+                    s.fs.names[m, default: [:]][rel] = id
                 case .rom: throw .readOnlyFileSystem
                 case .data: throw .notPermitted
                 case .dev:
-                    if s.names[.dev]?[rel] != nil { throw .fileExists }
+                    if s.fs.names[.dev]?[rel] != nil { throw .fileExists }
                     throw .permissionDenied
                 case .sysvShm, .pipefs, .sockfs: throw .noSuchFileOrDirectory
                 }
@@ -975,19 +977,19 @@ extension System {
     func socket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) -> CInt {
         try checkSocket(pid, domain: domain, type: type, protocol: proto)
         return try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
-            guard let table = s.tableOf[pid] else { throw .noSuchProcess }
-            let fd = s.tables[table]!.lowestFree()
+            guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
+            let fd = s.fs.tables[table]!.lowestFree()
             guard fd < maxOpenFiles else { throw .tooManyOpenFiles }
-            let id = s.makeInode(.socket, on: .sockfs, path: "socket:")
+            let id = s.fs.makeInode(.socket, on: .sockfs, path: "socket:")
             let raw = CInt(SOCK_RAW.rawValue)
             let base = type & 0xf
-            s.inodes.update(id) { node in
+            s.fs.inodes.update(id) { node in
                 node.linked = false
                 node.opens = 1
                 node.path = "socket:[\(node.number)]"
                 node.socket = (domain, domain == AF_UNIX && base == raw ? CInt(SOCK_DGRAM.rawValue) : base)
             }
-            s.tables[table]!.descriptors[fd] = OpenFile(kind: .inode(id), readable: true, writable: true)
+            s.fs.tables[table]!.descriptors[fd] = OpenFile(kind: .inode(id), readable: true, writable: true)
             return fd
         }
     }
@@ -995,10 +997,10 @@ extension System {
     func setAppendOnly(_ pid: Int32, _ fd: CInt, _ on: Bool) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             let f = try descriptor(pid, fd, in: &s)
-            guard let id = f.inode, s.inodes[id]!.kind == .regular,
-                [.devShm, .tmp, .data].contains(s.inodes[id]!.mount)
+            guard let id = f.inode, s.fs.inodes[id]!.kind == .regular,
+                [.devShm, .tmp, .data].contains(s.fs.inodes[id]!.mount)
             else { throw Errno(rawValue: ENOTTY) }
-            s.inodes.update(id) { $0.appendOnly = on }
+            s.fs.inodes.update(id) { $0.appendOnly = on }
         }
     }
 
@@ -1007,7 +1009,7 @@ extension System {
     /// Reads through the file's read method (never the flash status pattern: the driver
     /// reads the chip's data).
     func readInode(_ id: Int, at offset: Int, count: Int, in s: inout ModelState) throws(Errno) -> [UInt8] {
-        let node = s.inodes[id]!
+        let node = s.fs.inodes[id]!
         switch node.mount {
         case .devShm, .tmp, .sysvShm:
             return ramfsRead(node, at: offset, count: count)
@@ -1040,7 +1042,7 @@ extension System {
 
     /// Writes through the file's write method.
     func writeInode(_ id: Int, _ bytes: [UInt8], at offset: Int, in s: inout ModelState) throws(Errno) -> Int {
-        let node = s.inodes[id]!
+        let node = s.fs.inodes[id]!
         guard !bytes.isEmpty else { return 0 }
         guard offset <= Int(Int64.max) - bytes.count else { throw .fileTooLarge }
         switch node.mount {
@@ -1050,13 +1052,13 @@ extension System {
             throw .badFileDescriptor
         case .data:
             let n = try HostFS.write(node.hostFD, bytes, at: offset)
-            s.inodes.update(id) { $0.size = max($0.size, offset + n) }
+            s.fs.inodes.update(id) { $0.size = max($0.size, offset + n) }
             return n
         case .dev:
             switch node.device! {
             case .zero, .null: return bytes.count
             case .ttyS0:
-                s.console += bytes
+                s.devices.console += bytes
                 return bytes.count
             case .mtd0: throw .readOnlyFileSystem
             case .fb0, .ram0:
@@ -1073,22 +1075,22 @@ extension System {
     /// Frees an inode nothing holds any more (its page cache with it), and the frame
     /// buffer when its last descriptor and mapping are gone (`vm_ops->close`).
     func releaseIfUnused(_ id: Int, in s: inout ModelState) {
-        guard let node = s.inodes[id] else { return }
-        if node.device == .fb0 && node.opens == 0 && node.regions == 0, let run = s.framebuffer {
-            s.framebuffer = nil
-            s.devicePages -= run.keptPages
+        guard let node = s.fs.inodes[id] else { return }
+        if node.device == .fb0 && node.opens == 0 && node.regions == 0, let run = s.devices.framebuffer {
+            s.devices.framebuffer = nil
+            s.devices.devicePages -= run.keptPages
             releaseOrTrap(run)
         }
         guard node.isUnused else { return }
         var freed = 0
         for run in node.pages.values { releaseOrTrap(run); freed += 1 }
         for run in node.orphans { releaseOrTrap(run); freed += 1 }
-        s.pageCachePages -= freed
+        s.fs.pageCachePages -= freed
         if node.mount == .data {
-            s.hostInodes[UInt64(node.number)] = nil
+            s.fs.hostInodes[UInt64(node.number)] = nil
             HostFS.closeFile(node.hostFD)
         }
-        s.inodes[id] = nil
+        s.fs.inodes[id] = nil
     }
 }
 
@@ -1101,12 +1103,7 @@ extension FileTable {
     }
 }
 
-extension ModelState {
-    mutating func setOffset(_ pid: Int32, _ fd: CInt, _ offset: Int) {
-        guard let t = tableOf[pid] else { return }
-        tables.update(t) { $0.descriptors[fd]?.offset = offset }
-    }
-
+extension FileState {
     /// The device nodes of `/dev`.
     mutating func createDeviceNodes() {
         for d in Device.allCases {
@@ -1117,15 +1114,15 @@ extension ModelState {
     }
 }
 
-extension ModelState {
+extension FileState {
     /// Whether `rel` is a romfs directory: what the names of the files under it start with.
     func isRomDirectory(_ rel: PathBytes) -> Bool {
-        let prefix = rel + [ModelState.slash]
+        let prefix = rel + [FileState.slash]
         return names[.rom]?.keys.contains { $0.starts(with: prefix) } == true
     }
 }
 
-extension ModelState {
+extension FileState {
     /// A copy of descriptor table `t` (`dup_fd`): the same open files, each held once more.
     /// - Returns: The new table's id.
     mutating func copyTable(_ t: Int) -> Int {

@@ -27,13 +27,13 @@ extension System {
             let maxpages = (UInt(node.size) + page - 1) >> shift
             let lpages = (length + page - 1) >> shift
             guard pgoff < maxpages, maxpages - pgoff >= lpages else { return .failure(.invalidArgument) }
-            guard s.flashMode == .read else { return .failure(.noFunction) }
+            guard s.devices.flashMode == .read else { return .failure(.noFunction) }
             return .success(UInt(bitPattern: flash.baseAddress) + UInt(node.romOffset) + (pgoff << shift))
         case .dev:
             switch node.device! {
             case .mtd0:
                 let r = window(base: UInt(bitPattern: flash.baseAddress), size: flash.byteCount)
-                if case .success = r, s.flashMode != .read { return .failure(.noFunction) }
+                if case .success = r, s.devices.flashMode != .read { return .failure(.noFunction) }
                 return r
             case .fb0, .ram0:
                 guard let (base, size) = deviceMemory(node.device!, in: &s) else {
@@ -53,7 +53,7 @@ extension System {
     func readInodeInto(
         _ id: Int, _ dst: UnsafeMutableRawPointer, count: Int, at offset: Int, in s: inout ModelState
     ) throws(Errno) -> Int {
-        let node = s.inodes[id]!
+        let node = s.fs.inodes[id]!
         guard offset >= 0 else { throw .invalidArgument }
         switch node.mount {
         case .data:

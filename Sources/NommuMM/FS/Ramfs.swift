@@ -41,7 +41,7 @@ extension System {
         let first = offset >> pageShift
         let last = (offset + bytes.count - 1) >> pageShift
         var fresh: [Int: PageRun] = [:]
-        let existing = s.inodes[id]!.pages
+        let existing = s.fs.inodes[id]!.pages
         for index in first...last where existing[index] == nil {
             do {
                 fresh[index] = try allocator.allocate(order: Order(0), .zeroed)
@@ -50,9 +50,9 @@ extension System {
                 throw error
             }
         }
-        s.pageCachePages += fresh.count
-        if offset > s.inodes[id]!.size { zeroTail(id, from: s.inodes[id]!.size, in: &s) }
-        s.inodes.update(id) { node in
+        s.fs.pageCachePages += fresh.count
+        if offset > s.fs.inodes[id]!.size { zeroTail(id, from: s.fs.inodes[id]!.size, in: &s) }
+        s.fs.inodes.update(id) { node in
             for (i, run) in fresh { node.pages[i] = run }
             bytes.withUnsafeBytes { src in
                 var done = 0
@@ -75,7 +75,7 @@ extension System {
     ///   contiguous run fits (the size is then unchanged); shrinking: `ETXTBSY` when a
     ///   shared mapping covers the pages cut off.
     func ramfsResize(_ id: Int, to newSize: Int, in s: inout ModelState) throws(Errno) {
-        let node = s.inodes[id]!
+        let node = s.fs.inodes[id]!
         let old = node.size
         guard newSize != old else { return }
         let page = Int(pageSize)
@@ -99,8 +99,8 @@ extension System {
                 }
             }
             pages[npages - 1] = run
-            s.pageCachePages += npages
-            s.inodes.update(id) { node in
+            s.fs.pageCachePages += npages
+            s.fs.inodes.update(id) { node in
                 node.pages = pages
                 node.size = newSize
             }
@@ -110,16 +110,16 @@ extension System {
             // Growing a non-empty file allocates nothing. Bytes a shared mapping wrote past
             // the old end (in its last page) are not file data: they read as zeros.
             zeroTail(id, from: old, in: &s)
-            s.inodes.update(id) { $0.size = newSize }
+            s.fs.inodes.update(id) { $0.size = newSize }
             return
         }
         // nommu_shrink_inode_mappings: a shared mapping over [low, high] refuses the cut.
         let low = UInt(newSize) >> shift
         let high = (UInt(old) + UInt(page) - 1) >> shift
         var sharedRegions = Set<Int>()
-        for (_, space) in s.spaces.live {
+        for (_, space) in s.mm.spaces.live {
             for m in space.mappings where m.flags.contains(.shared) {
-                guard case .file(let inode) = s.regions[m.region]!.backing, inode == id else { continue }
+                guard case .file(let inode) = s.mm.regions[m.region]!.backing, inode == id else { continue }
                 let firstPage = m.pgoff
                 let lastPage = m.pgoff + ((m.end - m.start + UInt(page) - 1) >> shift) - 1
                 if lastPage >= low && firstPage <= high { throw .textFileBusy }
@@ -129,13 +129,13 @@ extension System {
         // The regions of VM_SHARED mappings that reach past the new end are clamped to it (a
         // region only private overlays still use keeps its extent, as in the kernel).
         for rid in sharedRegions {
-            let r = s.regions[rid]!
+            let r = s.mm.regions[rid]!
             // A copy's region keeps its extent: its pages are its own, and clamping it mid-page
             // (as the kernel does to every VM_SHARED region) would leave its VMA past its end.
             if r.flags.contains(.mappedCopy) { continue }
             let rTop = (r.pgoff << shift) + (r.top - r.start)
             if rTop > UInt(newSize) {
-                s.regions.update(rid) { r in
+                s.mm.regions.update(rid) { r in
                     r.top -= rTop - UInt(newSize)
                     if r.end > r.top { r.end = r.top }
                 }
@@ -148,15 +148,15 @@ extension System {
         // the loop above has just clamped below it.
         let keep = (newSize + page - 1) >> pageShift
         var covered: [(UInt, UInt)] = []
-        for (_, space) in s.spaces.live {
+        for (_, space) in s.mm.spaces.live {
             for m in space.mappings {
-                let r = s.regions[m.region]!
+                let r = s.mm.regions[m.region]!
                 guard case .file(let inode) = r.backing, inode == id, !r.flags.contains(.mappedCopy) else { continue }
                 covered.append((m.pgoff, m.pgoff + ((m.end - m.start + UInt(page) - 1) >> shift)))
             }
         }
         var freed = 0
-        s.inodes.update(id) { node in
+        s.fs.inodes.update(id) { node in
             for index in node.pages.keys where index >= keep {
                 let run = node.pages.removeValue(forKey: index)!
                 if covered.contains(where: { UInt(index) >= $0.0 && UInt(index) < $0.1 }) {
@@ -173,14 +173,14 @@ extension System {
             }
             node.size = newSize
         }
-        s.pageCachePages -= freed
+        s.fs.pageCachePages -= freed
     }
 
     /// Zeroes [from, end of its page) in the page cache: past-EOF bytes of the last page.
     func zeroTail(_ id: Int, from: Int, in s: inout ModelState) {
         let page = Int(pageSize)
         let within = from & (page - 1)
-        guard within != 0, let run = s.inodes[id]!.pages[from >> pageShift] else { return }
+        guard within != 0, let run = s.fs.inodes[id]!.pages[from >> pageShift] else { return }
         let p = UnsafeMutableRawPointer(bitPattern: pageAddress(run))! + within
         p.initializeMemory(as: UInt8.self, repeating: 0, count: page - within)
     }

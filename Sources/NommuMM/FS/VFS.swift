@@ -332,7 +332,7 @@ struct ResolvedPath {
     var walkedThrough: [[PathBytes]] = []
 }
 
-extension ModelState {
+extension FileState {
     static let slash = UInt8(ascii: "/")
 
     /// Splits an absolute path into its mount and the name under it.

@@ -146,13 +146,13 @@ extension System {
     /// direct mapping of device memory (EPERM, when `device`), readable (EACCES, likewise).
     func checkFutexAddress(_ pid: Int32, _ address: UInt, device: Bool) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
-            let space = s.spaces[mm]!
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
+            let space = s.mm.spaces[mm]!
             guard let i = space.index(containing: address) else { throw .badAddress }
             guard device else { return }
             // A direct mapping of device memory (an I/O mapping) does not support futexes.
-            let r = s.regions[space.mappings[i].region]!
-            if let inode = r.backing.inode, !r.flags.contains(.mappedCopy), s.inodes[inode]!.device != nil {
+            let r = s.mm.regions[space.mappings[i].region]!
+            if let inode = r.backing.inode, !r.flags.contains(.mappedCopy), s.fs.inodes[inode]!.device != nil {
                 throw .notPermitted
             }
             guard space.mappings[i].flags.contains(.read) else { throw .permissionDenied }

@@ -126,8 +126,8 @@ extension Process {
     /// glibc's name rule: leading slashes are dropped; what is left must be non-empty,
     /// slash-free and at most NAME_MAX bytes (a NUL ends it, as it ends a C string).
     static func posixShmName(_ name: [UInt8]) throws(Errno) -> PathBytes {
-        let trimmed = PathBytes(name.prefix { $0 != 0 }.drop { $0 == ModelState.slash })
-        guard !trimmed.isEmpty, !trimmed.contains(ModelState.slash) else { throw .invalidArgument }
+        let trimmed = PathBytes(name.prefix { $0 != 0 }.drop { $0 == FileState.slash })
+        guard !trimmed.isEmpty, !trimmed.contains(FileState.slash) else { throw .invalidArgument }
         guard trimmed.count <= Int(NAME_MAX) else { throw .fileNameTooLong }
         return trimmed
     }
@@ -138,10 +138,10 @@ extension System {
 
     func shmget(_ pid: Int32, key: Int32, size: Int, flags: CInt) throws(Errno) -> CInt {
         try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
-            if key != SharedMemory.privateKey, let id = s.sysvKeys[key] {
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
+            if key != SharedMemory.privateKey, let id = s.ipc.sysvKeys[key] {
                 if flags & SharedMemory.create != 0 && flags & SharedMemory.exclusive != 0 { throw .fileExists }
-                guard size <= s.sysv[id]!.size else { throw .invalidArgument }
+                guard size <= s.ipc.sysv[id]!.size else { throw .invalidArgument }
                 return id
             }
             if key != SharedMemory.privateKey && flags & SharedMemory.create == 0 { throw .noSuchFileOrDirectory }
@@ -149,23 +149,23 @@ extension System {
             guard size >= 1 else { throw .invalidArgument }
             let hex = String(UInt32(bitPattern: key), radix: 16)
             let name = "/SYSV" + String(repeating: "0", count: max(0, 8 - hex.count)) + hex
-            let inode = s.makeInode(.regular, on: .sysvShm, path: name + " (deleted)")
-            s.inodes.update(inode) { node in
+            let inode = s.fs.makeInode(.regular, on: .sysvShm, path: name + " (deleted)")
+            s.fs.inodes.update(inode) { node in
                 node.linked = false
                 node.pins = 1
             }
             do throws(Errno) {
                 try ramfsResize(inode, to: size, in: &s)
             } catch {
-                s.inodes.update(inode) { $0.pins = 0 }
+                s.fs.inodes.update(inode) { $0.pins = 0 }
                 releaseIfUnused(inode, in: &s)
                 throw error
             }
-            let id = s.nextShmID
-            s.nextShmID += 1
-            s.sysv[id] = ShmSegment(
+            let id = s.ipc.nextShmID
+            s.ipc.nextShmID += 1
+            s.ipc.sysv[id] = ShmSegment(
                 key: key, inode: inode, size: size, creator: pid, mode: flags & 0o777, changeTime: now())
-            if key != SharedMemory.privateKey { s.sysvKeys[key] = id }
+            if key != SharedMemory.privateKey { s.ipc.sysvKeys[key] = id }
             return id
         }
     }
@@ -179,9 +179,9 @@ extension System {
         // IPC_RMID meanwhile only marks it, so its id and inode cannot go to a new segment
         // before the mapping names them. The pin becomes the mapping's attach, or goes.
         let (inode, size) = try state.withLock { (s: inout ModelState) throws(Errno) -> (Int, Int) in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
-            guard let seg = s.sysv[shmid] else { throw .invalidArgument }
-            s.sysv[shmid]!.attaches += 1
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
+            guard let seg = s.ipc.sysv[shmid] else { throw .invalidArgument }
+            s.ipc.sysv[shmid]!.attaches += 1
             return (seg.inode, seg.size)
         }
         var prot: Protection = flags & SharedMemory.readOnly != 0 ? [.read] : [.read, .write]
@@ -194,17 +194,17 @@ extension System {
                 pgoff: 0)
         } catch {
             state.withLock { s in
-                guard var seg = s.sysv[shmid] else { return }
+                guard var seg = s.ipc.sysv[shmid] else { return }
                 seg.attaches -= 1
-                s.sysv[shmid] = seg
+                s.ipc.sysv[shmid] = seg
                 if seg.removed && seg.attaches == 0 { destroySegment(shmid, in: &s) }
             }
             _checkInvariants()
             throw error
         }
         state.withLock { s in
-            s.sysv[shmid]?.lastPID = pid
-            s.sysv[shmid]?.attachTime = now()
+            s.ipc.sysv[shmid]?.lastPID = pid
+            s.ipc.sysv[shmid]?.attachTime = now()
         }
         return addr
     }
@@ -212,11 +212,11 @@ extension System {
     func shmdt(_ pid: Int32, _ address: UInt) throws(Errno) {
         guard address & (pageSize - 1) == 0 else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard let mm = s.processes[pid] else { throw .noSuchProcess }
+            guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
             guard
-                let i = s.spaces[mm]!.mappings.firstIndex(where: { $0.start == address && $0.shm != nil })
+                let i = s.mm.spaces[mm]!.mappings.firstIndex(where: { $0.start == address && $0.shm != nil })
             else { throw .invalidArgument }
-            s.sysv[s.spaces[mm]!.mappings[i].shm!]?.lastPID = pid
+            s.ipc.sysv[s.mm.spaces[mm]!.mappings[i].shm!]?.lastPID = pid
             removeMapping(at: i, of: mm, in: &s)
         }
         _checkInvariants()
@@ -224,29 +224,29 @@ extension System {
 
     /// `shm_close`: one attach fewer; a removed segment goes with its last.
     func sysvDetached(_ shmid: CInt, in s: inout ModelState) {
-        guard var seg = s.sysv[shmid] else { return }
+        guard var seg = s.ipc.sysv[shmid] else { return }
         seg.attaches -= 1
         seg.detachTime = now()
-        s.sysv[shmid] = seg
+        s.ipc.sysv[shmid] = seg
         if seg.removed && seg.attaches == 0 { destroySegment(shmid, in: &s) }
     }
 
     func destroySegment(_ shmid: CInt, in s: inout ModelState) {
-        guard let seg = s.sysv.removeValue(forKey: shmid) else { return }
-        if s.sysvKeys[seg.key] == shmid { s.sysvKeys[seg.key] = nil }
-        s.inodes.update(seg.inode) { $0.pins -= 1 }
+        guard let seg = s.ipc.sysv.removeValue(forKey: shmid) else { return }
+        if s.ipc.sysvKeys[seg.key] == shmid { s.ipc.sysvKeys[seg.key] = nil }
+        s.fs.inodes.update(seg.inode) { $0.pins -= 1 }
         releaseIfUnused(seg.inode, in: &s)
     }
 
     func shmRemove(_ pid: Int32, _ shmid: CInt) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
-            guard var seg = s.sysv[shmid] else { throw .invalidArgument }
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
+            guard var seg = s.ipc.sysv[shmid] else { throw .invalidArgument }
             // The key is released at once; the segment lives until its last detach.
-            if s.sysvKeys[seg.key] == shmid { s.sysvKeys[seg.key] = nil }
+            if s.ipc.sysvKeys[seg.key] == shmid { s.ipc.sysvKeys[seg.key] = nil }
             seg.removed = true
             seg.changeTime = now()
-            s.sysv[shmid] = seg
+            s.ipc.sysv[shmid] = seg
             if seg.attaches == 0 { destroySegment(shmid, in: &s) }
         }
         _checkInvariants()
@@ -254,8 +254,8 @@ extension System {
 
     func shmStatus(_ pid: Int32, _ shmid: CInt) throws(Errno) -> SharedMemoryStatus {
         try state.withLock { (s: inout ModelState) throws(Errno) -> SharedMemoryStatus in
-            guard s.processes[pid] != nil else { throw .noSuchProcess }
-            guard let seg = s.sysv[shmid] else { throw .invalidArgument }
+            guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
+            guard let seg = s.ipc.sysv[shmid] else { throw .invalidArgument }
             return SharedMemoryStatus(
                 key: seg.removed ? SharedMemory.privateKey : seg.key, size: seg.size, attaches: seg.attaches,
                 creatorPID: seg.creator, lastPID: seg.lastPID,
@@ -271,14 +271,14 @@ extension System {
     /// must have exited. - Throws: `EBUSY` while a process is alive.
     package func tearDownFilesystems() throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
-            guard s.processes.count == 0 else { throw .resourceBusy }
-            for id in Array(s.sysv.keys) where s.sysv[id]!.attaches == 0 { destroySegment(id, in: &s) }
+            guard s.tasks.processes.count == 0 else { throw .resourceBusy }
+            for id in Array(s.ipc.sysv.keys) where s.ipc.sysv[id]!.attaches == 0 { destroySegment(id, in: &s) }
             for m in [MountPoint.devShm, .tmp] {
-                for (_, id) in s.names[m] ?? [:] {
-                    s.inodes.update(id) { $0.linked = false }
+                for (_, id) in s.fs.names[m] ?? [:] {
+                    s.fs.inodes.update(id) { $0.linked = false }
                     releaseIfUnused(id, in: &s)
                 }
-                s.names[m] = [:]
+                s.fs.names[m] = [:]
             }
         }
         try releaseRamdisk()

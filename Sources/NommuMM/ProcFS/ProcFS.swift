@@ -21,12 +21,12 @@ extension System {
     public func procMaps() -> String {
         state.withLock { s in
             var out = ""
-            for id in s.tree {
-                let r = s.regions[id]!
-                let file = r.backing.inode.flatMap { s.inodes[$0] }
+            for id in s.mm.tree {
+                let r = s.mm.regions[id]!
+                let file = r.backing.inode.flatMap { s.fs.inodes[$0] }
                 out += mapsLine(
                     start: r.start, end: r.end, flags: r.flags, offset: r.pgoff << UInt(pageShift), file: file,
-                    name: file?.path ?? s.procPath(of: r.backing))
+                    name: file?.path ?? s.mm.procPath(of: r.backing))
             }
             return out
         }
@@ -35,16 +35,16 @@ extension System {
     /// `/proc/<pid>/maps`: the process's mappings (`nommu_vma_show`); nil for no such pid.
     public func procPIDMaps(_ pid: Int32) -> String? {
         state.withLock { s in
-            guard let mm = s.processes[pid], let space = s.spaces[mm] else { return nil }
+            guard let mm = s.tasks.processes[pid], let space = s.mm.spaces[mm] else { return nil }
             var out = ""
             for m in space.mappings {
-                let backing = s.regions[m.region]!.backing
-                let file = backing.inode.flatMap { s.inodes[$0] }
+                let backing = s.mm.regions[m.region]!.backing
+                let file = backing.inode.flatMap { s.fs.inodes[$0] }
                 if let file {
                     out += mapsLine(
                         start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: file,
                         name: file.path)
-                } else if let path = s.procPath(of: backing) {
+                } else if let path = s.mm.procPath(of: backing) {
                     out += mapsLine(
                         start: m.start, end: m.end, flags: m.flags, offset: m.pgoff << UInt(pageShift), file: nil,
                         name: path)
@@ -62,14 +62,14 @@ extension System {
     /// `/proc/<pid>/status` memory lines (`task_mem`, fs/proc/task_nommu.c); nil for no such pid.
     public func procPIDStatus(_ pid: Int32) -> String? {
         state.withLock { s in
-            guard let mm = s.processes[pid], let space = s.spaces[mm] else { return nil }
+            guard let mm = s.tasks.processes[pid], let space = s.mm.spaces[mm] else { return nil }
             var bytes: UInt = 0
             var sbytes: UInt = 0
             var slack: UInt = 0
             let shared = space.users > 1
             for m in space.mappings {
                 bytes += KernelObjectSize.vma
-                let r = s.regions[m.region]!
+                let r = s.mm.regions[m.region]!
                 let size = KernelObjectSize.region + (r.end - r.start)
                 if shared || m.flags.isShareable {
                     sbytes += size
