@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Replay reports as a table, JSON (the keys of issue 5) or CSV.
+// Replay reports as a table, JSON (the keys listed on `json(pageSize:)`) or CSV.
 import NommuBase
 
 extension ReplayReport {

@@ -3,8 +3,8 @@ import Foundation
 import Testing
 
 /// Runs the C programs built from `Tests/CPrograms/` (SwiftPM builds them with the tests)
-/// and checks they pass: exact errno for every SPEC §12 row in scope, out-parameters
-/// untouched on failure, through `nommu.h` as a C program calls it.
+/// and checks they pass: the exact errno of each numbered row (numbered as in `NommuMMTests`),
+/// out-parameters untouched on failure, through `nommu.h` as a C program calls it.
 @Suite("C ABI: C programs against nommu.h")
 struct CProgramTests {
     /// Where the programs are: `NOMMU_BIN_DIR` when set (CI points it at the release build,

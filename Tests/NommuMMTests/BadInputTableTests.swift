@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Issue 6's bad-input table, the Swift half (the C half is abi-check's null_and_bad_rows):
+// The bad-input table, the Swift half (the C half is abi-check's null_and_bad_rows):
 // every Swift entry point of the model with zero and huge sizes, lengths that overflow when
 // rounded, misaligned addresses, offsets that overflow, closed, foreign and negative
 // descriptors, unknown flag bits, and paths too long, missing or outside the tree. Each row
@@ -23,7 +23,7 @@ private struct BadCall {
     var call: () throws -> Void
 }
 
-@Suite("Bad input, systematically (issue 6): the Swift entry points")
+@Suite("Bad input, systematically: the Swift entry points")
 struct BadInputTableTests {
     @Test("every row throws the kernel's errno and changes nothing")
     func table() throws {
@@ -61,7 +61,7 @@ struct BadInputTableTests {
         let deep = "/tmp/" + String(repeating: "d/", count: 2100)
         let unknownMapBits = MapFlags(rawValue: MapFlags.private.rawValue | MapFlags.anonymous.rawValue | 0x4000_0000)
         let rows: [BadCall] = [
-            // mmap (SPEC §1.2, in the kernel's order)
+            // mmap (`do_mmap` / `validate_mmap_request`, in the kernel's order)
             .init(what: "mmap length 0", errno: .invalidArgument) {
                 _ = try p.mmap(length: 0, protection: rw, flags: anon)
             },
@@ -132,7 +132,7 @@ struct BadInputTableTests {
             .init(what: "mmap larger than the largest block", errno: .noMemory) {
                 _ = try p.mmap(length: 2048 * page, protection: rw, flags: unknownMapBits)
             },
-            // munmap (SPEC §4)
+            // munmap (`do_munmap`)
             .init(what: "munmap length 0", errno: .invalidArgument) { try p.munmap(address: a.u, length: 0) },
             .init(what: "munmap length that wraps", errno: .invalidArgument) {
                 try p.munmap(address: a.u, length: huge)
@@ -154,7 +154,7 @@ struct BadInputTableTests {
             .init(what: "munmap part of a file mapping", errno: .invalidArgument) {
                 try p.munmap(address: sm.u, length: page)
             },
-            // mremap (SPEC §5)
+            // mremap (`do_mremap`)
             .init(what: "mremap old length 0", errno: .invalidArgument) {
                 _ = try p.mremap(address: a.u, oldLength: 0, newLength: page)
             },
@@ -193,7 +193,7 @@ struct BadInputTableTests {
             .init(what: "munlock", errno: .noFunction) { try p.munlock(address: 1, length: .max) },
             .init(what: "mincore", errno: .noFunction) { try p.mincore(address: a.u, length: 0) },
             .init(what: "madvise", errno: .noFunction) { try p.madvise(address: a.u, length: page, advice: 999) },
-            // futex (Part A.2)
+            // futex (the no-MMU address checks, see Oracle/divergences.md)
             .init(what: "futex misaligned", errno: .invalidArgument) { _ = try p.futex(a.u + 2, Futex.wake, 1) },
             .init(what: "futex outside every mapping", errno: .badAddress) { _ = try p.futex(0x1000, Futex.wake, 1) },
             .init(what: "futex in another process's mapping", errno: .badAddress) {

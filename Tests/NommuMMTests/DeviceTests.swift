@@ -10,7 +10,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite("romfs on flash: execute in place, and the flash status window (Part A.11)")
+@Suite("romfs on flash: execute in place, and the flash status window")
 struct RomfsFlashTests {
     @Test("XIP: read-only private mappings are the image itself, 16-byte aligned, shared")
     func executeInPlace() throws {
@@ -60,7 +60,8 @@ struct RomfsFlashTests {
         let p = s.createProcess()
         let text = pattern(2 * Int(page), seed: 11)
         // The window's first bytes are another file's: a region at the same address as
-        // the XIP one would be two regions with one start (Part A.4: EINVAL).
+        // the XIP one would be two regions with one start (EINVAL in the model; the kernel's
+        // `add_nommu_region` would BUG).
         try s.romfsAdd(path: "/rom/pad", [1, 2, 3, 4])
         try s.romfsAdd(path: "/rom/lib", text)
         let f = try p.open("/rom/lib")

@@ -54,7 +54,7 @@ func syntheticELF() -> [UInt8] {
     return f
 }
 
-@Suite("exec: ELF-FDPIC loading (SPEC §9)")
+@Suite("exec: ELF-FDPIC loading (load_elf_fdpic_binary)")
 struct ExecTests {
     @Test("a synthetic ELF: text in place from /rom, data copied with its bss cleared, brk and [stack]")
     func synthetic() throws {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// Issue 6's faults: every host call the model makes (the arenas, the /data directory and its
+// Fault injection: every host call the model makes (the arenas, the /data directory and its
 // file I/O) is made to fail in turn, and the arena is exhausted before every step of seeded
 // random workloads. A failed call must change nothing, later calls must still work, and
 // every page must be back at tear-down.

@@ -37,7 +37,7 @@ func dirtyArena(_ s: System, _ p: Process) throws {
     for a in held { try p.munmap(address: a.u, length: 64 * page) }
 }
 
-@Suite("mmap of files and devices: validation (SPEC §12 rows 12–23)")
+@Suite("mmap of files and devices: validate_mmap_request (rows 12–23)")
 struct FileValidationTests {
     @Test("rows 12–13: pipes, FIFOs and /proc/<pid> files have no mmap; sockets are EINVAL")
     func noMmap() throws {
@@ -143,7 +143,7 @@ struct FileValidationTests {
     }
 }
 
-@Suite("mmap of files: private copies and sharing (SPEC §12 rows 34–40)")
+@Suite("mmap of files: private copies and sharing (do_mmap, do_mmap_private; rows 34–40)")
 struct PrivateCopyTests {
     @Test("row 34: a 6000-byte file mapped 8192: the file, then zeros; later writes are not seen")
     func copyWithTail() throws {

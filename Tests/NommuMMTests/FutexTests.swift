@@ -10,7 +10,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite("Futexes (rows 73–74, Part A.2)")
+@Suite("Futexes (rows 73–74; the no-MMU address checks, see Oracle/divergences.md)")
 struct FutexTests {
     @Test("address checks: misaligned EINVAL, outside EFAULT, unreadable EACCES; unknown op ENOSYS")
     func checks() throws {

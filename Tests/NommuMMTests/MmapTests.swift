@@ -5,8 +5,8 @@ import NommuTestSupport
 import PageAllocator
 import Testing
 
-/// SPEC §12 rows in this scope (anonymous memory), numbered as there.
-@Suite("mmap: validation and anonymous memory (SPEC §12)")
+/// The validation and anonymous-memory rows; row numbers are shared with the other suites and `abi-check`.
+@Suite("mmap: validation and anonymous memory (do_mmap, validate_mmap_request)")
 struct MmapTests {
     @Test("rows 1–11: validation, in the kernel's order")
     func validation() throws {
@@ -31,7 +31,7 @@ struct MmapTests {
         }
         expectErrno(.badFileDescriptor, 9) { try p.mmap(length: page, protection: .read, flags: [.private], fd: 99) }
         expectErrno(.badFileDescriptor, 9) { try p.mmap(length: page, protection: .read, flags: [.private], fd: -1) }
-        // Row 11 (Part A.1): any address hint is refused.
+        // Row 11: any address hint is refused, as the kernel's nommu-mmap document says (Oracle/divergences.md).
         expectErrno(.invalidArgument, 11) { try p.mmap(address: 0x10000, length: page, protection: rw, flags: anon) }
         // The first failure wins: MAP_FIXED with a zero length is the MAP_FIXED error.
         expectErrno(.invalidArgument, 1) { try p.mmap(length: 0, protection: rw, flags: [.fixed, .anonymous]) }

@@ -5,7 +5,7 @@ import NommuTestSupport
 import PageAllocator
 import Testing
 
-@Suite("munmap and mremap (SPEC §12 rows 49–67)")
+@Suite("munmap and mremap: do_munmap, do_mremap (rows 49–67)")
 struct MunmapMremapTests {
     @Test("rows 49, 50, 56, 57: refusals change nothing")
     func refusals() throws {

@@ -10,7 +10,7 @@ private func hex8(_ v: UInt) -> String {
     return String(repeating: "0", count: max(0, 8 - h.count)) + h
 }
 
-@Suite("/proc, byte for byte (SPEC §6, rows 68–72, 79)")
+@Suite("/proc, byte for byte (fs/proc/nommu.c, task_nommu.c; rows 68–72, 79)")
 struct ProcFSTests {
     @Test("row 68: /proc/maps lists regions; row 70: /proc/<pid>/maps shows the shrunk VMA")
     func maps() throws {

@@ -9,7 +9,7 @@ import Testing
     import Glibc
 #endif
 
-@Suite("tmpfs / ramfs under no-MMU (SPEC §12 rows 41–48, §7.2–7.3)")
+@Suite("tmpfs / ramfs under no-MMU (fs/ramfs/file-nommu.c; rows 41–48)")
 struct RamfsTests {
     @Test("row 41: truncate-then-mmap gives the contiguous page cache to every mapper; data is shared")
     func truncateThenMap() throws {
@@ -119,7 +119,7 @@ struct RamfsTests {
         #expect(everythingBackViolation(s, [p]) == nil)
     }
 
-    @Test("Part A.6: truncating under a private overlay keeps its pages until the file goes")
+    @Test("truncating under a private overlay is not prevented; the overlay keeps its pages until the file goes")
     func overlayTruncate() throws {
         let s = try makeSystem()
         let p = s.createProcess()
@@ -160,7 +160,7 @@ struct RamfsTests {
     }
 }
 
-@Suite("SysV and POSIX shared memory (Part A.3, rows 75–77)")
+@Suite("SysV and POSIX shared memory (rows 75–77; SysV shmat works: see Oracle/divergences.md)")
 struct SharedMemoryTests {
     @Test("shmget allocates contiguous zeroed pages; three processes attach at one address")
     func threeProcesses() throws {

@@ -125,9 +125,9 @@ struct RandomFileModelTests {
                         return
                     }
                     let inPlace = !info.ownsPages
-                    // A region of the same file may be reused (SPEC §3): then the mapping
-                    // shows that region, which may be an older copy. Otherwise it shows the
-                    // file: a copy cleared past EOF, the page cache up to EOF.
+                    // A region of the same file may be reused (`do_mmap`'s search for a shareable
+                    // region): then the mapping shows that region, which may be an older copy.
+                    // Otherwise it shows the file: a copy cleared past EOF, the page cache up to EOF.
                     let reused = info.regionUsage > 1
                     if !reused {
                         let want = expected(file, pgoff, Int(length))
@@ -193,7 +193,8 @@ struct RandomFileModelTests {
                 } else {
                     try owner.munmap(address: m.address, length: m.length)
                 }
-                // Of identical mappings (Part A.5), munmap takes the one mapped first.
+                // Of identical mappings (one process mapping one shareable range twice), munmap takes
+                // the one mapped first.
                 let first = ref.maps.firstIndex {
                     $0.process == m.process && $0.address == m.address && $0.length == m.length && $0.shm == m.shm
                 }!

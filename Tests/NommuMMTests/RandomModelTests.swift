@@ -6,8 +6,8 @@ import PageAllocator
 import Testing
 
 /// The reference: per process, a sorted list of intervals, each remembering its region's
-/// [start, end, top); and one page-owner map for the whole arena. It applies SPEC §4/§5
-/// rules directly to those lists.
+/// [start, end, top); and one page-owner map for the whole arena. It applies the trim rule,
+/// `do_munmap`'s cuts and `do_mremap`'s in-place resize directly to those lists.
 private struct RefSpace {
     struct M: Equatable {
         var start: UInt, end: UInt, rStart: UInt, rEnd: UInt, rTop: UInt

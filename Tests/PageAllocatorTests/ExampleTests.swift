@@ -67,7 +67,8 @@ struct ExampleTests {
         #expect(allPagesBackViolation(a) == nil)
     }
 
-    // SPEC §2.5: the trim rule.
+    // The trim rule of `do_mmap_private`: with vm.nr_trim_pages N > 0, an excess of at least N
+    // pages over the request goes back (as `alloc_pages_exact` does); with 0 nothing is trimmed.
     @Test(
         "exact allocation keeps what the trim rule says",
         arguments: [

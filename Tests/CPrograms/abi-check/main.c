@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
- * nommu-abi-check: the C ABI against SPEC §12, as a C program sees it: return values, the
- * exact errno, and out-parameters left untouched on failure. Prints one line per failed
- * check and a closing "N passed, M failed"; exits 1 if anything failed. */
+ * nommu-abi-check: the C ABI, row by row (rows numbered as in Tests/NommuMMTests), as a C
+ * program sees it: return values, the exact errno, and out-parameters left untouched on
+ * failure. Prints one line per failed check and a closing "N passed, M failed"; exits 1 if
+ * anything failed. */
 #include "nommu.h"
 
 #include <elf.h>
@@ -154,7 +155,7 @@ static void more_rows(void) {
     nommu_system_destroy(sys);
 }
 
-/* Files, devices and shared memory: SPEC §12 rows 12-23, 34-39, 41-48, 58, 64, 69, 74-77. */
+/* Files, devices and shared memory: rows 12-23, 34-39, 41-48, 58, 64, 69, 74-77. */
 static void file_rows(void) {
     nommu_system *sys = nommu_system_create(NULL);
     nommu_process *p = nommu_process_create(sys);
@@ -392,9 +393,9 @@ static void malloc_rows(void) {
     nommu_system_destroy(sys);
 }
 
-/* Issue 6's table of bad input, through every public function: null handles and pointers,
- * closed, foreign and negative descriptors. Each call fails with the libc errno and changes
- * nothing (the stats are compared at the end). */
+/* The bad-input table (its Swift half is BadInputTableTests), through every public function:
+ * null handles and pointers, closed, foreign and negative descriptors. Each call fails with
+ * the libc errno and changes nothing (the stats are compared at the end). */
 static void null_and_bad_rows(void) {
     nommu_system *sys = nommu_system_create(NULL);
     nommu_process *p = nommu_process_create(sys);

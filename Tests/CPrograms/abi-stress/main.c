@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0
- * nommu-abi-stress: issue 6's concurrency stress through the C ABI. Eight threads over four
+ * nommu-abi-stress: a concurrency stress through the C ABI. Eight threads over four
  * processes (two of them a vfork parent and child sharing one address space) hammer mmap,
  * munmap, mremap, the mallocs, files on tmpfs and /dev/shm, SysV shared memory, /proc and the
  * nr_trim_pages sysctl at once, each checking its own cookies and that new memory is zero.
