@@ -10,6 +10,7 @@
 //        directories, locks and condition variables, program spawning; the one reader of
 //        errno, and the fault injection at that boundary)
 //     -> PageAllocator (the buddy allocator)
+//     -> NommuELF (the stateless ELF parser)
 //     -> NommuMM (the no-MMU model: processes, regions, mappings, files, devices, IPC, exec)
 //     -> NommuMalloc (the mallocs over the model's mmap; trace replay)
 //   and above them, side by side:
@@ -45,7 +46,7 @@ let package = Package(
     products: [
         .library(
             name: "Nommu",
-            targets: ["NommuBase", "NommuHost", "PageAllocator", "NommuMM", "NommuMalloc", "NommuReports"]
+            targets: ["NommuBase", "NommuHost", "PageAllocator", "NommuELF", "NommuMM", "NommuMalloc", "NommuReports"]
         ),
         .executable(name: "nommu", targets: ["nommu"]),
         // The C ABI of nommu.h: libnommu-c.so and libnommu-c-static.a (see the README for the
@@ -73,9 +74,11 @@ let package = Package(
             dependencies: ["CShims", "NommuBase", "NommuHost"],
             swiftSettings: swiftSettings
         ),
+        // The ELF parser exec uses: stateless, bytes in, program headers out (or why not).
+        .target(name: "NommuELF", swiftSettings: swiftSettings),
         .target(
             name: "NommuMM",
-            dependencies: ["CShims", "NommuBase", "NommuHost", "PageAllocator"],
+            dependencies: ["CShims", "NommuBase", "NommuHost", "PageAllocator", "NommuELF"],
             swiftSettings: swiftSettings
         ),
         .target(
@@ -204,6 +207,7 @@ let package = Package(
             name: "NommuMMTests",
             dependencies: [
                 "CShims", "NommuHost", "NommuMM", "PageAllocator", "NommuBase", "NommuTestSupport", "NommuReports",
+                "NommuELF",
             ],
             swiftSettings: swiftSettings
         ),

@@ -6,6 +6,7 @@
 // place when the file is on /rom), data as a private copy with its bss cleared, then one
 // anonymous region for brk and stack, mapped with MAP_UNINITIALIZED.
 public import NommuBase
+import NommuELF
 
 /// Where `exec` put a program (`struct nommu_image`).
 public struct ExecutableImage: Sendable, Hashable {
