@@ -134,32 +134,6 @@ public final class Process: Sendable, Hashable, CustomStringConvertible {
             pid, address: address, length: length, protection: protection, flags: flags, fd: fd, pgoff: pageOffset)
     }
 
-    /// `munmap(addr, len)` under no-MMU rules: whole mappings, and for anonymous memory a
-    /// cut at the front, the back or (splitting it) the middle.
-    /// - Throws: `EINVAL` for a zero (or wrapping) length, a range in no mapping, a range
-    ///   past the mapping or spanning two, a start not page aligned; `ENOMEM` when a middle
-    ///   cut would need a split with 65530 mappings already; `ESRCH` when exited.
-    ///
-    /// Models `do_munmap` / `split_vma` / `vmi_shrink_vma` in mm/nommu.c (v6.1+).
-    public func munmap(address: UInt, length: UInt) throws(Errno) {
-        try system.munmap(pid, address: address, length: length)
-    }
-
-    /// `mremap(addr, old_len, new_len, flags, new_addr)` under no-MMU rules: the mapping
-    /// never moves; it may shrink, and grow back up to its region's original length.
-    /// - Throws: `EINVAL` for a zero length, an unaligned address, `MREMAP_FIXED` with
-    ///   another address, or no mapping exactly [addr, addr + old_len); `EPERM` for a
-    ///   shareable mapping; `ENOMEM` for growth past the region's length; `ESRCH`.
-    /// - Returns: The same address.
-    ///
-    /// Models `do_mremap` in mm/nommu.c.
-    public func mremap(
-        address: UInt, oldLength: UInt, newLength: UInt, flags: RemapFlags = [], newAddress: UInt = 0
-    ) throws(Errno) -> VirtualAddress {
-        try system.mremap(
-            pid, address: address, oldLength: oldLength, newLength: newLength, flags: flags, newAddress: newAddress)
-    }
-
     /// `mprotect`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).
     public func mprotect(address: UInt, length: UInt, protection: Protection) throws(Errno) { try noMMU() }
     /// `msync`: not available without an MMU. - Throws: `ENOSYS` (or `ESRCH`).

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-import NommuBase
+public import NommuBase
 
 extension System {
-    /// See `Process.mremap`.
-    func mremap(
+    /// `Process.mremap`'s body.
+    fileprivate func mremap(
         _ pid: Int32, address addr: UInt, oldLength: UInt, newLength: UInt, flags: RemapFlags, newAddress: UInt
     ) throws(Errno) -> VirtualAddress {
         let page = pageSize
@@ -70,5 +70,22 @@ extension System {
             removeMapping(at: s.mm.spaces[mm]!.mappings.count - 1, of: mm, in: &s)
         }
         s.mm.spaces[mm] = nil
+    }
+}
+
+extension Process {
+    /// `mremap(addr, old_len, new_len, flags, new_addr)` under no-MMU rules: the mapping
+    /// never moves; it may shrink, and grow back up to its region's original length.
+    /// - Throws: `EINVAL` for a zero length, an unaligned address, `MREMAP_FIXED` with
+    ///   another address, or no mapping exactly [addr, addr + old_len); `EPERM` for a
+    ///   shareable mapping; `ENOMEM` for growth past the region's length; `ESRCH`.
+    /// - Returns: The same address.
+    ///
+    /// Models `do_mremap` in mm/nommu.c.
+    public func mremap(
+        address: UInt, oldLength: UInt, newLength: UInt, flags: RemapFlags = [], newAddress: UInt = 0
+    ) throws(Errno) -> VirtualAddress {
+        try system.mremap(
+            pid, address: address, oldLength: oldLength, newLength: newLength, flags: flags, newAddress: newAddress)
     }
 }

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-import NommuBase
+public import NommuBase
 import PageAllocator
 
 extension System {
-    /// See `Process.munmap`.
-    func munmap(_ pid: Int32, address start: UInt, length: UInt) throws(Errno) {
+    /// `Process.munmap`'s body.
+    fileprivate func munmap(_ pid: Int32, address start: UInt, length: UInt) throws(Errno) {
         let page = pageSize
         // 1. len = PAGE_ALIGN(len); zero (or wrapped to zero) is EINVAL.
         let (sum, wrapped) = length.addingReportingOverflow(page - 1)
@@ -160,5 +160,18 @@ extension System {
         }
         s.mm.mmapPagesAllocated -= count
         s.mm.regions[vma.region] = r
+    }
+}
+
+extension Process {
+    /// `munmap(addr, len)` under no-MMU rules: whole mappings, and for anonymous memory a
+    /// cut at the front, the back or (splitting it) the middle.
+    /// - Throws: `EINVAL` for a zero (or wrapping) length, a range in no mapping, a range
+    ///   past the mapping or spanning two, a start not page aligned; `ENOMEM` when a middle
+    ///   cut would need a split with 65530 mappings already; `ESRCH` when exited.
+    ///
+    /// Models `do_munmap` / `split_vma` / `vmi_shrink_vma` in mm/nommu.c (v6.1+).
+    public func munmap(address: UInt, length: UInt) throws(Errno) {
+        try system.munmap(pid, address: address, length: length)
     }
 }

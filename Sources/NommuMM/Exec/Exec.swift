@@ -65,7 +65,7 @@ extension System {
     /// FDPIC's stack size when PT_GNU_STACK gives none.
     static let defaultStackSize = 131_072
 
-    func exec(_ pid: Int32, _ path: PathBytes) throws(Errno) -> ExecutableImage {
+    fileprivate func exec(_ pid: Int32, _ path: PathBytes) throws(Errno) -> ExecutableImage {
         // The file is held as the kernel's exec holds its `struct file`: in no descriptor table
         // (exec needs no free descriptor, and no other thread can close or replace it).
         let file = try open(pid, path, .readOnly, install: false).file
@@ -203,7 +203,7 @@ extension System {
         }
     }
 
-    func brk(_ pid: Int32, _ address: UInt) throws(Errno) -> VirtualAddress {
+    fileprivate func brk(_ pid: Int32, _ address: UInt) throws(Errno) -> VirtualAddress {
         try state.withLock { (s: inout ModelState) throws(Errno) -> VirtualAddress in
             guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
             let space = s.mm.spaces[mm]!

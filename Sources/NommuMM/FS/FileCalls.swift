@@ -523,7 +523,7 @@ extension System {
     }
 
     /// Whether the process acts as root (`CAP_DAC_OVERRIDE`).
-    func isRoot(_ pid: Int32) -> Bool { state.withLock { $0.tasks.uidOf[pid] == 0 } }
+    fileprivate func isRoot(_ pid: Int32) -> Bool { state.withLock { $0.tasks.uidOf[pid] == 0 } }
 
     /// The open file behind `fd` in `pid`. - Throws: `ESRCH`; `EBADF`.
     func descriptor(_ pid: Int32, _ fd: CInt, in s: inout ModelState) throws(Errno) -> OpenFile {
@@ -533,7 +533,7 @@ extension System {
     }
 
     /// `read` (offset nil) and `pread`.
-    func read(_ pid: Int32, _ fd: CInt, count: Int, at position: Int?) throws(Errno) -> [UInt8] {
+    fileprivate func read(_ pid: Int32, _ fd: CInt, count: Int, at position: Int?) throws(Errno) -> [UInt8] {
         guard count >= 0 else { throw .invalidArgument }
         let count = min(count, 1 << 30)
         enum Plan {
@@ -587,7 +587,7 @@ extension System {
     }
 
     /// `write` (offset nil) and `pwrite`.
-    func write(_ pid: Int32, _ fd: CInt, _ bytes: [UInt8], at position: Int?) throws(Errno) -> Int {
+    fileprivate func write(_ pid: Int32, _ fd: CInt, _ bytes: [UInt8], at position: Int?) throws(Errno) -> Int {
         enum Plan {
             case done(Int)
             case pipe(PipeBuffer, Bool)
@@ -783,7 +783,7 @@ extension System {
         return stream ? .brokenPipe : dgram ? Errno(rawValue: EDESTADDRREQ) : .socketNotConnected
     }
 
-    func close(_ pid: Int32, _ fd: CInt) throws(Errno) {
+    fileprivate func close(_ pid: Int32, _ fd: CInt) throws(Errno) {
         let pipeEnd = try state.withLock { (s: inout ModelState) throws(Errno) -> (PipeBuffer, Bool, Bool)? in
             guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
             guard let f = s.fs.tables[table]!.descriptors.removeValue(forKey: fd) else { throw .badFileDescriptor }
@@ -805,7 +805,7 @@ extension System {
         return pipe.map { ($0, f.readable, f.writable) }
     }
 
-    func ftruncate(_ pid: Int32, _ fd: CInt, length: Int64) throws(Errno) {
+    fileprivate func ftruncate(_ pid: Int32, _ fd: CInt, length: Int64) throws(Errno) {
         guard length >= 0 else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
             let f = try descriptor(pid, fd, in: &s)
@@ -879,7 +879,7 @@ extension System {
         _checkInvariants()
     }
 
-    func pipe(_ pid: Int32) throws(Errno) -> (read: CInt, write: CInt) {
+    fileprivate func pipe(_ pid: Int32) throws(Errno) -> (read: CInt, write: CInt) {
         try state.withLock { (s: inout ModelState) throws(Errno) -> (CInt, CInt) in
             guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
             let r = s.fs.tables[table]!.lowestFree()
@@ -903,7 +903,7 @@ extension System {
         }
     }
 
-    func mkfifo(_ pid: Int32, _ path: PathBytes) throws(Errno) {
+    fileprivate func mkfifo(_ pid: Int32, _ path: PathBytes) throws(Errno) {
         let resolved = try FileState.resolve(path)
         try checkWalk(resolved, pid)
         try state.withLock { (s: inout ModelState) throws(Errno) in
@@ -938,7 +938,7 @@ extension System {
     /// family's `create`: `unix_create` (protocol 0 or `PF_UNIX`; stream, datagram and
     /// seqpacket, raw read as datagram) or `inet_create`/`inet6_create` (the `inetsw` table:
     /// TCP for stream, UDP or ICMP echo for datagram, raw for root only).
-    func checkSocket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) {
+    fileprivate func checkSocket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) {
         let typeMask: CInt = 0xf  // SOCK_TYPE_MASK
         let typeFlags = CInt(SOCK_NONBLOCK.rawValue) | CInt(SOCK_CLOEXEC.rawValue)
         guard (type & ~typeMask) & ~typeFlags == 0 else { throw .invalidArgument }
@@ -974,7 +974,7 @@ extension System {
         }
     }
 
-    func socket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) -> CInt {
+    fileprivate func socket(_ pid: Int32, domain: CInt, type: CInt, protocol proto: CInt) throws(Errno) -> CInt {
         try checkSocket(pid, domain: domain, type: type, protocol: proto)
         return try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
             guard let table = s.tasks.tableOf[pid] else { throw .noSuchProcess }
@@ -994,7 +994,7 @@ extension System {
         }
     }
 
-    func setAppendOnly(_ pid: Int32, _ fd: CInt, _ on: Bool) throws(Errno) {
+    fileprivate func setAppendOnly(_ pid: Int32, _ fd: CInt, _ on: Bool) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             let f = try descriptor(pid, fd, in: &s)
             guard let id = f.inode, s.fs.inodes[id]!.kind == .regular,

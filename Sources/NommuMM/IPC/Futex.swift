@@ -64,7 +64,9 @@ extension Process {
 }
 
 extension System {
-    func futex(_ pid: Int32, _ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec?) throws(Errno) -> Int {
+    fileprivate func futex(_ pid: Int32, _ address: UInt, _ op: CInt, _ value: UInt32, timeout: timespec?) throws(Errno)
+        -> Int
+    {
         let cmd = op & ~(Futex.privateFlag | Futex.clockRealtime)
         // sys_futex checks a waiting op's timeout first (futex_init_timeout); do_futex then
         // refuses FUTEX_CLOCK_REALTIME on anything but a wait, and an op it does not know;
@@ -144,7 +146,7 @@ extension System {
 extension System {
     /// The document's futex address rules: inside a mapping of the process (EFAULT), not a
     /// direct mapping of device memory (EPERM, when `device`), readable (EACCES, likewise).
-    func checkFutexAddress(_ pid: Int32, _ address: UInt, device: Bool) throws(Errno) {
+    fileprivate func checkFutexAddress(_ pid: Int32, _ address: UInt, device: Bool) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
             let space = s.mm.spaces[mm]!

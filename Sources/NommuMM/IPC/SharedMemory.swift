@@ -136,7 +136,7 @@ extension Process {
 extension System {
     private func now() -> Int { Int(time(nil)) }
 
-    func shmget(_ pid: Int32, key: Int32, size: Int, flags: CInt) throws(Errno) -> CInt {
+    fileprivate func shmget(_ pid: Int32, key: Int32, size: Int, flags: CInt) throws(Errno) -> CInt {
         try state.withLock { (s: inout ModelState) throws(Errno) -> CInt in
             guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
             if key != SharedMemory.privateKey, let id = s.ipc.sysvKeys[key] {
@@ -170,7 +170,7 @@ extension System {
         }
     }
 
-    func shmat(_ pid: Int32, _ shmid: CInt, address: UInt, flags: CInt) throws(Errno) -> VirtualAddress {
+    fileprivate func shmat(_ pid: Int32, _ shmid: CInt, address: UInt, flags: CInt) throws(Errno) -> VirtualAddress {
         // do_shmat: a non-zero address means MAP_FIXED, which no-MMU refuses.
         guard shmid >= 0 else { throw .invalidArgument }
         guard address == 0 else { throw .invalidArgument }
@@ -209,7 +209,7 @@ extension System {
         return addr
     }
 
-    func shmdt(_ pid: Int32, _ address: UInt) throws(Errno) {
+    fileprivate func shmdt(_ pid: Int32, _ address: UInt) throws(Errno) {
         guard address & (pageSize - 1) == 0 else { throw .invalidArgument }
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard let mm = s.tasks.processes[pid] else { throw .noSuchProcess }
@@ -238,7 +238,7 @@ extension System {
         releaseIfUnused(seg.inode, in: &s)
     }
 
-    func shmRemove(_ pid: Int32, _ shmid: CInt) throws(Errno) {
+    fileprivate func shmRemove(_ pid: Int32, _ shmid: CInt) throws(Errno) {
         try state.withLock { (s: inout ModelState) throws(Errno) in
             guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
             guard var seg = s.ipc.sysv[shmid] else { throw .invalidArgument }
@@ -252,7 +252,7 @@ extension System {
         _checkInvariants()
     }
 
-    func shmStatus(_ pid: Int32, _ shmid: CInt) throws(Errno) -> SharedMemoryStatus {
+    fileprivate func shmStatus(_ pid: Int32, _ shmid: CInt) throws(Errno) -> SharedMemoryStatus {
         try state.withLock { (s: inout ModelState) throws(Errno) -> SharedMemoryStatus in
             guard s.tasks.processes[pid] != nil else { throw .noSuchProcess }
             guard let seg = s.ipc.sysv[shmid] else { throw .invalidArgument }
