@@ -87,7 +87,7 @@ struct BadInputTableTests {
             .init(what: "mmap MAP_FIXED at a misaligned address", errno: .invalidArgument) {
                 _ = try p.mmap(address: a.u + 1, length: page, protection: rw, flags: [.private, .anonymous, .fixed])
             },
-            .init(what: "mmap address hint (Part A.1)", errno: .invalidArgument) {
+            .init(what: "mmap address hint (EINVAL, as the document says)", errno: .invalidArgument) {
                 _ = try p.mmap(address: 0x1000_0000, length: page, protection: rw, flags: anon)
             },
             .init(what: "mmap byte offset not page aligned (before the fd)", errno: .invalidArgument) {
@@ -295,7 +295,7 @@ struct BadInputTableTests {
             },
             .init(what: "shmat unknown id", errno: .invalidArgument) { _ = try p.shmat(999) },
             .init(what: "shmat negative id", errno: .invalidArgument) { _ = try p.shmat(-1) },
-            .init(what: "shmat at an address (Part A.1)", errno: .invalidArgument) {
+            .init(what: "shmat at an address (EINVAL, as mmap refuses a hint)", errno: .invalidArgument) {
                 _ = try p.shmat(id, address: a.u)
             },
             .init(what: "shmdt misaligned", errno: .invalidArgument) { try p.shmdt(at.u + 1) },
