@@ -216,7 +216,7 @@ enum Launcher {
         let parent = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var template = Array((parent + "/.nommu-XXXXXX").utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw CommandFailure(text: "cannot write \(what) \(path): \(String(cString: strerror(errno)))", status: 2)
+            throw CommandFailure(text: "cannot write \(what) \(path): \(Errno.current.description)", status: 2)
         }
         return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import NommuBase
+import NommuHost
 import NommuMalloc
 
 #if canImport(Glibc)
@@ -90,7 +91,7 @@ struct RecordCommand: ParsableCommand {
             let dir = URL(fileURLWithPath: p).deletingLastPathComponent().path
             guard access(dir, W_OK) == 0 else {
                 throw CommandFailure(
-                    text: "cannot write traces in \(dir): \(String(cString: strerror(errno)))", status: 2)
+                    text: "cannot write traces in \(dir): \(Errno.current.description)", status: 2)
             }
         }
         let index = try temporaryFile("nommu-record-index")
@@ -191,7 +192,7 @@ func temporaryFile(_ prefix: String) throws -> String {
     var template = Array((base + "/\(prefix)-XXXXXX").utf8CString)
     let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
     guard fd >= 0 else {
-        throw CommandFailure(text: "cannot make a file in \(base): \(String(cString: strerror(errno)))", status: 2)
+        throw CommandFailure(text: "cannot make a file in \(base): \(Errno.current.description)", status: 2)
     }
     close(fd)
     return String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import NommuBase
+import NommuHost
 import NommuBench
 import NommuMM
 import NommuMalloc
@@ -147,7 +148,7 @@ struct RunCommand: ParsableCommand {
             let doc = document(argv, reports: reports, end: end, wallMs: wallMs, arenaBytes: arenaBytes)
             guard FileManager.default.createFile(atPath: report, contents: Data(doc.utf8)) else {
                 throw CommandFailure(
-                    text: "cannot write the report \(report): \(String(cString: strerror(errno)))", status: 2)
+                    text: "cannot write the report \(report): \(Errno.current.description)", status: 2)
             }
         }
         return end
@@ -197,13 +198,13 @@ struct RunCommand: ParsableCommand {
     func checkWritable(_ path: String) throws {
         var fd = open(path, O_WRONLY | O_CLOEXEC)
         var made = false
-        if fd < 0 && errno == ENOENT {
+        if fd < 0 && Errno.current == .noSuchFileOrDirectory {
             fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
             made = fd >= 0
         }
         guard fd >= 0 else {
             throw CommandFailure(
-                text: "cannot write the report \(path): \(String(cString: strerror(errno)))", status: 2)
+                text: "cannot write the report \(path): \(Errno.current.description)", status: 2)
         }
         close(fd)
         if made { unlink(path) }
