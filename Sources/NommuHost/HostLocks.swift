@@ -17,16 +17,15 @@ public struct HostLock: @unchecked Sendable {
     /// The bytes a mutex takes in memory the caller owns (`init(at:)`).
     package static var byteCount: Int { MemoryLayout<pthread_mutex_t>.stride }
 
-    /// A new mutex in memory of its own: a cache line to itself, so that its atomic word
-    /// never straddles two lines (a split lock: a 4 KiB mmap pair measured 94–95 ns with the
-    /// mutex wherever malloc put it, against 84 ns aligned) and shares none with other data.
+    /// A new mutex in memory of its own, where malloc puts it (glibc aligns it to 16 bytes, so
+    /// its lock word never straddles a line). Given a cache line of its own (64-byte aligned),
+    /// the zone path's worst pair measured 79–80 ns against 71–77 ns.
     package init() {
-        self.init(at: UnsafeMutableRawPointer.allocate(byteCount: 64, alignment: 64))
+        self.init(at: UnsafeMutableRawPointer(UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)))
     }
 
     /// A new mutex at `memory` (`byteCount` bytes, aligned for it).
     package init(at memory: UnsafeMutableRawPointer) {
-        precondition(MemoryLayout<pthread_mutex_t>.size <= 64)
         mutex = memory.bindMemory(to: pthread_mutex_t.self, capacity: 1)
         let rc = pthread_mutex_init(mutex, nil)
         precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
@@ -44,7 +43,7 @@ public struct HostLock: @unchecked Sendable {
     /// Ends a mutex made by `init()` and frees its memory.
     package func destroy() {
         pthread_mutex_destroy(mutex)
-        UnsafeMutableRawPointer(mutex).deallocate()
+        mutex.deallocate()
     }
 
     @inlinable @inline(__always)
