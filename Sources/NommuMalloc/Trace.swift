@@ -3,6 +3,7 @@
 // `nommu-trace v1`: one event a line after a `# nommu-trace v1` header. IDs name live
 // blocks: `m ID SIZE` malloc, `c ID SIZE` calloc, `p ID ALIGN SIZE` aligned allocation,
 // `r OLD NEW SIZE` realloc (OLD freed, NEW allocated), `f ID` free.
+// The whole format, with what the reader does with odd input: docs/TRACE-FORMAT.md.
 import NommuBase
 
 /// A parsed trace: events in arrays, with trace IDs turned into dense slots (a slot is
@@ -61,7 +62,9 @@ public struct Trace: Sendable {
             lineNumber += 1
             var j = i
             while j < n && bytes[j] != 0x0A { j += 1 }
-            let line = String(decoding: bytes[i..<j], as: UTF8.self)
+            // A line may end in CR LF (a trace written or copied on Windows): the CR goes.
+            let end = j > i && bytes[j - 1] == 0x0D ? j - 1 : j
+            let line = String(decoding: bytes[i..<end], as: UTF8.self)
             i = j + 1
             if !sawHeader {
                 guard line.trimmingBlanks() == "# nommu-trace v1" else {

@@ -26,6 +26,15 @@ struct TraceParsingTests {
         #expect(t.oldSlots[3] == t.slots[0], "the realloc frees 10's slot")
     }
 
+    @Test("CR LF line ends parse as LF ones (a trace that went through Windows)")
+    func crlf() throws {
+        let text = "# nommu-trace v1\nm 10 48\nc 20 100\n# a comment\n\nr 10 11 96\nf 20\nf 11\n"
+        let lf = try trace(text)
+        let crlf = try trace(text.replacingOccurrences(of: "\n", with: "\r\n"))
+        #expect(crlf.operations == lf.operations && crlf.sizes == lf.sizes && crlf.slots == lf.slots)
+        #expect(crlf.operations == [.malloc, .calloc, .realloc, .free, .free])
+    }
+
     @Test(
         "malformed lines are reported with their number",
         arguments: [
