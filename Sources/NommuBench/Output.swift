@@ -1,5 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 import Foundation
+import NommuHost
+
+/// Makes `directory` (and its parents) if missing and checks it can be written: what
+/// `nommu bench --output` does before it measures anything.
+/// - Throws: `BenchError.writeFailed` with the host's reason.
+public func prepareOutputDirectory(_ directory: String) throws(BenchError) {
+    do { try HostFS.makeWritableDirectory(directory) } catch {
+        throw .writeFailed(path: directory, reason: error.description)
+    }
+}
 
 /// Writes `bench.svg`, `bench.json` and `bench.csv` into `directory`, creating it (and its
 /// parents) if missing. Returns the paths written.
@@ -7,11 +17,7 @@ import Foundation
 public func writeBenchFiles(
     _ results: [BenchResult], machine: MachineInfo, to directory: String
 ) throws(BenchError) -> [String] {
-    do {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-    } catch {
-        throw .writeFailed(path: directory, reason: String(describing: error))
-    }
+    try prepareOutputDirectory(directory)
     let files: [(String, String)] = [
         ("bench.svg", renderSVG(results) + "\n"),
         ("bench.json", formatJSON(results, machine: machine)),
@@ -20,10 +26,8 @@ public func writeBenchFiles(
     var written: [String] = []
     for (name, text) in files {
         let path = directory.hasSuffix("/") ? directory + name : directory + "/" + name
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw .writeFailed(path: path, reason: String(describing: error))
+        do { try HostFS.writeFile(path, Array(text.utf8)) } catch {
+            throw .writeFailed(path: path, reason: error.description)
         }
         written.append(path)
     }

@@ -144,4 +144,69 @@ package enum HostFS {
         closedir(dir)
         _ = withCPath(path) { rmdir($0) }
     }
+
+    // MARK: Files the tools read and write (traces, reports, bench output)
+
+    /// The whole of the file at `path`. - Throws: the host's errno (`ENOENT`, `EACCES`,
+    /// `EISDIR` for a directory, …).
+    package static func contents(of path: String) throws(Errno) -> [UInt8] {
+        let fd = try retryingInterrupts { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var st = stat()
+        _ = try retryingInterrupts { fstat(fd, &st) }
+        guard st.st_mode & S_IFMT != S_IFDIR else { throw .isDirectory }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(max(0, st.st_size)))
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = try retryingInterrupts {
+                chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            }
+            if n == 0 { return bytes }
+            bytes += chunk[0..<n]
+        }
+    }
+
+    /// Makes `path` a directory this process can write into: its missing components are
+    /// created (`mkdir -p`), and an existing one must be a writable directory.
+    /// - Throws: the host's errno (`ENOTDIR` when a component is a file, `EACCES`, `EROFS`, …).
+    package static func makeWritableDirectory(_ path: String) throws(Errno) {
+        var prefix = path.hasPrefix("/") ? "/" : ""
+        for part in path.split(separator: "/") {
+            prefix += part
+            if case .failure(let e) = valueOrErrno({ mkdir(prefix, 0o755) }), e != .fileExists { throw e }
+            prefix += "/"
+        }
+        var st = stat()
+        _ = try retryingInterrupts { stat(path, &st) }
+        guard st.st_mode & S_IFMT == S_IFDIR else { throw .notDirectory }
+        _ = try valueOrErrno(retryOnInterrupt: false, { access(path, W_OK) }).get()
+    }
+
+    /// Writes `bytes` to `path` whole or not at all: into a new file beside it, renamed over it.
+    /// - Throws: the host's errno.
+    package static func writeFile(_ path: String, _ bytes: [UInt8]) throws(Errno) {
+        let temporary = path + ".tmp-\(getpid())"
+        let fd = try retryingInterrupts { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        var done = 0
+        while done < bytes.count {
+            switch valueOrErrno({ bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) } })
+            {
+            case .success(let n): done += n
+            case .failure(let e):
+                close(fd)
+                _ = Glibc.unlink(temporary)
+                throw e
+            }
+        }
+        guard close(fd) == 0 else {
+            let e = Errno.current
+            _ = Glibc.unlink(temporary)
+            throw e
+        }
+        if case .failure(let e) = valueOrErrno(retryOnInterrupt: false, { rename(temporary, path) }) {
+            _ = Glibc.unlink(temporary)
+            throw e
+        }
+    }
 }

@@ -158,13 +158,18 @@ public enum Replay {
     /// from there). Buddy layouts are not strictly monotonic in the arena size, so this is
     /// the bisection's answer: it fits, and one page less did not at that point.
     /// - Throws: `ENOMEM` when even `limit` bytes do not fit.
-    public static func fit(_ traces: [Trace], _ options: ReplayOptions, limit: Int = 1 << 30) throws(Errno) -> Int {
+    public static func fit(
+        _ traces: [Trace], _ options: ReplayOptions, limit: Int = 1 << 30,
+        progress: ((_ arenaBytes: Int, _ fits: Bool) -> Void)? = nil
+    ) throws(Errno) -> Int {
         let page = 4096
         var o = options
         o.compareWithGlibc = false
         func fits(_ pages: Int) throws(Errno) -> Bool {
             o.arenaBytes = pages * page
-            return try run(traces, o, samples: 0).reports.allSatisfy { $0.firstFailure == nil }
+            let ok = try run(traces, o, samples: 0).reports.allSatisfy { $0.firstFailure == nil }
+            progress?(pages * page, ok)
+            return ok
         }
         let live = traces.reduce(0) { $0 + peakLive($1) }
         var lo = max(1, live / page)  // below this nothing fits
@@ -179,6 +184,19 @@ public enum Replay {
             if try fits(mid) { hi = mid } else { lo = mid }
         }
         return hi * page
+    }
+
+    /// The largest single request of the traces, with its alignment: what one contiguous run
+    /// must hold at least once, whatever the arena.
+    public static func largestRequest(_ traces: [Trace]) -> (size: Int, alignment: Int) {
+        var best = (size: 0, alignment: 0)
+        for t in traces {
+            for e in 0..<t.count where t.operations[e] != .free {
+                let (sum, o) = t.sizes[e].addingReportingOverflow(t.alignments[e])
+                if o || sum > best.size + best.alignment { best = (t.sizes[e], t.alignments[e]) }
+            }
+        }
+        return best
     }
 
     /// The most bytes a trace has live at once (from the trace alone).

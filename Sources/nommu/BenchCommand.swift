@@ -54,6 +54,8 @@ struct BenchCommand: ParsableCommand {
                     runLibrary: try Launcher.built("libnommu-run.so", product: "nommu-run"),
                     calls: quick ? 100_000 : 1_000_000, runs: quick ? 2 : 3)
             }
+            // The output directory is checked before the run, not after it.
+            if let output { try prepareOutputDirectory(output) }
             let machine = MachineInfo.current(for: configuration)
             if machine.build == "debug" {
                 printError("bench: warning: this is a debug build; its numbers mean nothing (use -c release)")
@@ -73,7 +75,8 @@ struct BenchCommand: ParsableCommand {
             }
         } catch {
             printError("nommu bench: error: \(error)")
-            throw ExitCode.failure
+            // 2: a file that cannot be written, or a series that cannot run (usage errors are 64).
+            throw ExitCode(2)
         }
     }
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import NommuBase
 import NommuBench
+import NommuHost
 import NommuMalloc
 
 /// `nommu replay`: real programs' allocation traces through the no-MMU mallocs.
@@ -14,6 +15,15 @@ struct ReplayCommand: ParsableCommand {
             Several traces run as several processes of one system, interleaved one event each in turn.
             Traces are parsed first (not timed); the same events then run through glibc for the ratio.
             Build with -c release before trusting any time.
+
+            Exit status: 0 when every trace replayed completely (with --fit: when every
+            configuration fits somewhere), 1 when one did not, 2 for a file that cannot be read or
+            written or a trace that does not parse, 64 for a bad option.
+
+            Examples:
+              nommu replay traces/cc1.trace
+              nommu replay traces/cc1.trace traces/sqlite3.trace --arena 8M --format json
+              nommu replay traces/sqlite3.trace --fit --malloc simple,heap --trim 0,1
             """
     )
 
@@ -29,8 +39,11 @@ struct ReplayCommand: ParsableCommand {
         help: "simple (a mapping per block) or heap (areas with free lists); with --fit, a comma-separated list.")
     var policy: String = "heap"
 
-    @Option(help: "Memory of the machine, e.g. 8M (K/M/G suffixes).")
-    var arena: String = "64M"
+    @Option(help: "Memory of the machine, e.g. 8M (K/M/G suffixes; default 64M). Not with --fit, which finds it.")
+    var arena: String?
+
+    @Option(help: "The buddy allocator's largest order: runs of up to 2^N pages (the kernel's default, 10, is 4 MiB).")
+    var maxOrder: Int = 10
 
     @Option(help: "vm.nr_trim_pages; with --fit, a comma-separated list.")
     var trim: String = "1"
@@ -64,7 +77,19 @@ struct ReplayCommand: ParsableCommand {
             "Instead of replaying once: the smallest arena, to the page, in which the traces fit, per policy and trim.")
     var fit = false
 
+    func validate() throws {
+        if fit {
+            if arena != nil { throw ValidationError("--fit finds the arena; leave out --arena") }
+            if output != nil { throw ValidationError("--fit writes no files; leave out --output") }
+            if format != .table { throw ValidationError("--fit prints a table; leave out --format") }
+        }
+    }
+
     func run() throws {
+        try reporting("replay") { try replay() }
+    }
+
+    func replay() throws {
         let policies = try policy.split(separator: ",").map { name -> Malloc.Policy in
             guard let p = Malloc.Policy(rawValue: String(name)) else {
                 throw ValidationError("--malloc is simple or heap")
@@ -82,48 +107,44 @@ struct ReplayCommand: ParsableCommand {
         let arenaBytes: Int
         let sizes: (extend: Int, mmap: Int, unmap: Int)
         do {
-            arenaBytes = try parseSize(arena)
+            arenaBytes = try parseSize(arena ?? "64M")
             sizes = (try parseSize(extendSize), try parseSize(mmapThreshold), try parseSize(unmapThreshold))
         } catch {
             throw ValidationError("\(error)")
         }
+        // Output first: a directory that cannot be written is said before the replay, not after it.
+        if let output {
+            do { try HostFS.makeWritableDirectory(output) } catch {
+                throw CommandFailure(text: "cannot write to \(output): \(error.description)", status: 2)
+            }
+        }
         var parsed: [Trace] = []
         for path in traces {
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ValidationError("cannot read \(path)")
+            let bytes: [UInt8]
+            do { bytes = try HostFS.contents(of: path) } catch {
+                throw CommandFailure(text: "cannot read \(path): \(error.description)", status: 2)
             }
             let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
             do {
-                parsed.append(try Trace.parse(name: name, Array(data)))
+                parsed.append(try Trace.parse(name: name, bytes))
             } catch {
-                throw ValidationError("\(path): \(error)")
+                throw CommandFailure(text: "\(path): \(error)", status: 2)
             }
             for w in parsed.last!.warnings { FileHandle.standardError.write(Data("\(path): \(w)\n".utf8)) }
         }
         func options(_ p: Malloc.Policy, _ t: Int) -> ReplayOptions {
             ReplayOptions(
-                policy: p, arenaBytes: arenaBytes, nrTrimPages: t, uninitialized: uninitialized,
+                policy: p, arenaBytes: arenaBytes, maxOrder: maxOrder, nrTrimPages: t, uninitialized: uninitialized,
                 allowUninitialized: allowUninitialized, touch: touch, extendSize: sizes.extend,
                 mmapThreshold: sizes.mmap, unmapThreshold: sizes.unmap)
         }
         if fit {
-            var out = "smallest arena in which \(parsed.map(\.name).joined(separator: " + ")) replays completely:\n"
-            for p in policies {
-                for t in trims {
-                    do {
-                        let bytes = try Replay.fit(parsed, options(p, t))
-                        out += "  --malloc \(p.rawValue) --trim \(t): \(bytes / 1024) KiB (\(bytes / 4096) pages)\n"
-                    } catch {
-                        out += "  --malloc \(p.rawValue) --trim \(t): does not fit in 1 GiB\n"
-                    }
-                }
-            }
-            print(out, terminator: "")
+            try fitArena(parsed, policies: policies, trims: trims, options: options)
             return
         }
         let result: (reports: [ReplayReport], samples: [ReplaySample])
         do { result = try Replay.run(parsed, options(policies[0], trims[0]), samples: output == nil ? 0 : 500) } catch {
-            throw ValidationError("nommu replay: \(error.debugDescription)")
+            throw CommandFailure(text: "cannot make the system: \(error.debugDescription)", status: 2)
         }
         let reports = result.reports
         switch format {
@@ -132,19 +153,79 @@ struct ReplayCommand: ParsableCommand {
         case .csv: print(ReplayFormat.csv(reports, pageSize: 4096), terminator: "")
         }
         if let output {
-            let dir = URL(fileURLWithPath: output)
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
             let title =
                 "\(parsed.map(\.name).joined(separator: " + ")), \(policies[0].rawValue), \(arenaBytes >> 10) KiB"
-            try Data(ReplayFormat.json(reports, pageSize: 4096).utf8).write(
-                to: dir.appendingPathComponent("replay.json"))
-            try Data(ReplayFormat.csv(reports, pageSize: 4096).utf8).write(to: dir.appendingPathComponent("replay.csv"))
-            try Data(ReplayPlot.memory(result.samples, title: "memory: " + title).utf8).write(
-                to: dir.appendingPathComponent("replay-memory.svg"))
-            try Data(ReplayPlot.freeBlocks(result.samples, title: "free blocks per order: " + title).utf8).write(
-                to: dir.appendingPathComponent("replay-free-blocks.svg"))
+            let files = [
+                ("replay.json", ReplayFormat.json(reports, pageSize: 4096)),
+                ("replay.csv", ReplayFormat.csv(reports, pageSize: 4096)),
+                ("replay-memory.svg", ReplayPlot.memory(result.samples, title: "memory: " + title)),
+                (
+                    "replay-free-blocks.svg",
+                    ReplayPlot.freeBlocks(result.samples, title: "free blocks per order: " + title)
+                ),
+            ]
+            for (name, text) in files {
+                let path = output.hasSuffix("/") ? output + name : output + "/" + name
+                do { try HostFS.writeFile(path, Array(text.utf8)) } catch {
+                    throw CommandFailure(text: "cannot write \(path): \(error.description)", status: 2)
+                }
+            }
             FileHandle.standardError.write(
                 Data("wrote replay.json, replay.csv, replay-memory.svg, replay-free-blocks.svg to \(output)\n".utf8))
         }
+        let failed = reports.filter { $0.firstFailure != nil }
+        guard failed.isEmpty else {
+            for r in failed {
+                let f = r.firstFailure!
+                FileHandle.standardError.write(
+                    Data(
+                        ("nommu replay: \(r.trace) did not fit: event \(f.event) asked for \(f.size) bytes "
+                            + "with \(f.largestFreeBlockBytes) bytes the largest free run\n").utf8))
+            }
+            throw ExitCode(1)
+        }
+    }
+
+    /// `--fit`: the smallest arena, to the page, per policy and trim, with each probe on stderr.
+    /// - Throws: `ExitCode(1)` when a configuration fits in no arena.
+    func fitArena(
+        _ parsed: [Trace], policies: [Malloc.Policy], trims: [Int], options: (Malloc.Policy, Int) -> ReplayOptions
+    ) throws {
+        let names = parsed.map(\.name).joined(separator: " + ")
+        var out = "smallest arena in which \(names) replays completely (max order \(maxOrder)):\n"
+        var allFit = true
+        // One contiguous run must hold the largest request (and its alignment): past the largest
+        // run the allocator has, no arena is big enough.
+        let largest = Replay.largestRequest(parsed)
+        let (need, overflow) = largest.size.addingReportingOverflow(largest.alignment + 4096)
+        let largestRun = 4096 << min(max(maxOrder, 0), 40)
+        for p in policies {
+            for t in trims {
+                let label = "--malloc \(p.rawValue) --trim \(t)"
+                if overflow || need > largestRun {
+                    var order = maxOrder
+                    while !overflow && order < 40 && 4096 << order < need { order += 1 }
+                    let hint = overflow || order >= 40 ? "no order is enough" : "with --max-order \(order) it can"
+                    out +=
+                        "  \(label): fits in no arena: a request of \(largest.size) bytes needs one run, and the "
+                        + "largest is \(largestRun >> 10) KiB (order \(maxOrder)); \(hint)\n"
+                    allFit = false
+                    continue
+                }
+                FileHandle.standardError.write(Data("nommu replay --fit: \(label):\n".utf8))
+                do {
+                    let bytes = try Replay.fit(parsed, options(p, t)) { arena, fits in
+                        FileHandle.standardError.write(
+                            Data("  \(arena >> 10) KiB: \(fits ? "fits" : "does not fit")\n".utf8))
+                    }
+                    out += "  \(label): \(bytes / 1024) KiB (\(bytes / 4096) pages)\n"
+                } catch {
+                    out += "  \(label): does not fit in 1 GiB\n"
+                    allFit = false
+                }
+            }
+        }
+        print(out, terminator: "")
+        if !allFit { throw ExitCode(1) }
     }
 }

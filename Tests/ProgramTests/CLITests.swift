@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The command line's contract with scripts: exit 0 when everything fit or ran, 1 when a replay
+// did not fit, 2 when a file cannot be read or written or a trace does not parse, 64 for a bad
+// option; errors name the file and the reason, and a runtime error prints no usage text.
+import Foundation
+import Testing
+
+@Suite("The CLI: exit status and error messages, as scripts see them")
+struct CLITests {
+    /// A trace with one 12,000,000-byte block: more than one run of max order 10 (4 MiB) holds.
+    func bigTrace(_ dir: Scratch) throws -> String {
+        let path = dir.file("big12.trace")
+        try "# nommu-trace v1\nm 1 12000000\nf 1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("a trace that cannot be read: 2, the path and the reason, no usage text")
+    func unreadable() throws {
+        let dir = Scratch("cli-unreadable")
+        defer { dir.remove() }
+        for (path, reason) in [(dir.file("missing.trace"), "No such file or directory"), (dir.path, "Is a directory")] {
+            let o = try nommu(["replay", path])
+            #expect(o.status == 2, "\(o)")
+            #expect(o.stderr.contains("cannot read \(path): \(reason)"), "\(o)")
+            #expect(!o.stderr.contains("Usage"), "\(o)")
+        }
+    }
+
+    @Test("a malformed trace: 2, with the file and the line")
+    func malformed() throws {
+        let dir = Scratch("cli-malformed")
+        defer { dir.remove() }
+        let path = dir.file("bad.trace")
+        try "# nommu-trace v1\nm 1 100\nx 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let o = try nommu(["replay", path])
+        #expect(o.status == 2 && o.stderr.contains("\(path): line 3: unknown event 'x'"), "\(o)")
+        #expect(!o.stderr.contains("Usage"), "\(o)")
+    }
+
+    @Test("a CR LF trace replays")
+    func crlf() throws {
+        let dir = Scratch("cli-crlf")
+        defer { dir.remove() }
+        let path = dir.file("crlf.trace")
+        try "# nommu-trace v1\r\nm 1 16\r\nc 2 100\r\nf 1\r\nf 2\r\n".write(
+            toFile: path, atomically: true, encoding: .utf8)
+        let o = try nommu(["replay", path])
+        #expect(o.status == 0, "\(o)")
+    }
+
+    @Test("a replay that runs out of memory: 1, and says which trace")
+    func didNotFit() throws {
+        let dir = Scratch("cli-no-fit")
+        defer { dir.remove() }
+        let o = try nommu(["replay", try bigTrace(dir), "--arena", "4M"])
+        #expect(o.status == 1, "\(o)")
+        #expect(o.stderr.contains("big12 did not fit"), "\(o)")
+    }
+
+    @Test("--fit: 1 with the reason when no arena can fit, 0 with the size when one can; probes on stderr")
+    func fit() throws {
+        let dir = Scratch("cli-fit")
+        defer { dir.remove() }
+        let trace = try bigTrace(dir)
+        let none = try nommu(["replay", trace, "--fit"])
+        #expect(none.status == 1, "\(none)")
+        #expect(none.stdout.contains("fits in no arena") && none.stdout.contains("--max-order 12"), "\(none)")
+        let some = try nommu(["replay", trace, "--fit", "--max-order", "12"])
+        #expect(some.status == 0, "\(some)")
+        #expect(some.stdout.contains("--malloc heap --trim 1: 16384 KiB (4096 pages)"), "\(some)")
+        #expect(some.stderr.contains("KiB: fits"), "\(some)")
+    }
+
+    @Test(
+        "--fit refuses the options it would ignore: 64 (a usage error)",
+        arguments: [
+            ["--arena", "8M"], ["--output", "/tmp/x"], ["--format", "json"],
+        ])
+    func fitRefuses(options: [String]) throws {
+        let dir = Scratch("cli-fit-refuses")
+        defer { dir.remove() }
+        let o = try nommu(["replay", try bigTrace(dir), "--fit"] + options)
+        #expect(o.status == 64 && o.stderr.contains("--fit"), "\(o)")
+    }
+
+    @Test("an output directory that cannot be written: 2 before anything runs", arguments: ["replay", "bench"])
+    func unwritableOutput(command: String) throws {
+        let dir = Scratch("cli-output")
+        defer { dir.remove() }
+        let file = dir.file("a-file")
+        try "".write(toFile: file, atomically: true, encoding: .utf8)
+        let args =
+            command == "replay"
+            ? ["replay", try bigTrace(dir), "--output", file + "/out"]
+            : ["bench", "--quick", "--series", "alloc_uninit", "--sizes", "4K", "--output", file + "/out"]
+        let o = try nommu(args)
+        #expect(o.status == 2, "\(o)")
+        #expect(o.stderr.contains("cannot write") && o.stderr.contains("Not a directory"), "\(o)")
+        #expect(o.stdout.isEmpty, "nothing was measured or replayed: \(o)")
+    }
+
+    @Test("--version")
+    func version() throws {
+        let o = try nommu(["--version"])
+        #expect(o.status == 0 && !o.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(o)")
+    }
+}
