@@ -36,12 +36,18 @@ public enum ExecMap {
         /// The `/proc/maps` text at the end, and `/proc/<pid>/maps` of each program's first process.
         public var procMaps: String
         public var processMaps: [(program: String, pid: Int32, text: String)]
+        /// Programs that could not be put in place or loaded, with why (`ENOEXEC` for a file
+        /// that is not an ELF executable, `ENOMEM` when the arena is too small, `ENOSPC` when
+        /// the flash is): the others are loaded and reported all the same.
+        public var failures: [(program: String, error: Errno)]
+        /// The `PT_INTERP` path of each program that names one (the model does not load it).
+        public var interpreters: [(program: String, path: String)]
         public var report: String
     }
 
-    /// Loads `files` (name, ELF bytes) `instances` times each from `source`.
-    /// - Throws: what `exec` throws (`ENOEXEC` for a file that is not an ELF executable,
-    ///   `ENOMEM` when the arena is too small), `ENOSPC` when the flash is too small.
+    /// Loads `files` (name, ELF bytes) `instances` times each from `source`. A program that
+    /// cannot be loaded is left out (`Result.failures` says why) and the rest go on.
+    /// - Throws: `EINVAL` for no files or no instances; what `System` throws for the arena.
     public static func run(
         files: [(name: String, bytes: [UInt8])], instances: Int, from source: Source, arenaBytes: Int = 64 << 20,
         reference: System.Reference = .document
@@ -50,22 +56,36 @@ public enum ExecMap {
         let flashBytes = max(16 << 20, (files.reduce(0) { $0 + $1.bytes.count + 16 } + 4095) & ~4095)
         let system = try System(.init(arenaBytes: arenaBytes, flashBytes: flashBytes, reference: reference))
         let loader = system.createProcess()
-        var paths: [String] = []
+        var placed: [(name: String, path: String)] = []
+        var failures: [(program: String, error: Errno)] = []
         for f in files {
             let path = "/\(source.rawValue)/\(f.name)"
-            switch source {
-            case .rom: try system.romfsAdd(path: path, f.bytes)
-            case .data: try loader.writeFile(path, f.bytes)
+            do throws(Errno) {
+                switch source {
+                case .rom: try system.romfsAdd(path: path, f.bytes)
+                case .data: try loader.writeFile(path, f.bytes)
+                }
+                placed.append((f.name, path))
+            } catch {
+                failures.append((f.name, error))
             }
-            paths.append(path)
         }
         loader.exit()
         var processes: [(String, Process)] = []
-        for _ in 0..<instances {
-            for (f, path) in zip(files, paths) {
+        var interpreters: [(program: String, path: String)] = []
+        var failed = Set<String>()
+        for instance in 0..<instances {
+            for (name, path) in placed where !failed.contains(name) {
                 let p = system.createProcess()
-                _ = try p.exec(path)
-                processes.append((f.name, p))
+                do throws(Errno) {
+                    let image = try p.exec(path)
+                    if instance == 0, let interp = image.interpreter { interpreters.append((name, interp)) }
+                    processes.append((name, p))
+                } catch {
+                    p.exit()
+                    failed.insert(name)
+                    failures.append((name, error))
+                }
             }
         }
         var rows: [Row] = []
@@ -91,9 +111,9 @@ public enum ExecMap {
         }
         let ram = system.mmapPagesAllocated * page
         var firsts: [(program: String, pid: Int32, text: String)] = []
-        for f in files {
-            if let (_, p) = processes.first(where: { $0.0 == f.name }) {
-                firsts.append((f.name, p.pid, system.procPIDMaps(p.pid) ?? ""))
+        for (name, _) in placed {
+            if let (_, p) = processes.first(where: { $0.0 == name }) {
+                firsts.append((name, p.pid, system.procPIDMaps(p.pid) ?? ""))
             }
         }
         let procMaps = system.procMaps()
@@ -115,11 +135,20 @@ public enum ExecMap {
         out += "saved by sharing"
         out += source == .rom ? " and executing in place" : " read-only copies"
         out += ": \(saved / 1024) kB (\(percent)%)\n"
+        if !interpreters.isEmpty {
+            out += "\nprograms naming an interpreter (PT_INTERP; the model loads the program alone, as if static):\n"
+            for (program, path) in interpreters { out += "  \(program): \(path)\n" }
+        }
+        if !failures.isEmpty {
+            out += "\nnot loaded:\n"
+            for (program, error) in failures { out += "  \(program): \(error.debugDescription)\n" }
+        }
         out += "\n== /proc/maps\n" + procMaps
         for (program, pid, text) in firsts { out += "\n== /proc/\(pid)/maps (\(program))\n" + text }
         for (_, p) in processes { p.exit() }
         return Result(
-            rows: rows, ramBytes: ram, unsharedBytes: unshared, procMaps: procMaps, processMaps: firsts, report: out)
+            rows: rows, ramBytes: ram, unsharedBytes: unshared, procMaps: procMaps, processMaps: firsts,
+            failures: failures, interpreters: interpreters, report: out)
     }
 
     private static func pad(_ s: String, _ width: Int, left: Bool = false) -> String {

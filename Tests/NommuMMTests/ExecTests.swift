@@ -189,8 +189,11 @@ struct ExecMapTests {
         #expect(data.ramBytes == data.rows[0].sharedBytes + data.rows.reduce(0) { $0 + $1.privateBytes })
         #expect(data.report.contains("/proc/maps") && data.report.contains("[stack]"))
         #expect(rom.ramBytes < data.ramBytes, "XIP needs no RAM for text")
-        #expect(throws: Errno.execFormatError) {
-            _ = try ExecMap.run(files: [("x", [1, 2, 3])], instances: 1, from: .rom)
-        }
+        // A file that is not an ELF executable is left out, with why; the others still load.
+        let mixed = try ExecMap.run(files: [("x", [1, 2, 3]), ("ls", ls)], instances: 2, from: .rom)
+        #expect(mixed.failures.map(\.program) == ["x"] && mixed.failures.map(\.error) == [.execFormatError])
+        #expect(mixed.rows.map(\.program) == ["ls", "ls"])
+        #expect(mixed.report.contains("not loaded:\n  x: ENOEXEC"))
+        #expect(rom.interpreters.map(\.program) == ["ls"], "a dynamic ls names its interpreter once")
     }
 }

@@ -106,3 +106,37 @@ struct CLITests {
         #expect(o.status == 0 && !o.stdout.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "\(o)")
     }
 }
+
+@Suite("The CLI: nommu exec-map goes on past files it cannot load")
+struct ExecMapCLITests {
+    @Test("directories skipped, unreadable and non-ELF files named with the reason, the rest loaded; 2")
+    func mixed() throws {
+        let dir = Scratch("cli-exec-map")
+        defer { dir.remove() }
+        let text = dir.file("notes.txt")
+        try "not an executable\n".write(toFile: text, atomically: true, encoding: .utf8)
+        let missing = dir.file("missing")
+        let o = try nommu(["exec-map", "/bin/true", dir.path, missing, text, "--arena", "16M"])
+        #expect(o.status == 2, "\(o)")
+        #expect(o.stdout.contains("  true "), "true was loaded: \(o)")
+        #expect(o.stderr.contains("\(dir.path): a directory, skipped"), "\(o)")
+        #expect(o.stderr.contains("cannot read \(missing): No such file or directory"), "\(o)")
+        #expect(o.stderr.contains("\(text): not loaded: ENOEXEC"), "\(o)")
+        #expect(!o.stderr.contains("Usage"), "\(o)")
+    }
+
+    @Test("a program that names an interpreter is reported with it")
+    func interpreter() throws {
+        let o = try nommu(["exec-map", "/bin/true"])
+        #expect(o.status == 0, "\(o)")
+        // Debian's /bin/true is dynamically linked: its PT_INTERP is the dynamic loader.
+        #expect(o.stdout.contains("programs naming an interpreter") && o.stdout.contains("ld-linux"), "\(o)")
+    }
+
+    @Test("--arena takes a size as elsewhere, at most 1 GiB")
+    func arena() throws {
+        #expect(try nommu(["exec-map", "/bin/true", "--arena", "8M"]).status == 0)
+        let big = try nommu(["exec-map", "/bin/true", "--arena", "100000M"])
+        #expect(big.status == 64 && big.stderr.contains("larger than 1 GiB"), "\(big)")
+    }
+}

@@ -34,7 +34,7 @@ struct EdgeValueTests {
                 ["run", "--heaps", v, "-q", "--", "/bin/true"],
                 ["bench", "--quick", "--series", "alloc_uninit", "--sizes", v],
                 ["exec-map", "--instances", v, "/bin/true"],
-                ["exec-map", "--arena-mi-b", v, "/bin/true"],
+                ["exec-map", "--arena", v, "/bin/true"],
             ]
             for option in ["--arena", "--trim", "--extend-size", "--mmap-threshold", "--unmap-threshold"] {
                 commands.append(["replay", trace, option, v])
