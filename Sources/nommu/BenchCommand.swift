@@ -12,6 +12,14 @@ struct BenchCommand: ParsableCommand {
             Series: \(BenchSeries.allCases.map(\.rawValue).joined(separator: ", ")).
             Times are per operation. Progress goes to stderr; stdout gets only the report.
             Build with -c release before trusting any number.
+
+            Exit status: 0, or 2 when a series cannot run or the output cannot be written (the
+            directory is checked before anything is measured); 64 for a bad option.
+
+            Examples:
+              swift run -c release nommu bench
+              nommu bench --series nommu_mmap_pair_4k,cabi_mmap_pair_4k --sizes 4K
+              nommu bench --quick --format json --output /tmp/bench
             """
     )
 

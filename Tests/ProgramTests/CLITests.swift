@@ -100,6 +100,13 @@ struct CLITests {
         #expect(o.stdout.isEmpty, "nothing was measured or replayed: \(o)")
     }
 
+    @Test("nommu maps --trim -1: a usage error naming the option, not a bare EINVAL")
+    func mapsTrim() throws {
+        let o = try nommu(["maps", "--trim=-1"])
+        #expect(o.status == 64 && o.stderr.contains("--trim is vm.nr_trim_pages"), "\(o)")
+        #expect(try nommu(["maps", "--trim", "0"]).status == 0)
+    }
+
     @Test("--version")
     func version() throws {
         let o = try nommu(["--version"])
