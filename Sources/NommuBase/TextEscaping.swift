@@ -49,3 +49,9 @@ extension StringProtocol {
         return String(s)
     }
 }
+
+/// The version every tool reports (`nommu --version`, the JSON documents' `version`): the
+/// release this tree is working towards.
+public enum NommuVersion {
+    public static let string = "0.1.0"
+}

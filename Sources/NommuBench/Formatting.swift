@@ -103,7 +103,14 @@ public func formatTable(_ results: [BenchResult], machine: MachineInfo) -> Strin
 /// JSON: `{"results":[{"name","bytes","median_ns","p10_ns","p90_ns","iterations"}…],
 /// "ratios":[{"name","bytes","baseline","ratio"}…], "machine":{…}, "unit":"…"}`.
 public func formatJSON(_ results: [BenchResult], machine: MachineInfo) -> String {
-    var out = "{\n  \"results\": [\n"
+    var series: [String] = []
+    for r in results where !series.contains(r.name) { series.append(r.name) }
+    let sizes = Array(Set(results.map(\.bytes))).sorted()
+    var out = "{\n  \"tool\": \"nommu bench\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
+    out += "  \"settings\": {\"series\": [" + series.map(jsonString).joined(separator: ", ") + "], "
+    out += "\"sizes\": [" + sizes.map(String.init).joined(separator: ", ") + "], "
+    out += "\"quick\": \(machine.quick)},\n"
+    out += "  \"results\": [\n"
     out += results.map { r in
         "    {\"name\": \(jsonString(r.name)), \"bytes\": \(r.bytes), \"median_ns\": \(fixed(r.medianNs, 3)), "
             + "\"p10_ns\": \(fixed(r.p10Ns, 3)), \"p90_ns\": \(fixed(r.p90Ns, 3)), \"iterations\": \(r.iterations)}"
@@ -133,6 +140,18 @@ public func formatJSON(_ results: [BenchResult], machine: MachineInfo) -> String
 }
 
 // MARK: - CSV
+
+/// The host part of `MachineInfo` as a JSON object (the keys of `formatJSON`'s `machine`), for
+/// the documents of `nommu replay` and `nommu run`, whose allocator settings are their own.
+public func hostJSON(_ machine: MachineInfo) -> String {
+    let fields: [(String, String)] = [
+        ("host_page_size", String(machine.hostPageSize)), ("cpu_count", String(machine.cpuCount)),
+        ("cpu_model", machine.cpuModel.map(jsonString) ?? "null"),
+        ("transparent_hugepages", machine.transparentHugePages.map(jsonString) ?? "null"),
+        ("build", jsonString(machine.build)),
+    ]
+    return "{" + fields.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+}
 
 /// CSV: header `name,bytes,median_ns,p10_ns,p90_ns,iterations,ratio`, one line per result
 /// (ratio empty when the result has no baseline).

@@ -149,14 +149,14 @@ struct ReplayCommand: ParsableCommand {
         let reports = result.reports
         switch format {
         case .table: print(ReplayFormat.table(reports, pageSize: 4096, arenaBytes: arenaBytes), terminator: "")
-        case .json: print(ReplayFormat.json(reports, pageSize: 4096), terminator: "")
+        case .json: print(document(reports, arenaBytes: arenaBytes, sizes: sizes), terminator: "")
         case .csv: print(ReplayFormat.csv(reports, pageSize: 4096), terminator: "")
         }
         if let output {
             let title =
                 "\(parsed.map(\.name).joined(separator: " + ")), \(policies[0].rawValue), \(arenaBytes >> 10) KiB"
             let files = [
-                ("replay.json", ReplayFormat.json(reports, pageSize: 4096)),
+                ("replay.json", document(reports, arenaBytes: arenaBytes, sizes: sizes)),
                 ("replay.csv", ReplayFormat.csv(reports, pageSize: 4096)),
                 ("replay-memory.svg", ReplayPlot.memory(result.samples, title: "memory: " + title)),
                 (
@@ -227,5 +227,27 @@ struct ReplayCommand: ParsableCommand {
         }
         print(out, terminator: "")
         if !allFit { throw ExitCode(1) }
+    }
+
+    /// The JSON document of a replay, in the shape of every nommu tool's: the tool, the version,
+    /// the settings, the machine, a result per trace, and (with several traces) the total.
+    func document(_ reports: [ReplayReport], arenaBytes: Int, sizes: (extend: Int, mmap: Int, unmap: Int)) -> String {
+        let settings: [(String, String)] = [
+            ("traces", "[" + traces.map(jsonString).joined(separator: ", ") + "]"),
+            ("malloc", jsonString(policy)), ("arena_bytes", String(arenaBytes)), ("max_order", String(maxOrder)),
+            ("nr_trim_pages", trim), ("uninitialized", String(uninitialized)),
+            ("allow_uninitialized", String(allowUninitialized)), ("touch", String(touch)),
+            ("extend_size", String(sizes.extend)), ("mmap_threshold", String(sizes.mmap)),
+            ("unmap_threshold", String(sizes.unmap)),
+        ]
+        let rows = reports.filter { $0.trace != "total" || reports.count == 1 }
+        let total = reports.count > 1 ? reports.last : nil
+        var out = "{\n  \"tool\": \"nommu replay\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
+        out += "  \"settings\": {" + settings.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "},\n"
+        out += "  \"machine\": \(hostJSON(MachineInfo.current(for: BenchConfiguration()))),\n"
+        out +=
+            "  \"results\": [\n" + rows.map { "    " + $0.json(pageSize: 4096) }.joined(separator: ",\n") + "\n  ],\n"
+        out += "  \"total\": " + (total.map { $0.json(pageSize: 4096) } ?? "null") + "\n}\n"
+        return out
     }
 }

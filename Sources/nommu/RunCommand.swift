@@ -182,11 +182,10 @@ struct RunCommand: ParsableCommand {
         case .exited(let s): exit = "{\"status\": \(s), \"signal\": null}"
         case .signaled(let s): exit = "{\"status\": null, \"signal\": \(s)}"
         }
-        var out = "{\n  \"tool\": \"nommu run\",\n"
+        var out = "{\n  \"tool\": \"nommu run\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
         out += "  \"command\": [" + argv.map(jsonString).joined(separator: ", ") + "],\n"
         out += "  \"settings\": \(settings(arenaBytes: arenaBytes).json),\n"
-        out += "  \"machine\": {\"cpu_model\": " + (machine.cpuModel.map(jsonString) ?? "null")
-        out += ", \"cpus\": \(machine.cpuCount), \"build\": \(jsonString(machine.build))},\n"
+        out += "  \"machine\": \(hostJSON(machine)),\n"
         out += "  \"exit\": \(exit),\n  \"wall_ms\": \(String(format: "%.2f", wallMs)),\n"
         out += "  \"results\": [\n" + reports.map { "    " + $0.json() }.joined(separator: ",\n") + "\n  ]"
         if combine && !reports.isEmpty { out += ",\n  \"total\": " + RunReport.combined(reports).json() }

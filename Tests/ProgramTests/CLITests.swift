@@ -107,6 +107,40 @@ struct CLITests {
         #expect(try nommu(["maps", "--trim", "0"]).status == 0)
     }
 
+    @Test("every JSON document has one shape: tool, version, settings, machine, then results")
+    func jsonShape() throws {
+        let dir = Scratch("cli-json")
+        defer { dir.remove() }
+        let trace = dir.file("t.trace")
+        try "# nommu-trace v1\nm 1 100\nc 2 5000\nf 1\nf 2\n".write(toFile: trace, atomically: true, encoding: .utf8)
+        let report = dir.file("run.json")
+        let outputs = [
+            ("nommu replay", try nommu(["replay", trace, trace, "--format", "json"]).stdout),
+            (
+                "nommu bench",
+                try nommu(["bench", "--quick", "--series", "alloc_uninit", "--sizes", "4K", "--format", "json"]).stdout
+            ),
+            (
+                "nommu run",
+                try { () throws -> String in
+                    _ = try nommu(["run", "-q", "--report", report, "--", "/bin/true"])
+                    return (try? String(contentsOfFile: report, encoding: .utf8)) ?? ""
+                }()
+            ),
+        ]
+        for (tool, text) in outputs {
+            let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            let doc = try #require(object, "\(tool): \(text.prefix(200))")
+            #expect(doc["tool"] as? String == tool)
+            #expect(doc["version"] as? String != nil && doc["settings"] is [String: Any], "\(tool)")
+            #expect((doc["machine"] as? [String: Any])?["cpu_count"] is Int, "\(tool)")
+            #expect(doc["results"] is [Any], "\(tool)")
+        }
+        let replay = try JSONSerialization.jsonObject(with: Data(outputs[0].1.utf8)) as? [String: Any]
+        #expect((replay?["results"] as? [Any])?.count == 2, "two traces, two rows; the total apart")
+        #expect((replay?["total"] as? [String: Any])?["trace"] as? String == "total")
+    }
+
     @Test("--version")
     func version() throws {
         let o = try nommu(["--version"])
