@@ -100,6 +100,10 @@ public struct ReplayReport: Sendable, Hashable {
     public var mmaps: Int
     public var munmaps: Int
     public var unknownFrees: Int
+    /// Whether other traces ran in the same system: then the system-wide figures (slack,
+    /// trimmed pages, `MmapCopy`, the largest free block, buddyinfo: all at the system's peak)
+    /// belong to the total, and this row's output leaves them out.
+    public var sharedSystem = false
 
     package init(
         trace: String, policy: Malloc.Policy, events: Int, nanoseconds: UInt64, nsPerEvent: Double,
@@ -251,13 +255,26 @@ public enum Replay {
         var taken: [ReplaySample] = []
         let every = samples > 0 ? max(1, traces.reduce(0) { $0 + $1.count } / samples) : Int.max
         var stepped = 0
+        let timer = timerCost()
         let t0 = cshim_now_ns()
         var active = runs.indices.filter { runs[$0].trace.count > 0 }
         while !active.isEmpty {
             var k = 0
             while k < active.count {
                 let r = active[k]
-                let more = runs[r].step(touch: options.touch, pageSize: page)
+                // One event in `sampleEvery` of each trace is timed on its own: the traces' shares
+                // of the elapsed time (an event's cost differs from trace to trace).
+                let more: Bool
+                if runs[r].tick == 0 {
+                    let a = cshim_now_ns()
+                    more = runs[r].step(touch: options.touch, pageSize: page)
+                    let b = cshim_now_ns()
+                    runs[r].sampledNs += b - a > timer ? b - a - timer : 0
+                    runs[r].samples += 1
+                } else {
+                    more = runs[r].step(touch: options.touch, pageSize: page)
+                }
+                runs[r].tick = runs[r].tick == Replay.sampleEvery - 1 ? 0 : runs[r].tick + 1
                 runs[r].peakHeld = max(runs[r].peakHeld, runs[r].malloc.heldBytesNow)
                 // Peak bookkeeping: integer compares; a snapshot only when the held total grows.
                 let held = runs.reduce(0) { $0 + $1.malloc.heldBytesNow }
@@ -287,13 +304,16 @@ public enum Replay {
         let elapsed = cshim_now_ns() - t0
         let trimmed = Int(system.allocator.statistics().pagesTrimmed - trimmed0)
         var reports: [ReplayReport] = []
-        for run in runs {
+        let shares = split(
+            elapsed, done: runs.map(\.done), sampledNs: runs.map(\.sampledNs), samples: runs.map(\.samples))
+        let allDone = runs.reduce(0) { $0 + $1.done }
+        for (i, run) in runs.enumerated() {
             let c = run.malloc.statistics
             reports.append(
                 ReplayReport(
                     trace: run.trace.name, policy: options.policy, events: run.done,
-                    nanoseconds: run.nanoseconds(share: elapsed, of: runs),
-                    nsPerEvent: run.done > 0 ? Double(elapsed) / Double(runs.reduce(0) { $0 + $1.done }) : 0,
+                    nanoseconds: shares[i],
+                    nsPerEvent: run.done > 0 ? Double(shares[i]) / Double(run.done) : 0,
                     glibcNsPerEvent: nil, peakLiveBytes: c.peakLiveBytes,
                     peakPagesHeld: (run.peakHeld + page - 1) / page,
                     peakPagesInCall: (c.peakHeldBytes + page - 1) / page, slackPages: snapshot.slackPages,
@@ -301,17 +321,20 @@ public enum Replay {
                     largestFreeBlockBytes: snapshot.largestFreeBlockBytes, buddyinfo: snapshot.buddyinfo,
                     firstFailure: run.failure, mmaps: c.mmaps, munmaps: c.munmaps,
                     unknownFrees: run.trace.unknownFrees))
+            reports[reports.count - 1].sharedSystem = runs.count > 1
         }
         for run in runs { run.release() }
         for run in runs { run.malloc.process.exit() }
+        var glibcTotal: Double? = nil
         if options.compareWithGlibc {
             let glibc = glibcReplay(traces, events: runs.map(\.done), touch: options.touch, pageSize: page)
-            for i in reports.indices { reports[i].glibcNsPerEvent = glibc }
+            for i in reports.indices { reports[i].glibcNsPerEvent = glibc.perTrace[i] }
+            glibcTotal = glibc.all
         }
         let total = ReplayReport(
             trace: "total", policy: options.policy, events: reports.reduce(0) { $0 + $1.events },
-            nanoseconds: elapsed, nsPerEvent: reports.first?.nsPerEvent ?? 0,
-            glibcNsPerEvent: reports.first?.glibcNsPerEvent, peakLiveBytes: reports.reduce(0) { $0 + $1.peakLiveBytes },
+            nanoseconds: elapsed, nsPerEvent: allDone > 0 ? Double(elapsed) / Double(allDone) : 0,
+            glibcNsPerEvent: glibcTotal, peakLiveBytes: reports.reduce(0) { $0 + $1.peakLiveBytes },
             peakPagesHeld: (peakHeld + page - 1) / page,
             peakPagesInCall: reports.reduce(0) { $0 + $1.peakPagesInCall }, slackPages: snapshot.slackPages,
             trimmedPages: trimmed,
@@ -322,8 +345,15 @@ public enum Replay {
         return (reports + (reports.count > 1 ? [total] : []), taken)
     }
 
-    /// The same events through the host's malloc, interleaved the same way: ns per event.
-    static func glibcReplay(_ traces: [Trace], events: [Int], touch: Bool, pageSize: Int) -> Double {
+    /// The same events through the host's malloc, interleaved the same way: ns per event, per
+    /// trace (sampled as the model's replay is) and over all.
+    static func glibcReplay(
+        _ traces: [Trace], events: [Int], touch: Bool, pageSize: Int
+    ) -> (perTrace: [Double], all: Double) {
+        var tick = [Int](repeating: 0, count: traces.count)
+        var sampledNs = [UInt64](repeating: 0, count: traces.count)
+        var samples = [Int](repeating: 0, count: traces.count)
+        let timer = timerCost()
         var tables = traces.map { [UnsafeMutableRawPointer?](repeating: nil, count: $0.slotCount) }
         var next = [Int](repeating: 0, count: traces.count)
         let total = events.reduce(0, +)
@@ -335,6 +365,16 @@ public enum Replay {
                 let e = next[i]
                 next[i] += 1
                 remaining -= 1
+                let timed = tick[i] == 0
+                tick[i] = tick[i] == sampleEvery - 1 ? 0 : tick[i] + 1
+                let a = timed ? cshim_now_ns() : 0
+                defer {
+                    if timed {
+                        let b = cshim_now_ns()
+                        sampledNs[i] += b - a > timer ? b - a - timer : 0
+                        samples[i] += 1
+                    }
+                }
                 let slot = Int(t.slots[e])
                 let size = t.sizes[e]
                 var p: UnsafeMutableRawPointer? = nil
@@ -361,7 +401,41 @@ public enum Replay {
         }
         let elapsed = cshim_now_ns() - t0
         for table in tables { for p in table { Glibc.free(p) } }
-        return total > 0 ? Double(elapsed) / Double(total) : 0
+        let shares = split(elapsed, done: events, sampledNs: sampledNs, samples: samples)
+        let perTrace = traces.indices.map { events[$0] > 0 ? Double(shares[$0]) / Double(events[$0]) : 0 }
+        return (perTrace, total > 0 ? Double(elapsed) / Double(total) : 0)
+    }
+
+    /// One event in this many of each trace is timed on its own.
+    static let sampleEvery = 32
+
+    /// The cost of reading the clock twice, taken off every timed event (the least of 64 tries).
+    static func timerCost() -> UInt64 {
+        var least = UInt64.max
+        for _ in 0..<64 {
+            let a = cshim_now_ns()
+            let b = cshim_now_ns()
+            least = min(least, b - a)
+        }
+        return least
+    }
+
+    /// Splits `elapsed` between traces that ran interleaved, in proportion to each one's events
+    /// times its sampled cost per event (a trace without samples counts at the mean cost).
+    package static func split(_ elapsed: UInt64, done: [Int], sampledNs: [UInt64], samples: [Int]) -> [UInt64] {
+        guard done.count > 1 else { return [elapsed] }
+        let sampledAll = sampledNs.reduce(0, +)
+        let samplesAll = samples.reduce(0, +)
+        let mean = samplesAll > 0 ? Double(sampledAll) / Double(samplesAll) : 1
+        let weights = done.indices.map { i in
+            Double(done[i]) * (samples[i] > 0 ? max(Double(sampledNs[i]) / Double(samples[i]), 1e-3) : mean)
+        }
+        let sum = weights.reduce(0, +)
+        guard sum > 0 else { return done.map { _ in 0 } }
+        var shares = weights.dropLast().map { min(elapsed, UInt64((Double(elapsed) * $0 / sum).rounded())) }
+        let given = shares.reduce(0, +)
+        shares.append(elapsed > given ? elapsed - given : 0)  // the rest, so the shares add up exactly
+        return shares
     }
 
     /// Writes a block: first and last byte, or every page.
@@ -404,6 +478,10 @@ final class Run {
     var failure: ReplayReport.Failure?
     /// The most bytes the malloc's mappings held between events.
     var peakHeld = 0
+    /// Timed events (one in `Replay.sampleEvery`): their nanoseconds and count.
+    var sampledNs: UInt64 = 0
+    var samples = 0
+    var tick = 0
 
     init(trace: Trace, malloc: Malloc) {
         self.trace = trace
@@ -492,10 +570,6 @@ final class Run {
     }
 
     /// This run's share of the interleaved wall time (by events).
-    func nanoseconds(share elapsed: UInt64, of runs: [Run]) -> UInt64 {
-        let all = runs.reduce(0) { $0 + $1.done }
-        return all > 0 ? elapsed * UInt64(done) / UInt64(all) : 0
-    }
 
     /// Frees what is still live.
     func release() {

@@ -15,9 +15,13 @@ extension ReplayReport {
             ("glibc_ns_per_event", glibcNsPerEvent.map(number) ?? "null"),
             ("peak_live_bytes", String(peakLiveBytes)), ("peak_pages_held", String(peakPagesHeld)),
             ("peak_pages_in_call", String(peakPagesInCall)),
-            ("overhead", number(overhead(pageSize: pageSize))), ("slack_pages", String(slackPages)),
-            ("trimmed_pages", String(trimmedPages)), ("mmap_copy_peak_pages", String(mmapCopyPeakPages)),
-            ("largest_free_block_bytes", String(largestFreeBlockBytes)), ("buddyinfo", jsonString(buddyinfo)),
+            ("overhead", number(overhead(pageSize: pageSize))),
+            // The system's, at its peak: in the total's row when several traces shared the system.
+            ("slack_pages", sharedSystem ? "null" : String(slackPages)),
+            ("trimmed_pages", sharedSystem ? "null" : String(trimmedPages)),
+            ("mmap_copy_peak_pages", sharedSystem ? "null" : String(mmapCopyPeakPages)),
+            ("largest_free_block_bytes", sharedSystem ? "null" : String(largestFreeBlockBytes)),
+            ("buddyinfo", sharedSystem ? "null" : jsonString(buddyinfo)),
             ("mmaps", String(mmaps)), ("munmaps", String(munmaps)), ("unknown_frees", String(unknownFrees)),
         ]
         if let f = firstFailure {
@@ -52,8 +56,10 @@ public enum ReplayFormat {
             cells.append(r.glibcNsPerEvent.map(number) ?? "")
             cells += [String(r.peakLiveBytes), String(r.peakPagesHeld), String(r.peakPagesInCall)]
             cells.append(number(r.overhead(pageSize: pageSize)))
-            cells += [String(r.slackPages), String(r.trimmedPages), String(r.mmapCopyPeakPages)]
-            cells += [String(r.largestFreeBlockBytes), String(r.mmaps), String(r.munmaps)]
+            // The system's figures are the total's row's when several traces shared the system.
+            let system = [r.slackPages, r.trimmedPages, r.mmapCopyPeakPages, r.largestFreeBlockBytes]
+            cells += system.map { r.sharedSystem ? "" : String($0) }
+            cells += [String(r.mmaps), String(r.munmaps)]
             cells.append(r.firstFailure.map { String($0.event) } ?? "")
             cells.append(r.firstFailure.map { String($0.size) } ?? "")
             out += cells.joined(separator: ",") + "\n"

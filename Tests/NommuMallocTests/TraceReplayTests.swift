@@ -97,6 +97,28 @@ struct ReplayTests {
         #expect(ReplayFormat.table(reports, pageSize: 4096, arenaBytes: 8 << 20).contains("/proc/buddyinfo"))
     }
 
+    @Test("several traces: each row has its own share of the time, the system's figures are the total's")
+    func perTrace() throws {
+        let a = try trace(Self.sample, name: "a")
+        let b = try trace(Self.sample, name: "b")
+        let reports = try Replay.run([a, b], .init(policy: .heap, arenaBytes: 8 << 20))
+        #expect(reports.map(\.trace) == ["a", "b", "total"])
+        #expect(reports[0].nanoseconds + reports[1].nanoseconds == reports[2].nanoseconds, "the shares add up")
+        for r in reports.prefix(2) {
+            #expect(r.sharedSystem && r.nsPerEvent == Double(r.nanoseconds) / Double(r.events))
+            let json = r.json(pageSize: 4096)
+            #expect(json.contains("\"trimmed_pages\": null") && json.contains("\"buddyinfo\": null"), "\(json)")
+        }
+        #expect(!reports[2].sharedSystem && reports[2].json(pageSize: 4096).contains("\"trimmed_pages\": "))
+        let csv = ReplayFormat.csv(reports, pageSize: 4096).split(separator: "\n")
+        #expect(csv[1].contains(",,,,"), "a trace's row leaves the system's four columns empty: \(csv[1])")
+        // The split follows each trace's sampled cost per event, not its event count alone.
+        #expect(Replay.split(1000, done: [10, 10], sampledNs: [30, 10], samples: [1, 1]) == [750, 250])
+        #expect(Replay.split(1000, done: [30, 10], sampledNs: [10, 10], samples: [1, 1]) == [750, 250])
+        #expect(Replay.split(1000, done: [10, 10], sampledNs: [10, 0], samples: [1, 0]) == [500, 500])
+        #expect(Replay.split(777, done: [5], sampledNs: [0], samples: [0]) == [777])
+    }
+
     @Test("two traces interleave as two processes; a trace that does not fit reports its first failure")
     func failure() throws {
         let big = try trace("# nommu-trace v1\nm 1 1000000\nm 2 1000000\nm 3 1000000\nf 1\nf 2\nf 3\n", name: "big")
