@@ -15,6 +15,10 @@ public enum BenchError: Error, Sendable, Equatable, CustomStringConvertible {
     case operationFailed(series: String, bytes: Int, operation: String, Errno)
     /// Writing an output file failed.
     case writeFailed(path: String, reason: String)
+    /// A file could not be read.
+    case readFailed(path: String, reason: String)
+    /// `--baseline`'s file is not a bench JSON document.
+    case invalidBaseline(String)
 
     public var description: String {
         switch self {
@@ -30,6 +34,10 @@ public enum BenchError: Error, Sendable, Equatable, CustomStringConvertible {
             "\(series) at \(formatBytes(bytes)): \(operation) failed: \(errno.debugDescription)"
         case .writeFailed(let path, let reason):
             "cannot write \(path): \(reason)"
+        case .readFailed(let path, let reason):
+            "cannot read \(path): \(reason)"
+        case .invalidBaseline(let why):
+            "the baseline is not a nommu bench JSON document: \(why)"
         }
     }
 }

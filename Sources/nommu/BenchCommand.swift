@@ -2,6 +2,7 @@
 import ArgumentParser
 import Foundation
 import NommuBench
+import NommuHost
 
 /// `nommu bench`: measures the page allocator against memset, the host kernel and glibc.
 struct BenchCommand: ParsableCommand {
@@ -13,13 +14,14 @@ struct BenchCommand: ParsableCommand {
             Times are per operation. Progress goes to stderr; stdout gets only the report.
             Build with -c release before trusting any number.
 
-            Exit status: 0, or 2 when a series cannot run or the output cannot be written (the
-            directory is checked before anything is measured); 64 for a bad option.
+            Exit status: 0, or 2 when a series cannot run, the output cannot be written or the
+            baseline read (both are checked before anything is measured); 64 for a bad option.
 
             Examples:
               swift run -c release nommu bench
               nommu bench --series nommu_mmap_pair_4k,cabi_mmap_pair_4k --sizes 4K
               nommu bench --quick --format json --output /tmp/bench
+              nommu bench --series order0_pair --samples 31 --warmup 4 --baseline /tmp/bench/bench.json
             """
     )
 
@@ -42,7 +44,18 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "A fast smoke run: few samples, small batches (numbers are rough).")
     var quick = false
 
+    @Option(help: "Samples per series and size (each a timed batch), and timed runs of each program series.")
+    var samples: Int?
+
+    @Option(help: "Untimed batches before sampling each series and size.")
+    var warmup: Int?
+
+    @Option(help: "A bench.json of an earlier run: print each median as a ratio to its median there.")
+    var baseline: String?
+
     mutating func validate() throws {
+        if let samples, !(1...10_000).contains(samples) { throw ValidationError("--samples takes 1 to 10000") }
+        if let warmup, !(0...10_000).contains(warmup) { throw ValidationError("--warmup takes 0 to 10000") }
         do {
             if let sizes { _ = try parseSizes(sizes) }
             if let series { _ = try parseSeries(series) }
@@ -56,14 +69,30 @@ struct BenchCommand: ParsableCommand {
             var configuration = BenchConfiguration(quick: quick)
             if let sizes { configuration.sizes = try parseSizes(sizes) }
             if let series { configuration.series = try parseSeries(series) }
+            if let samples {
+                configuration.minimumSamples = samples
+                configuration.maximumSamples = samples
+            }
+            if let warmup {
+                configuration.warmupBatches = warmup
+                configuration.warmupNanoseconds = 0
+            }
             if configuration.series.contains(where: \.isProgram) {
                 configuration.programs = ProgramSetup(
                     workload: try Launcher.built("nommu-workload", product: "nommu-workload"),
                     runLibrary: try Launcher.built("libnommu-run.so", product: "nommu-run"),
-                    calls: quick ? 100_000 : 1_000_000, runs: quick ? 2 : 3)
+                    calls: quick ? 100_000 : 1_000_000, runs: samples ?? (quick ? 2 : 3))
             }
-            // The output directory is checked before the run, not after it.
+            // The output directory and the baseline are checked before the run, not after it.
             if let output { try prepareOutputDirectory(output) }
+            var saved: BenchBaseline? = nil
+            if let baseline {
+                let bytes: [UInt8]
+                do { bytes = try HostFS.contents(of: baseline) } catch {
+                    throw BenchError.readFailed(path: baseline, reason: error.description)
+                }
+                saved = try BenchBaseline(json: bytes)
+            }
             let machine = MachineInfo.current(for: configuration)
             if machine.build == "debug" {
                 printError("bench: warning: this is a debug build; its numbers mean nothing (use -c release)")
@@ -76,6 +105,13 @@ struct BenchCommand: ParsableCommand {
             case .csv: text = formatCSV(results)
             }
             FileHandle.standardOutput.write(Data(text.utf8))
+            if let saved, let baseline, format == .table {
+                FileHandle.standardOutput.write(
+                    Data(("\n" + formatBaselineComparison(results, baseline: saved, path: baseline)).utf8))
+            } else if let saved, let baseline {
+                // JSON and CSV stay one document: the comparison goes to stderr.
+                printError(formatBaselineComparison(results, baseline: saved, path: baseline))
+            }
             if let output {
                 for path in try writeBenchFiles(results, machine: machine, to: output) {
                     printError("bench: wrote \(path)")

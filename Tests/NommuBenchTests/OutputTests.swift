@@ -151,3 +151,35 @@ struct RatioFormattingTests {
         #expect(formatRatio(v) == text)
     }
 }
+
+@Suite("A saved run as the baseline (--baseline)")
+struct BaselineTests {
+    @Test("a run's own JSON read back as its baseline gives ratio 1 everywhere; a faster run below 1")
+    func roundTrip() throws {
+        let saved = try BenchBaseline(json: Array(formatJSON(sample, machine: machine).utf8))
+        #expect(saved.version != nil && saved.build == "release")
+        for r in sample { #expect(saved.ratio(r) == 1, "\(r.name) \(r.bytes)") }
+        var faster = sample[8]  // order0_pair at 6.2 ns
+        faster.medianNs = 3.1
+        #expect(saved.ratio(faster) == 0.5)
+        let other = BenchResult(name: "order0_pair", bytes: 8192, medianNs: 1, p10Ns: 1, p90Ns: 1, iterations: 1)
+        #expect(saved.ratio(other) == nil, "no such size in the baseline")
+        let table = formatBaselineComparison([faster, other], baseline: saved, path: "b.json")
+        #expect(table.contains("against the baseline b.json") && table.contains("0.50"))
+    }
+
+    @Test("a file that is not a bench JSON document is refused, saying why")
+    func invalid() {
+        for (text, why) in [
+            ("[1, 2]", "not a JSON object"), ("{\"rows\": []}", "no \"results\""),
+            ("{\"results\": [{}]}", "without name"),
+        ] {
+            do throws(BenchError) {
+                _ = try BenchBaseline(json: Array(text.utf8))
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.description.contains(why), "\(error)")
+            }
+        }
+    }
+}

@@ -141,6 +141,19 @@ struct CLITests {
         #expect((replay?["total"] as? [String: Any])?["trace"] as? String == "total")
     }
 
+    @Test("bench --baseline: a saved run compared series by series; a missing one is 2 before any run")
+    func benchBaseline() throws {
+        let dir = Scratch("cli-baseline")
+        defer { dir.remove() }
+        let quick = ["bench", "--quick", "--series", "alloc_uninit", "--sizes", "4K"]
+        #expect(try nommu(quick + ["--output", dir.path]).status == 0)
+        let o = try nommu(quick + ["--samples", "3", "--warmup", "0", "--baseline", dir.file("bench.json")])
+        #expect(o.status == 0 && o.stdout.contains("against the baseline") && o.stdout.contains("alloc_uninit"), "\(o)")
+        let missing = try nommu(quick + ["--baseline", dir.file("none.json")])
+        #expect(missing.status == 2 && missing.stderr.contains("cannot read") && missing.stdout.isEmpty, "\(missing)")
+        #expect(try nommu(quick + ["--samples", "0"]).status == 64)
+    }
+
     @Test("--version")
     func version() throws {
         let o = try nommu(["--version"])
