@@ -116,10 +116,30 @@ struct OutputTests {
         for label in ["4K", "1M", "10 ns", "1 µs", "100 µs", "1 ms", "memset", "host_mmap_touch"] {
             #expect(svg.contains(">\(label)<"))
         }
-        #expect(!svg.contains("order0_pair"))
         #expect(!svg.contains("nan") && !svg.contains("inf"))
+        // p10–p90 bars: one per plotted point of the sized series (8 points), one per single-size one.
+        #expect(svg.components(separatedBy: "<path d=\"M").count - 1 == 8 + 2)
         let parser = XMLParser(data: Data(svg.utf8))
         #expect(parser.parse(), "\(String(describing: parser.parserError))")
+    }
+
+    @Test("the single-size series are bars, so a run of only pairs plots something")
+    func svgOfPairsOnly() throws {
+        let svg = renderSVG([sample[8], sample[9]])  // order0_pair, glibc_pair_4k
+        #expect(svg.components(separatedBy: "<polyline").count - 1 == 0)
+        #expect(svg.components(separatedBy: "<rect").count - 1 == 1 + 2, "the background and two bars")
+        for label in ["order0_pair", "glibc_pair_4k", "6.20 ns", "22.0 ns"] { #expect(svg.contains(">\(label)<")) }
+        let parser = XMLParser(data: Data(svg.utf8))
+        #expect(parser.parse(), "\(String(describing: parser.parserError))")
+    }
+
+    @Test("a series has one colour in every plot, whatever else was measured")
+    func colours() {
+        let all = renderSVG(sample)
+        let some = renderSVG([sample[4], sample[5]])  // alloc_uninit alone
+        let colour = "stroke=\"\(seriesColor("alloc_uninit"))\""
+        #expect(all.contains(colour) && some.contains(colour))
+        #expect(seriesColor("alloc_uninit") != seriesColor("alloc_zeroed_dirty"))
     }
 
     @Test func svgWithOneSize() {
