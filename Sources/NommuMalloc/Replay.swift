@@ -63,6 +63,10 @@ public struct ReplayReport: Sendable, Hashable {
             self.largestFreeBlockBytes = largestFreeBlockBytes
         }
 
+        /// The event's number among all the traces' events, in the order they were replayed
+        /// (what the samples count), when it was replayed with others; else `event`.
+        public var step = 0
+
         /// The event's number (1-based, among the trace's events).
         public var event: Int
         public var size: Int
@@ -295,6 +299,7 @@ public enum Replay {
                     runs[r].failure!.largestFreeBlockBytes =
                         Snapshot(system.allocator.statistics(), mmapCopy: 0)
                         .largestFreeBlockBytes
+                    runs[r].failure!.step = stepped
                     active.remove(at: k)
                 } else {
                     k += 1

@@ -153,15 +153,17 @@ struct ReplayCommand: ParsableCommand {
         case .csv: print(ReplayFormat.csv(reports, pageSize: 4096), terminator: "")
         }
         if let output {
+            // The first allocation that did not fit, as the samples count events.
+            let failure = reports.compactMap(\.firstFailure).map(\.step).min()
             let title =
                 "\(parsed.map(\.name).joined(separator: " + ")), \(policies[0].rawValue), \(arenaBytes >> 10) KiB"
             let files = [
                 ("replay.json", document(reports, arenaBytes: arenaBytes, sizes: sizes)),
                 ("replay.csv", ReplayFormat.csv(reports, pageSize: 4096)),
-                ("replay-memory.svg", ReplayPlot.memory(result.samples, title: "memory: " + title)),
+                ("replay-memory.svg", ReplayPlot.memory(result.samples, title: "memory: " + title, failure: failure)),
                 (
                     "replay-free-blocks.svg",
-                    ReplayPlot.freeBlocks(result.samples, title: "free blocks per order: " + title)
+                    ReplayPlot.freeBlocks(result.samples, title: "free memory by order: " + title, failure: failure)
                 ),
             ]
             for (name, text) in files {

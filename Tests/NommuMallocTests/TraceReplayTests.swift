@@ -181,7 +181,16 @@ struct FitAndPlotTests {
         let memory = ReplayPlot.memory(result.samples, title: "m <&>")
         #expect(memory.hasPrefix("<svg") && memory.contains("<polyline") && memory.contains("m &lt;&amp;&gt;"))
         let free = ReplayPlot.freeBlocks(result.samples, title: "f")
-        #expect(free.split(separator: "\n").filter { $0.hasPrefix("<polyline") }.count == 11)
+        let lines = free.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("<path d=\"M") }.count == 11, "an area per order")
+        #expect(lines.filter { $0.hasPrefix("<polyline") }.count == 1, "the largest free block")
+        #expect(!free.contains("first failure"))
+        // The arena is 64 MiB, nearly all free: ticks of 20 MiB (round in MiB, not 19.1).
+        #expect(free.contains(">20 MiB<") && free.contains(">60 MiB<"), "round byte ticks")
+        let failed = ReplayPlot.freeBlocks(result.samples, title: "f", failure: 3)
+        #expect(failed.contains("first failure"))
+        #expect(ReplayPlot.niceTicks(9.3).ticks == [0, 2, 4, 6, 8, 10])
+        #expect(ReplayPlot.niceTicks(525_000).ticks == [0, 200_000, 400_000, 600_000])
     }
 }
 
