@@ -37,7 +37,7 @@ struct ExecMapCommand: ParsableCommand {
     var from: String = "rom"
 
     @Option(help: "Memory of the machine, e.g. 64M (K/M/G suffixes; at most 1G).")
-    var arena: String = "64M"
+    var arena: String = defaultArena
 
     @Option(help: "Whose answers where the kernel document and Linux 6.1 differ: document or linux-6.1.")
     var reference: String = "document"

@@ -13,6 +13,11 @@ import NommuHost
 #endif
 
 /// A one-line failure of a command: printed as `nommu NAME: text`, and the exit status.
+/// The memory of the machine when a command is not told (`--arena`): the same for `nommu run`,
+/// `nommu replay` and `nommu exec-map`, large enough for real programs (the library's own
+/// default, `System.Configuration()`, is 64 MiB).
+let defaultArena = "256M"
+
 struct CommandFailure: Error, CustomStringConvertible {
     var text: String
     var status: Int32

@@ -39,7 +39,7 @@ struct ReplayCommand: ParsableCommand {
         help: "simple (a mapping per block) or heap (areas with free lists); with --fit, a comma-separated list.")
     var policy: String = "heap"
 
-    @Option(help: "Memory of the machine, e.g. 8M (K/M/G suffixes; default 64M). Not with --fit, which finds it.")
+    @Option(help: "Memory of the machine, e.g. 8M (K/M/G suffixes; default 256M, as run and exec-map). Not with --fit.")
     var arena: String?
 
     @Option(help: "The buddy allocator's largest order: runs of up to 2^N pages (the kernel's default, 10, is 4 MiB).")
@@ -107,7 +107,7 @@ struct ReplayCommand: ParsableCommand {
         let arenaBytes: Int
         let sizes: (extend: Int, mmap: Int, unmap: Int)
         do {
-            arenaBytes = try parseSize(arena ?? "64M")
+            arenaBytes = try parseSize(arena ?? defaultArena)
             sizes = (try parseSize(extendSize), try parseSize(mmapThreshold), try parseSize(unmapThreshold))
         } catch {
             throw ValidationError("\(error)")

@@ -32,7 +32,7 @@ struct RunCommand: ParsableCommand {
     var policy: String = "heap"
 
     @Option(help: "Memory of each process's machine, e.g. 8M (K/M/G suffixes).")
-    var arena: String = "256M"
+    var arena: String = defaultArena
 
     @Option(help: "vm.nr_trim_pages.")
     var trim: Int = 1
