@@ -75,6 +75,8 @@ public enum ExecMap {
         var interpreters: [(program: String, path: String)] = []
         var failed = Set<String>()
         for instance in 0..<instances {
+            // Once every program has failed (the arena is full), the rest of the instances would too.
+            guard failed.count < placed.count else { break }
             for (name, path) in placed where !failed.contains(name) {
                 let p = system.createProcess()
                 do throws(Errno) {

@@ -33,7 +33,7 @@ struct EdgeValueTests {
                 ["run", "--sites", v, "-q", "--", "/bin/true"],
                 ["run", "--heaps", v, "-q", "--", "/bin/true"],
                 ["bench", "--quick", "--series", "alloc_uninit", "--sizes", v],
-                ["exec-map", "--instances", v, "/bin/true"],
+                ["exec-map", "--instances", v, "--arena", "16M", "/bin/true"],
                 ["exec-map", "--arena", v, "/bin/true"],
             ]
             for option in ["--arena", "--trim", "--extend-size", "--mmap-threshold", "--unmap-threshold"] {
