@@ -412,7 +412,7 @@ public enum Replay {
     }
 
     /// One event in this many of each trace is timed on its own.
-    static let sampleEvery = 32
+    static let sampleEvery = 64
 
     /// The cost of reading the clock twice, taken off every timed event (the least of 64 tries).
     static func timerCost() -> UInt64 {
