@@ -81,7 +81,7 @@ struct ReplayCommand: ParsableCommand {
         if fit {
             if arena != nil { throw ValidationError("--fit finds the arena; leave out --arena") }
             if output != nil { throw ValidationError("--fit writes no files; leave out --output") }
-            if format != .table { throw ValidationError("--fit prints a table; leave out --format") }
+            if format == .csv { throw ValidationError("--fit prints a table or json, not csv") }
         }
     }
 
@@ -196,6 +196,11 @@ struct ReplayCommand: ParsableCommand {
         let names = parsed.map(\.name).joined(separator: " + ")
         var out = "smallest arena in which \(names) replays completely (max order \(maxOrder)):\n"
         var allFit = true
+        var rows: [String] = []  // JSON results
+        func row(_ p: Malloc.Policy, _ t: Int, bytes: Int?, reason: String?) -> String {
+            "    {\"malloc\": \(jsonString(p.rawValue)), \"trim\": \(t), \"fits\": \(bytes != nil), "
+                + "\"arena_bytes\": \(bytes.map(String.init) ?? "null"), \"reason\": \(reason.map(jsonString) ?? "null")}"
+        }
         // One contiguous run must hold the largest request (and its alignment): past the largest
         // run the allocator has, no arena is big enough.
         let largest = Replay.largestRequest(parsed)
@@ -208,9 +213,11 @@ struct ReplayCommand: ParsableCommand {
                     var order = maxOrder
                     while !overflow && order < 40 && 4096 << order < need { order += 1 }
                     let hint = overflow || order >= 40 ? "no order is enough" : "with --max-order \(order) it can"
-                    out +=
-                        "  \(label): fits in no arena: a request of \(largest.size) bytes needs one run, and the "
-                        + "largest is \(largestRun >> 10) KiB (order \(maxOrder)); \(hint)\n"
+                    let reason =
+                        "fits in no arena: a request of \(largest.size) bytes needs one run, and the "
+                        + "largest is \(largestRun >> 10) KiB (order \(maxOrder)); \(hint)"
+                    out += "  \(label): \(reason)\n"
+                    rows.append(row(p, t, bytes: nil, reason: reason))
                     allFit = false
                     continue
                 }
@@ -221,13 +228,34 @@ struct ReplayCommand: ParsableCommand {
                             Data("  \(arena >> 10) KiB: \(fits ? "fits" : "does not fit")\n".utf8))
                     }
                     out += "  \(label): \(bytes / 1024) KiB (\(bytes / 4096) pages)\n"
+                    rows.append(row(p, t, bytes: bytes, reason: nil))
                 } catch {
                     out += "  \(label): does not fit in 1 GiB\n"
+                    rows.append(row(p, t, bytes: nil, reason: "does not fit in 1 GiB"))
                     allFit = false
                 }
             }
         }
-        print(out, terminator: "")
+        if format == .json {
+            let settings: [(String, String)] = [
+                ("traces", "[" + traces.map(jsonString).joined(separator: ", ") + "]"), ("fit", "true"),
+                ("malloc", "[" + policies.map { jsonString($0.rawValue) }.joined(separator: ", ") + "]"),
+                ("nr_trim_pages", "[" + trims.map(String.init).joined(separator: ", ") + "]"),
+                ("max_order", String(maxOrder)), ("uninitialized", String(uninitialized)),
+                ("allow_uninitialized", String(allowUninitialized)), ("touch", String(touch)),
+                ("extend_size", String(options(policies[0], trims[0]).extendSize)),
+                ("mmap_threshold", String(options(policies[0], trims[0]).mmapThreshold)),
+                ("unmap_threshold", String(options(policies[0], trims[0]).unmapThreshold)),
+            ]
+            var doc = "{\n  \"tool\": \"nommu replay\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
+            doc +=
+                "  \"settings\": {" + settings.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "},\n"
+            doc += "  \"machine\": \(hostJSON(MachineInfo.current(for: BenchConfiguration()))),\n"
+            doc += "  \"results\": [\n" + rows.joined(separator: ",\n") + "\n  ]\n}\n"
+            print(doc, terminator: "")
+        } else {
+            print(out, terminator: "")
+        }
         if !allFit { throw ExitCode(1) }
     }
 

@@ -72,10 +72,28 @@ struct CLITests {
         #expect(some.stderr.contains("KiB: fits"), "\(some)")
     }
 
+    @Test("--fit --format json: a row per configuration, with the arena or the reason; 1 when one does not fit")
+    func fitJSON() throws {
+        let dir = Scratch("cli-fit-json")
+        defer { dir.remove() }
+        let o = try nommu(["replay", try bigTrace(dir), "--fit", "--format", "json", "--trim", "0,1"])
+        #expect(o.status == 1, "\(o)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(o.stdout.utf8)) as? [String: Any])
+        #expect(
+            doc["tool"] as? String == "nommu replay" && (doc["settings"] as? [String: Any])?["fit"] as? Bool == true)
+        let rows = try #require(doc["results"] as? [[String: Any]])
+        #expect(rows.count == 2 && rows.allSatisfy { $0["fits"] as? Bool == false })
+        #expect((rows[0]["reason"] as? String)?.contains("--max-order 12") == true)
+        let fits = try nommu(["replay", try bigTrace(dir), "--fit", "--format", "json", "--max-order", "12"])
+        let one = try JSONSerialization.jsonObject(with: Data(fits.stdout.utf8)) as? [String: Any]
+        let row = try #require((one?["results"] as? [[String: Any]])?.first)
+        #expect(fits.status == 0 && row["arena_bytes"] as? Int == 16 << 20, "\(fits)")
+    }
+
     @Test(
         "--fit refuses the options it would ignore: 64 (a usage error)",
         arguments: [
-            ["--arena", "8M"], ["--output", "/tmp/x"], ["--format", "json"],
+            ["--arena", "8M"], ["--output", "/tmp/x"], ["--format", "csv"],
         ])
     func fitRefuses(options: [String]) throws {
         let dir = Scratch("cli-fit-refuses")
