@@ -13,6 +13,10 @@ public import NommuMM
 public struct RunSettings: Sendable, Hashable {
     /// NOMMU_RUN_ARENA: bytes of each process's machine.
     public var arenaBytes = 256 << 20
+    /// NOMMU_RUN_MAX_ORDER: the buddy allocator's largest order (runs of up to 2^N pages).
+    public var maxOrder = 10
+    /// The largest `maxOrder` accepted (2^30 pages: more than any arena holds).
+    public static let maxMaxOrder = 30
     /// NOMMU_RUN_MALLOC: simple or heap.
     public var policy = Malloc.Policy.heap
     /// NOMMU_RUN_TRIM: vm.nr_trim_pages.
@@ -52,6 +56,12 @@ public struct RunSettings: Sendable, Hashable {
             s.policy = p
         }
         if let n = try count("NOMMU_RUN_TRIM", minimum: 0) { s.trim = n }
+        if let n = try count("NOMMU_RUN_MAX_ORDER", minimum: 0) {
+            guard n <= maxMaxOrder else {
+                throw Invalid(description: "NOMMU_RUN_MAX_ORDER=\(n) is more than \(maxMaxOrder)")
+            }
+            s.maxOrder = n
+        }
         if let n = try count("NOMMU_RUN_SITES", minimum: 0) { s.sites = n }
         if let n = try count("NOMMU_RUN_HEAPS", minimum: 1) {
             guard n <= Malloc.Configuration.maxHeaps else {
@@ -76,13 +86,14 @@ public struct RunSettings: Sendable, Hashable {
             "NOMMU_RUN_ARENA": String(arenaBytes), "NOMMU_RUN_MALLOC": policy.rawValue, "NOMMU_RUN_TRIM": String(trim),
             "NOMMU_RUN_UNINITIALIZED": uninitialized ? "1" : "0",
             "NOMMU_RUN_ALLOW_UNINITIALIZED": allowUninitialized ? "1" : "0", "NOMMU_RUN_SITES": String(sites),
-            "NOMMU_RUN_HEAPS": String(heaps),
+            "NOMMU_RUN_HEAPS": String(heaps), "NOMMU_RUN_MAX_ORDER": String(maxOrder),
         ]
     }
 
     /// The settings as a JSON object (the `settings` of `nommu run --report`).
     public var json: String {
-        "{\"malloc\": \(jsonString(policy.rawValue)), \"arena_bytes\": \(arenaBytes), \"trim\": \(trim), "
+        "{\"malloc\": \(jsonString(policy.rawValue)), \"arena_bytes\": \(arenaBytes), \"max_order\": \(maxOrder), "
+            + "\"trim\": \(trim), "
             + "\"uninitialized\": \(uninitialized), \"allow_uninitialized\": \(allowUninitialized), "
             + "\"sites\": \(sites), \"heaps\": \(heaps)}"
     }
@@ -101,7 +112,7 @@ public struct RunSettings: Sendable, Hashable {
     /// Each process's machine: the arena, no frame buffer, a one-page flash window.
     public var system: System.Configuration {
         .init(
-            arenaBytes: arenaBytes, allowUninitialized: allowUninitialized, nrTrimPages: trim,
+            arenaBytes: arenaBytes, maxOrder: maxOrder, allowUninitialized: allowUninitialized, nrTrimPages: trim,
             hostDirectory: hostDirectory, flashBytes: 4096, framebufferBytes: 0)
     }
 

@@ -34,6 +34,9 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Memory of each process's machine, e.g. 8M (K/M/G suffixes).")
     var arena: String = defaultArena
 
+    @Option(help: "The buddy allocator's largest order: runs of up to 2^N pages (the kernel's default, 10, is 4 MiB).")
+    var maxOrder: Int = 10
+
     @Option(help: "vm.nr_trim_pages.")
     var trim: Int = 1
 
@@ -70,6 +73,9 @@ struct RunCommand: ParsableCommand {
         guard Malloc.Policy(rawValue: policy) != nil else { throw ValidationError("--malloc is simple or heap") }
         guard trim >= 0 else { throw ValidationError("--trim must be at least 0") }
         guard sites >= 0 else { throw ValidationError("--sites must be at least 0") }
+        guard maxOrder >= 0, maxOrder <= RunSettings.maxMaxOrder else {
+            throw ValidationError("--max-order must be from 0 to \(RunSettings.maxMaxOrder)")
+        }
         guard heaps >= 1, heaps <= Malloc.Configuration.maxHeaps else {
             throw ValidationError("--heaps must be from 1 to \(Malloc.Configuration.maxHeaps)")
         }
@@ -92,6 +98,7 @@ struct RunCommand: ParsableCommand {
         s.arenaBytes = arenaBytes
         s.policy = Malloc.Policy(rawValue: policy) ?? .heap
         s.trim = trim
+        s.maxOrder = maxOrder
         s.uninitialized = uninitialized
         s.allowUninitialized = allowUninitialized
         s.sites = sites

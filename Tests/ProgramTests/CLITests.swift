@@ -172,6 +172,20 @@ struct CLITests {
         #expect(try nommu(quick + ["--samples", "0"]).status == 64)
     }
 
+    @Test(
+        "nommu run --max-order: a 12 MB block needs a run of order 12; the default 10 gives 4 MiB at most",
+        .enabled(if: programsRun))
+    func runMaxOrder() throws {
+        let dir = Scratch("cli-run-max-order")
+        defer { dir.remove() }
+        let program = ["python3", "-c", "b = bytearray(12_000_000); print(len(b))"]
+        let small = try nommu(["run", "-q", "--arena", "64M", "--"] + program, in: dir.path)
+        #expect(small.status != 0 && small.stderr.contains("MemoryError"), "\(small)")
+        let big = try nommu(["run", "-q", "--arena", "64M", "--max-order", "12", "--"] + program, in: dir.path)
+        #expect(big.status == 0 && big.stdout.contains("12000000"), "\(big)")
+        #expect(try nommu(["run", "--max-order", "31", "--", "/bin/true"]).status == 64)
+    }
+
     @Test("--version")
     func version() throws {
         let o = try nommu(["--version"])

@@ -32,11 +32,14 @@ struct EdgeValueTests {
                 ["run", "--trim", v, "--", "/bin/true"],
                 ["run", "--sites", v, "-q", "--", "/bin/true"],
                 ["run", "--heaps", v, "-q", "--", "/bin/true"],
+                ["run", "--max-order", v, "-q", "--", "/bin/true"],
                 ["bench", "--quick", "--series", "alloc_uninit", "--sizes", v],
                 ["exec-map", "--instances", v, "--arena", "16M", "/bin/true"],
                 ["exec-map", "--arena", v, "/bin/true"],
             ]
-            for option in ["--arena", "--trim", "--extend-size", "--mmap-threshold", "--unmap-threshold"] {
+            for option in [
+                "--arena", "--trim", "--max-order", "--extend-size", "--mmap-threshold", "--unmap-threshold",
+            ] {
                 commands.append(["replay", trace, option, v])
             }
             for c in commands {
@@ -45,7 +48,7 @@ struct EdgeValueTests {
                 #expect(!trapped(o), "nommu \(c.joined(separator: " ")): \(o)")
             }
         }
-        #expect(ran == edgeValues.count * 13)
+        #expect(ran == edgeValues.count * 15)
     }
 
     @Test("nommu replay with every edge value in every field of every event kind")
