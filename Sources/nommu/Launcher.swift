@@ -6,6 +6,7 @@
 import ArgumentParser
 import Foundation
 import NommuBase
+import NommuBench
 import NommuHost
 
 #if canImport(Glibc)
@@ -17,6 +18,14 @@ import NommuHost
 /// `nommu replay` and `nommu exec-map`, large enough for real programs (the library's own
 /// default, `System.Configuration()`, is 64 MiB).
 let defaultArena = "256M"
+
+/// The start every nommu JSON document shares: `{`, then `tool`, `version`, `settings` (a JSON
+/// object) and `machine` (the host's facts), each on a line of its own ending in a comma.
+func documentHead(tool: String, settings: String) -> String {
+    "{\n  \"tool\": \(jsonString(tool)),\n  \"version\": \(jsonString(NommuVersion.string)),\n"
+        + "  \"settings\": \(settings),\n"
+        + "  \"machine\": \(hostJSON(MachineInfo.current(for: BenchConfiguration()))),\n"
+}
 
 struct CommandFailure: Error, CustomStringConvertible {
     var text: String

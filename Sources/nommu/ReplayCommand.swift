@@ -139,7 +139,7 @@ struct ReplayCommand: ParsableCommand {
                 mmapThreshold: sizes.mmap, unmapThreshold: sizes.unmap)
         }
         if fit {
-            try fitArena(parsed, policies: policies, trims: trims, options: options)
+            try fitArena(parsed, policies: policies, trims: trims, sizes: sizes, options: options)
             return
         }
         let result: (reports: [ReplayReport], samples: [ReplaySample])
@@ -191,7 +191,8 @@ struct ReplayCommand: ParsableCommand {
     /// `--fit`: the smallest arena, to the page, per policy and trim, with each probe on stderr.
     /// - Throws: `ExitCode(1)` when a configuration fits in no arena.
     func fitArena(
-        _ parsed: [Trace], policies: [Malloc.Policy], trims: [Int], options: (Malloc.Policy, Int) -> ReplayOptions
+        _ parsed: [Trace], policies: [Malloc.Policy], trims: [Int], sizes: (extend: Int, mmap: Int, unmap: Int),
+        options: (Malloc.Policy, Int) -> ReplayOptions
     ) throws {
         let names = parsed.map(\.name).joined(separator: " + ")
         var out = "smallest arena in which \(names) replays completely (max order \(maxOrder)):\n"
@@ -237,20 +238,9 @@ struct ReplayCommand: ParsableCommand {
             }
         }
         if format == .json {
-            let settings: [(String, String)] = [
-                ("traces", "[" + traces.map(jsonString).joined(separator: ", ") + "]"), ("fit", "true"),
-                ("malloc", "[" + policies.map { jsonString($0.rawValue) }.joined(separator: ", ") + "]"),
-                ("nr_trim_pages", "[" + trims.map(String.init).joined(separator: ", ") + "]"),
-                ("max_order", String(maxOrder)), ("uninitialized", String(uninitialized)),
-                ("allow_uninitialized", String(allowUninitialized)), ("touch", String(touch)),
-                ("extend_size", String(options(policies[0], trims[0]).extendSize)),
-                ("mmap_threshold", String(options(policies[0], trims[0]).mmapThreshold)),
-                ("unmap_threshold", String(options(policies[0], trims[0]).unmapThreshold)),
-            ]
-            var doc = "{\n  \"tool\": \"nommu replay\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
-            doc +=
-                "  \"settings\": {" + settings.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "},\n"
-            doc += "  \"machine\": \(hostJSON(MachineInfo.current(for: BenchConfiguration()))),\n"
+            var doc = documentHead(
+                tool: "nommu replay",
+                settings: settingsJSON(arenaBytes: nil, policies: policies, trims: trims, sizes: sizes))
             doc += "  \"results\": [\n" + rows.joined(separator: ",\n") + "\n  ]\n}\n"
             print(doc, terminator: "")
         } else {
@@ -259,22 +249,37 @@ struct ReplayCommand: ParsableCommand {
         if !allFit { throw ExitCode(1) }
     }
 
+    /// The settings of a replay (or, with `--fit`, of the search: lists of policies and trims,
+    /// no arena) as a JSON object.
+    func settingsJSON(
+        arenaBytes: Int?, policies: [Malloc.Policy], trims: [Int], sizes: (extend: Int, mmap: Int, unmap: Int)
+    ) -> String {
+        func value<T>(_ xs: [T], _ f: (T) -> String) -> String {
+            fit ? "[" + xs.map(f).joined(separator: ", ") + "]" : f(xs[0])
+        }
+        var fields: [(String, String)] = [("traces", "[" + traces.map(jsonString).joined(separator: ", ") + "]")]
+        if fit { fields.append(("fit", "true")) }
+        fields.append(("malloc", value(policies) { jsonString($0.rawValue) }))
+        if let arenaBytes { fields.append(("arena_bytes", String(arenaBytes))) }
+        fields += [
+            ("max_order", String(maxOrder)), ("nr_trim_pages", value(trims) { String($0) }),
+            ("uninitialized", String(uninitialized)), ("allow_uninitialized", String(allowUninitialized)),
+            ("touch", String(touch)), ("extend_size", String(sizes.extend)), ("mmap_threshold", String(sizes.mmap)),
+            ("unmap_threshold", String(sizes.unmap)),
+        ]
+        return "{" + fields.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "}"
+    }
+
     /// The JSON document of a replay, in the shape of every nommu tool's: the tool, the version,
     /// the settings, the machine, a result per trace, and (with several traces) the total.
     func document(_ reports: [ReplayReport], arenaBytes: Int, sizes: (extend: Int, mmap: Int, unmap: Int)) -> String {
-        let settings: [(String, String)] = [
-            ("traces", "[" + traces.map(jsonString).joined(separator: ", ") + "]"),
-            ("malloc", jsonString(policy)), ("arena_bytes", String(arenaBytes)), ("max_order", String(maxOrder)),
-            ("nr_trim_pages", trim), ("uninitialized", String(uninitialized)),
-            ("allow_uninitialized", String(allowUninitialized)), ("touch", String(touch)),
-            ("extend_size", String(sizes.extend)), ("mmap_threshold", String(sizes.mmap)),
-            ("unmap_threshold", String(sizes.unmap)),
-        ]
         let rows = reports.filter { $0.trace != "total" || reports.count == 1 }
         let total = reports.count > 1 ? reports.last : nil
-        var out = "{\n  \"tool\": \"nommu replay\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
-        out += "  \"settings\": {" + settings.map { "\(jsonString($0.0)): \($0.1)" }.joined(separator: ", ") + "},\n"
-        out += "  \"machine\": \(hostJSON(MachineInfo.current(for: BenchConfiguration()))),\n"
+        let policy = Malloc.Policy(rawValue: policy) ?? .heap
+        let trim = Int(trim) ?? 0
+        var out = documentHead(
+            tool: "nommu replay",
+            settings: settingsJSON(arenaBytes: arenaBytes, policies: [policy], trims: [trim], sizes: sizes))
         out +=
             "  \"results\": [\n" + rows.map { "    " + $0.json(pageSize: 4096) }.joined(separator: ",\n") + "\n  ],\n"
         out += "  \"total\": " + (total.map { $0.json(pageSize: 4096) } ?? "null") + "\n}\n"

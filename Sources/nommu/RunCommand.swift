@@ -178,21 +178,18 @@ struct RunCommand: ParsableCommand {
         return (byImage.values.sorted { ($0.startedNs, $0.pid) < ($1.startedNs, $1.pid) }, malformed)
     }
 
-    /// The JSON document of `--report`: the tool, the settings, the machine, how the program
-    /// ended, a result per process image, and the total when asked for.
+    /// The JSON document of `--report`: the tool, the settings, the machine, the command, how
+    /// the program ended, a result per process image, and the total when asked for.
     func document(_ argv: [String], reports: [RunReport], end: Launcher.Termination, wallMs: Double, arenaBytes: Int)
         -> String
     {
-        let machine = MachineInfo.current(for: BenchConfiguration())
         var exit = "{\"status\": null, \"signal\": null}"
         switch end {
         case .exited(let s): exit = "{\"status\": \(s), \"signal\": null}"
         case .signaled(let s): exit = "{\"status\": null, \"signal\": \(s)}"
         }
-        var out = "{\n  \"tool\": \"nommu run\",\n  \"version\": \(jsonString(NommuVersion.string)),\n"
+        var out = documentHead(tool: "nommu run", settings: settings(arenaBytes: arenaBytes).json)
         out += "  \"command\": [" + argv.map(jsonString).joined(separator: ", ") + "],\n"
-        out += "  \"settings\": \(settings(arenaBytes: arenaBytes).json),\n"
-        out += "  \"machine\": \(hostJSON(machine)),\n"
         out += "  \"exit\": \(exit),\n  \"wall_ms\": \(String(format: "%.2f", wallMs)),\n"
         out += "  \"results\": [\n" + reports.map { "    " + $0.json() }.joined(separator: ",\n") + "\n  ]"
         if combine && !reports.isEmpty { out += ",\n  \"total\": " + RunReport.combined(reports).json() }
